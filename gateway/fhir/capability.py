@@ -1,0 +1,101 @@
+"""The CapabilityStatement, generated from what the engine implements (R4 capabilitystatement.html).
+
+Resource types, interactions and search parameters come from the same declarations the router and
+the indexer use, so the statement cannot promise what the server does not do.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from gateway import __version__
+from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.search_parameters import SEARCH_PARAMETERS, SearchParameter
+
+TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                     "search-type")  # fmt: skip
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+
+# Operations, declared as data; later work adds $responder-match and $responder-brief here.
+OPERATIONS: dict[str, list[dict[str, str]]] = {}
+
+
+def _search_param(param: SearchParameter) -> dict[str, Any]:
+    return {
+        "name": param.name,
+        "definition": param.definition,
+        "type": param.type,
+        "documentation": param.documentation,
+    }
+
+
+def _common_params() -> list[dict[str, Any]]:
+    return [
+        {"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token",
+         "documentation": "Logical id"},
+        {"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+         "type": "date", "documentation": "When the current version was stored (prefixes eq, ne, lt, gt, le, ge)"},
+    ]  # fmt: skip
+
+
+@cache
+def _rest_resources() -> tuple[dict[str, Any], ...]:
+    resources = []
+    for resource_type in sorted(RESOURCE_TYPES):
+        params = SEARCH_PARAMETERS[resource_type]
+        includes = sorted(f"{resource_type}:{p.name}" for p in params.values() if p.type == "reference")
+        revincludes = sorted(
+            f"{other}:{p.name}"
+            for other, other_params in SEARCH_PARAMETERS.items()
+            for p in other_params.values()
+            if p.type == "reference" and resource_type in p.target_types
+        )
+        entry: dict[str, Any] = {
+            "type": resource_type,
+            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "modified-since",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "referencePolicy": ["literal", "logical"],
+            "searchInclude": includes or None,
+            "searchRevInclude": revincludes or None,
+            "searchParam": _common_params() + [_search_param(p) for p in params.values()],
+        }
+        if resource_type in OPERATIONS:
+            entry["operation"] = OPERATIONS[resource_type]
+        resources.append({k: v for k, v in entry.items() if v is not None})
+    return tuple(resources)
+
+
+def capability_statement(base_url: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "id": "gateway",
+        "url": f"{base_url}/metadata",
+        "name": "CrisisResponseGateway",
+        "title": "Crisis-response FHIR gateway",
+        "status": "active",
+        "experimental": False,
+        "date": "2026-11-26",
+        "publisher": "crisis-fhir-gateway contributors",
+        "kind": "instance",
+        "software": {"name": "crisis-fhir-gateway", "version": __version__},
+        "implementation": {"description": "Crisis-response FHIR gateway", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Transactions are atomic. Unknown search parameters are ignored with a warning "
+                "unless the client sends Prefer: handling=strict.",
+                "resource": list(_rest_resources()),
+                "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+            }
+        ],
+    }

@@ -1,0 +1,90 @@
+"""The engine's request and response objects, and the two hooks every interaction passes.
+
+`AuthorizationHook` runs before an interaction touches the store; `ReleaseHook` runs on every
+response that leaves the engine (top-level requests and each Bundle entry alike). Both are
+pass-through until the SMART and consent-engine work fills them in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who is asking. `source` is recorded on every version this requester writes."""
+
+    source: str = "anonymous"
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass
+class FhirRequest:
+    method: str  # GET, HEAD, POST, PUT, PATCH, DELETE
+    path: str  # relative to the FHIR base, without leading slash: "Patient/1/_history/2"
+    params: list[tuple[str, str]] = field(default_factory=list)
+    body: Any = None  # the parsed resource (or JSON Patch document)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    requester: Requester = field(default_factory=Requester)
+    # Set for Bundle entries: FHIRPath of the entry, e.g. "Bundle.entry[3]".
+    entry: str | None = None
+    # Set by transaction processing: the id a create gets, so that urn:uuid references to it
+    # can be rewritten before any entry runs. Never taken from the client.
+    assigned_id: str | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def prefer(self, key: str) -> str | None:
+        """A token of the Prefer header (RFC 7240), e.g. prefer('return') -> 'minimal'."""
+        for part in (self.header("prefer") or "").split(","):
+            name, _, value = part.strip().partition("=")
+            if name.strip().lower() == key:
+                return value.strip().strip('"').lower()
+        return None
+
+
+@dataclass
+class FhirResponse:
+    status: int
+    resource: dict[str, Any] | None = None
+    location: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None  # FHIR instant; the adapter renders the HTTP date
+    change: str | None = None  # created, updated, unchanged: what a write did (import reports it)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """What a request asks to do, as the hooks and the CapabilityStatement name it."""
+
+    name: str  # read, vread, update, patch, delete, history-instance, history-type, history-system,
+    # create, search-type, capabilities, transaction, batch, operation
+    resource_type: str | None = None
+    resource_id: str | None = None
+
+
+class AuthorizationHook(Protocol):
+    def authorize(self, request: FhirRequest, interaction: Interaction) -> None:
+        """Raise a FhirError (401/403/404) when the requester may not do this."""
+
+
+class ReleaseHook(Protocol):
+    def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
+        """Return what may be released of the response (or raise)."""
+
+
+class AllowAll:
+    """Until SMART authorization lands: every interaction is allowed (loopback binds only)."""
+
+    def authorize(self, request: FhirRequest, interaction: Interaction) -> None:
+        return None
+
+
+class ReleaseAll:
+    """Until the consent engine lands: responses leave unchanged."""
+
+    def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
+        return response

@@ -1,0 +1,453 @@
+"""The FHIR engine: one router for top-level requests and Bundle entries (R4 http.html).
+
+`Engine.handle` opens a unit of work (one DB transaction) and dispatches; `Engine.dispatch` is
+what transaction processing calls for each entry, inside its own single unit of work. Every
+dispatch passes the authorization hook before touching the store and the release hook after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jsonpatch
+
+from gateway.fhir import bundles
+from gateway.fhir.capability import capability_statement
+from gateway.fhir.context import (
+    AllowAll,
+    AuthorizationHook,
+    FhirRequest,
+    FhirResponse,
+    Interaction,
+    ReleaseAll,
+    ReleaseHook,
+)
+from gateway.fhir.dates import date_range, instant
+from gateway.fhir.errors import (
+    BadRequest,
+    Conflict,
+    FhirError,
+    Gone,
+    Issue,
+    MethodNotAllowed,
+    NotFound,
+    NotSupported,
+    PreconditionFailed,
+    Unprocessable,
+    operation_outcome,
+)
+from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.repository import Repository, Store, StoredResource
+from gateway.fhir.search import Criterion, SearchQuery, parse_search
+from gateway.fhir.validation import ID_PATTERN, classify_reference, iter_references, validate_resource
+
+_ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    base_url: str
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    strict_search_by_default: bool = False
+    max_bundle_entries: int = 10_000
+
+
+def parse_etag(value: str, where: str = "If-Match") -> int:
+    match = _ETAG.match(value.strip())
+    if not match:
+        raise BadRequest(f'{where} must be a version ETag like W/"3", got {value!r}')
+    return int(match["version"])
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        config: EngineConfig,
+        authorization: AuthorizationHook | None = None,
+        release: ReleaseHook | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.authorization: AuthorizationHook = authorization or AllowAll()
+        self.release: ReleaseHook = release or ReleaseAll()
+
+    # -- entry points --------------------------------------------------------------------------
+    def handle(self, request: FhirRequest) -> FhirResponse:
+        """A top-level request: route, run in one unit of work, commit on success."""
+        from gateway.fhir.transaction import run_batch, run_transaction  # noqa: PLC0415
+
+        if request.path == "" and request.method == "POST":
+            bundle_type = request.body.get("type") if isinstance(request.body, dict) else None
+            if isinstance(request.body, dict) and request.body.get("resourceType") == "Bundle":
+                if bundle_type == "batch":
+                    return run_batch(self, request)
+                if bundle_type == "transaction":
+                    return run_transaction(self, request)
+            raise BadRequest(
+                "POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle.type"
+            )
+        write = request.method not in ("GET", "HEAD") and not request.path.endswith("_search")
+        with self.store.unit_of_work(write) as (repository, now):
+            return self.dispatch(request, repository, now)
+
+    def dispatch(self, request: FhirRequest, repository: Repository, now: datetime) -> FhirResponse:
+        interaction, handler = self.route(request)
+        self.authorization.authorize(request, interaction)
+        response = handler(request, repository, now, interaction)
+        return self.release.release(request, interaction, response)
+
+    # -- routing -------------------------------------------------------------------------------
+    Handler = Callable[[FhirRequest, Repository, datetime, Interaction], FhirResponse]
+
+    def route(self, request: FhirRequest) -> tuple[Interaction, Handler]:
+        method = "GET" if request.method == "HEAD" else request.method
+        parts = [part for part in request.path.split("/") if part] if request.path else []
+        if not parts:
+            raise MethodNotAllowed(f"{method} is not supported on the base URL")
+        if parts == ["metadata"]:
+            return self._only(method, "GET", Interaction("capabilities"), self._capabilities)
+        if parts == ["_history"]:
+            return self._only(method, "GET", Interaction("history-system"), self._history)
+        if any(part.startswith("$") for part in parts):
+            raise NotSupported(f"operation {request.path} is not supported by this server")
+        resource_type = parts[0]
+        if resource_type not in RESOURCE_TYPES:
+            raise NotFound(f"resource type {resource_type!r} is not supported by this server")
+        if len(parts) == 1:
+            routes = {
+                "GET": (Interaction("search-type", resource_type), self._search),
+                "POST": (Interaction("create", resource_type), self._create),
+                "PUT": (Interaction("update", resource_type), self._conditional_update),
+                "DELETE": (Interaction("delete", resource_type), self._conditional_delete),
+            }
+            if method not in routes:
+                raise MethodNotAllowed(f"{method} is not supported on {resource_type}")
+            return routes[method]
+        if parts[1] == "_search" and len(parts) == 2:
+            return self._only(method, "POST", Interaction("search-type", resource_type), self._search)
+        if parts[1] == "_history" and len(parts) == 2:
+            return self._only(method, "GET", Interaction("history-type", resource_type), self._history)
+        resource_id = parts[1]
+        if not ID_PATTERN.match(resource_id):
+            raise BadRequest(f"{resource_id!r} is not a valid resource id", expression="request.url")
+        if len(parts) == 2:
+            routes = {
+                "GET": (Interaction("read", resource_type, resource_id), self._read),
+                "PUT": (Interaction("update", resource_type, resource_id), self._update),
+                "PATCH": (Interaction("patch", resource_type, resource_id), self._patch),
+                "DELETE": (Interaction("delete", resource_type, resource_id), self._delete),
+            }
+            if method not in routes:
+                raise MethodNotAllowed(f"{method} is not supported on {resource_type}/{resource_id}")
+            return routes[method]
+        if parts[2] == "_history" and len(parts) == 3:
+            return self._only(
+                method, "GET", Interaction("history-instance", resource_type, resource_id), self._history
+            )
+        if parts[2] == "_history" and len(parts) == 4:
+            return self._only(method, "GET", Interaction("vread", resource_type, resource_id), self._vread)
+        raise NotFound(f"no FHIR interaction at {request.path!r}")
+
+    @staticmethod
+    def _only(method: str, allowed: str, interaction: Interaction, handler: Handler) -> tuple[Interaction, Handler]:
+        if method != allowed:
+            raise MethodNotAllowed(f"{method} is not supported here; use {allowed}")
+        return interaction, handler
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _location(self, item: StoredResource) -> str:
+        return f"{self.config.base_url}/{item.type}/{item.id}/_history/{item.version}"
+
+    def _written(
+        self, request: FhirRequest, item: StoredResource, status: int, message: str, change: str
+    ) -> FhirResponse:
+        prefer = request.prefer("return")
+        if prefer == "minimal":
+            body = None
+        elif prefer == "operationoutcome":
+            body = operation_outcome([Issue("informational", message, severity="information")])
+        else:
+            body = item.content
+        return FhirResponse(
+            status,
+            body,
+            location=self._location(item),
+            etag=item.etag,
+            last_modified=instant(item.last_updated),
+            change=change,
+        )
+
+    def _conditions(self, resource_type: str, query_string: str, where: str) -> list[Criterion]:
+        params = parse_qsl(query_string, keep_blank_values=True)
+        if not params:
+            raise BadRequest(f"{where} needs search criteria")
+        query = self._parse_search(resource_type, params, strict=True)
+        if not query.criteria:
+            raise BadRequest(f"{where} needs search criteria")
+        return query.criteria
+
+    def _parse_search(self, resource_type: str, params: list[tuple[str, str]], strict: bool) -> SearchQuery:
+        return parse_search(
+            resource_type,
+            params,
+            base_url=self.config.base_url,
+            strict=strict,
+            default_count=self.config.default_page_size,
+            max_count=self.config.max_page_size,
+        )
+
+    def _require_resource(self, request: FhirRequest, resource_type: str) -> dict[str, Any]:
+        validate_resource(request.body, resource_type)
+        body: dict[str, Any] = request.body
+        for reference, location in iter_references(body, resource_type):
+            kind = classify_reference(reference["reference"])
+            if kind == "conditional":
+                raise BadRequest(
+                    "conditional references are resolved only inside transaction Bundles",
+                    expression=f"{location}.reference",
+                )
+            if kind == "urn" and reference["reference"].startswith("urn:uuid:"):
+                raise BadRequest(
+                    f"{reference['reference']} does not resolve: urn:uuid references only resolve to "
+                    "entries of the same transaction Bundle",
+                    expression=f"{location}.reference",
+                )
+        return body
+
+    def _current(self, repository: Repository, resource_type: str, resource_id: str) -> StoredResource:
+        item = repository.read(resource_type, resource_id)
+        if item is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if item.deleted:
+            raise Gone(f"{resource_type}/{resource_id} was deleted", headers={"ETag": item.etag})
+        return item
+
+    # -- interactions --------------------------------------------------------------------------
+    def _capabilities(self, request: FhirRequest, repository: Repository, now: datetime, _: Interaction) -> FhirResponse:
+        return FhirResponse(200, capability_statement(self.config.base_url))
+
+    def _read(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        assert i.resource_type and i.resource_id
+        item = self._current(repository, i.resource_type, i.resource_id)
+        if_none_match = request.header("if-none-match")
+        if if_none_match and if_none_match.strip() in (item.etag, f'"{item.version}"'):
+            return FhirResponse(304, None, etag=item.etag, last_modified=instant(item.last_updated))
+        since = request.header("if-modified-since")
+        if since:
+            from email.utils import parsedate_to_datetime  # noqa: PLC0415
+
+            try:
+                moment = parsedate_to_datetime(since).replace(tzinfo=None)
+            except (TypeError, ValueError):
+                moment = None
+            if moment and item.last_updated.replace(microsecond=0) <= moment:
+                return FhirResponse(304, None, etag=item.etag, last_modified=instant(item.last_updated))
+        return FhirResponse(200, item.content, etag=item.etag, last_modified=instant(item.last_updated))
+
+    def _vread(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        assert i.resource_type and i.resource_id
+        version_text = request.path.rstrip("/").split("/")[-1]
+        if not version_text.isdigit():
+            raise NotFound(f"{i.resource_type}/{i.resource_id} has no version {version_text!r}")
+        item = repository.vread(i.resource_type, i.resource_id, int(version_text))
+        if item is None:
+            raise NotFound(f"{i.resource_type}/{i.resource_id} has no version {version_text}")
+        if item.deleted:
+            raise Gone(f"version {version_text} of {i.resource_type}/{i.resource_id} is a deletion")
+        return FhirResponse(200, item.content, etag=item.etag, last_modified=instant(item.last_updated))
+
+    def _create(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        assert i.resource_type
+        content = dict(self._require_resource(request, i.resource_type))
+        condition = request.header("if-none-exist")
+        if condition:
+            criteria = self._conditions(i.resource_type, condition.lstrip("?"), "If-None-Exist")
+            repository.lock(f"{i.resource_type}?{condition}")
+            found = repository.find(i.resource_type, criteria)
+            if len(found) > 1:
+                raise PreconditionFailed(
+                    f"If-None-Exist {condition!r} matches more than one {i.resource_type}", expression="request.url"
+                )
+            if found:
+                return self._written(request, found[0], 200, "a matching resource exists; nothing was created", "unchanged")
+        content["id"] = request.assigned_id or new_id()
+        item = repository.write(content, current=None, method="POST", source=request.requester.source, now=now)
+        return self._written(request, item, 201, f"created {item.type}/{item.id}", "created")
+
+    def _update(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        assert i.resource_type and i.resource_id
+        content = self._require_resource(request, i.resource_type)
+        if content.get("id") != i.resource_id:
+            raise BadRequest(
+                f"the resource's id ({content.get('id')!r}) must equal the id in the URL ({i.resource_id!r})",
+                expression=f"{i.resource_type}.id",
+            )
+        return self._store_update(request, repository, now, content, repository.read(i.resource_type, i.resource_id))
+
+    def _store_update(
+        self,
+        request: FhirRequest,
+        repository: Repository,
+        now: datetime,
+        content: dict[str, Any],
+        current: StoredResource | None,
+        method: str = "PUT",
+    ) -> FhirResponse:
+        if_match = request.header("if-match")
+        if if_match:
+            expected = parse_etag(if_match)
+            if current is None or current.deleted:
+                raise PreconditionFailed(f"If-Match {if_match}: {content['resourceType']}/{content['id']} does not exist")
+            if current.version != expected:
+                raise PreconditionFailed(
+                    f"If-Match {if_match} does not match the current version {current.etag}; read it again"
+                )
+        live = current if current is not None and not current.deleted else None
+        if live is not None and live.content is not None and _same_content(live.content, content):
+            return self._written(request, live, 200, "no change; the current version is kept", "unchanged")
+        item = repository.write(content, current=current, method=method, source=request.requester.source, now=now)
+        created = live is None
+        change = "created" if created else "updated"
+        return self._written(request, item, 201 if created else 200, f"{change} {item.type}/{item.id}", change)
+
+    def _conditional_update(
+        self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction
+    ) -> FhirResponse:
+        assert i.resource_type
+        query_string = "&".join(f"{k}={v}" for k, v in request.params)
+        if not request.params:
+            raise MethodNotAllowed(f"PUT on {i.resource_type} needs an id (Type/id) or search criteria (Type?...)")
+        criteria = self._conditions(i.resource_type, query_string, "a conditional update")
+        content = dict(self._require_resource(request, i.resource_type))
+        repository.lock(f"{i.resource_type}?{query_string}")
+        found = repository.find(i.resource_type, criteria)
+        if len(found) > 1:
+            raise PreconditionFailed(f"the conditional update matches more than one {i.resource_type}")
+        if found:
+            if content.get("id") not in (None, found[0].id):
+                raise BadRequest(
+                    f"the resource's id {content['id']!r} differs from the matching {i.resource_type}/{found[0].id}",
+                    expression=f"{i.resource_type}.id",
+                )
+            content["id"] = found[0].id
+            return self._store_update(request, repository, now, content, found[0])
+        content["id"] = content.get("id") or request.assigned_id or new_id()
+        return self._store_update(request, repository, now, content, repository.read(i.resource_type, content["id"]))
+
+    def _patch(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        """JSON Patch (RFC 6902), http.html#patch."""
+        assert i.resource_type and i.resource_id
+        current = self._current(repository, i.resource_type, i.resource_id)
+        operations = request.body
+        if not isinstance(operations, list):
+            raise BadRequest("a PATCH body must be a JSON Patch document (a JSON array of operations)")
+        try:
+            patched = jsonpatch.apply_patch(current.content, operations)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as error:
+            raise Unprocessable(f"the JSON Patch cannot be applied: {error}") from None
+        if not isinstance(patched, dict) or patched.get("id") != i.resource_id or patched.get(
+            "resourceType"
+        ) != i.resource_type:
+            raise Unprocessable("a JSON Patch may not change the resource's type or id")
+        patched_request = dataclasses.replace(request, body=patched)
+        content = self._require_resource(patched_request, i.resource_type)
+        return self._store_update(patched_request, repository, now, content, current, method="PATCH")
+
+    def _delete(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        assert i.resource_type and i.resource_id
+        current = repository.read(i.resource_type, i.resource_id)
+        if_match = request.header("if-match")
+        if if_match and (current is None or current.deleted or current.version != parse_etag(if_match)):
+            raise PreconditionFailed(f"If-Match {if_match} does not match the current version")
+        if current is None or current.deleted:
+            # http.html#delete: deleting what does not exist (any more) succeeds.
+            return FhirResponse(204)
+        item = repository.delete(current, source=request.requester.source, now=now)
+        return FhirResponse(204, etag=item.etag)
+
+    def _conditional_delete(
+        self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction
+    ) -> FhirResponse:
+        assert i.resource_type
+        query_string = "&".join(f"{k}={v}" for k, v in request.params)
+        criteria = self._conditions(i.resource_type, query_string, "a conditional delete")
+        repository.lock(f"{i.resource_type}?{query_string}")
+        found = repository.find(i.resource_type, criteria)
+        if len(found) > 1:
+            raise PreconditionFailed(f"the conditional delete matches more than one {i.resource_type}")
+        if found:
+            repository.delete(found[0], source=request.requester.source, now=now)
+        return FhirResponse(204)
+
+    def _search(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        assert i.resource_type
+        handling = request.prefer("handling")
+        strict = handling == "strict" if handling else self.config.strict_search_by_default
+        params = list(request.params)
+        if request.method == "POST" and isinstance(request.body, list):
+            params += request.body  # form-encoded parameters of POST _search
+        params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
+        query = self._parse_search(i.resource_type, params, strict)
+        matches, total = repository.search(query)
+        included = repository.included(matches, query.includes) + repository.revincluded(matches, query.revincludes)
+        links = bundles.page_links(
+            self.config.base_url, i.resource_type, query.echo, query.count, query.offset, total, len(matches)
+        )
+        body = bundles.searchset(self.config.base_url, matches, included, total, links, query.warnings)
+        return FhirResponse(200, body)
+
+    def _history(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
+        count, offset, since = self.config.default_page_size, 0, None
+        echo: list[tuple[str, str]] = []
+        for key, value in request.params:
+            if key == "_count":
+                if not value.isdigit():
+                    raise BadRequest(f"_count must be a whole number, got {value!r}")
+                count = min(int(value), self.config.max_page_size)
+            elif key == "_offset":
+                if not value.isdigit():
+                    raise BadRequest(f"_offset must be a whole number, got {value!r}")
+                offset = int(value)
+            elif key == "_since":
+                found = date_range(value)
+                if found is None:
+                    raise BadRequest(f"_since must be a FHIR instant, got {value!r}")
+                since = found[0]
+                echo.append((key, value))
+        if i.resource_id:
+            assert i.resource_type
+            if repository.read(i.resource_type, i.resource_id) is None:
+                raise NotFound(f"{i.resource_type}/{i.resource_id} is not known")
+        versions, total = repository.history(i.resource_type, i.resource_id, since, count, offset)
+        path = "/".join(p for p in (i.resource_type, i.resource_id, "_history") if p)
+        links = bundles.page_links(self.config.base_url, path, echo, count, offset, total, len(versions))
+        return FhirResponse(200, bundles.history(self.config.base_url, versions, total, links))
+
+
+def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
+    """Equal apart from the server-assigned meta: such an update creates no new version."""
+
+    def strip(content: dict[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in (content.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+        rest = {k: v for k, v in content.items() if k != "meta"}
+        if meta:
+            rest["meta"] = meta
+        return rest
+
+    return strip(stored) == strip(incoming)
+
+
+__all__ = ["Engine", "EngineConfig", "FhirError", "Conflict", "parse_etag", "new_id"]

@@ -1,0 +1,64 @@
+"""What the engine needs from storage. The SQLAlchemy store implements it (gateway.store)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.fhir.search import Criterion, Include, SearchQuery
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    deleted: bool
+    content: dict[str, Any] | None
+    method: str = ""
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+class Repository(Protocol):
+    base_url: str
+
+    def read(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
+
+    def types_with_id(self, resource_id: str) -> list[str]: ...
+
+    def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None: ...
+
+    def history(
+        self, resource_type: str | None, resource_id: str | None, since: datetime | None, count: int, offset: int
+    ) -> tuple[list[StoredResource], int]: ...
+
+    def lock(self, key: str) -> None: ...
+
+    def write(
+        self, content: dict[str, Any], *, current: StoredResource | None, method: str, source: str, now: datetime
+    ) -> StoredResource: ...
+
+    def delete(self, current: StoredResource, *, source: str, now: datetime) -> StoredResource: ...
+
+    def search(self, query: SearchQuery) -> tuple[list[StoredResource], int | None]: ...
+
+    def find(self, resource_type: str, criteria: Sequence[Criterion], limit: int = 2) -> list[StoredResource]: ...
+
+    def included(self, matches: list[StoredResource], includes: list[Include]) -> list[StoredResource]: ...
+
+    def revincluded(self, matches: list[StoredResource], revincludes: list[Include]) -> list[StoredResource]: ...
+
+
+class Store(Protocol):
+    """Opens units of work: one database transaction each, committed when the block succeeds."""
+
+    def unit_of_work(self, write: bool) -> AbstractContextManager[tuple[Repository, datetime]]: ...
+
+

@@ -1,0 +1,241 @@
+"""Parsing of search requests (R4 search.html) into a `SearchQuery` the store can run.
+
+Criteria are AND-ed; comma-separated values inside one criterion are OR-ed. Unknown parameters
+are ignored with a warning (lenient) or refused with 400 (`Prefer: handling=strict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from gateway.fhir.dates import date_range
+from gateway.fhir.errors import BadRequest, Issue
+from gateway.fhir.indexing import normalise_string, phone_digits
+from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.search_parameters import COMMON_PARAMETERS, RESULT_PARAMETERS, SEARCH_PARAMETERS
+
+DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
+STRING_MODIFIERS = (None, "exact", "contains")
+SORTABLE = {"_lastUpdated", "_id"}
+
+
+@dataclass(frozen=True)
+class TokenValue:
+    system: str | None  # None: any system; "": no system
+    code: str | None  # None: any code of the system
+
+
+@dataclass(frozen=True)
+class DateValue:
+    prefix: str
+    low: datetime
+    high: datetime
+
+
+@dataclass(frozen=True)
+class ReferenceValue:
+    target_type: str | None
+    target_id: str
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    kind: Literal["token", "string", "date", "reference", "_id", "_lastUpdated"]
+    modifier: str | None
+    values: tuple[Any, ...]  # OR-ed
+
+
+@dataclass(frozen=True)
+class Include:
+    source_type: str
+    param: str
+    target_type: str | None
+
+
+@dataclass
+class SearchQuery:
+    resource_type: str
+    criteria: list[Criterion] = field(default_factory=list)
+    count: int = 50
+    offset: int = 0
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
+    includes: list[Include] = field(default_factory=list)
+    revincludes: list[Include] = field(default_factory=list)
+    total: Literal["none", "estimate", "accurate"] = "accurate"
+    summary_count: bool = False
+    warnings: list[Issue] = field(default_factory=list)
+    # The parameters that define the result set, for the self/next links.
+    echo: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _split_values(raw: str) -> list[str]:
+    """Comma-separated OR values, honouring `\\,` escapes."""
+    values, current, escaped = [], [], False
+    for char in raw:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    values.append("".join(current))
+    return [value for value in values if value != ""]
+
+
+def _token(raw: str) -> TokenValue:
+    if "|" not in raw:
+        return TokenValue(None, raw)
+    system, code = raw.split("|", 1)
+    return TokenValue(system, code or None)
+
+
+def _date(raw: str, name: str) -> DateValue:
+    prefix = raw[:2] if raw[:2] in DATE_PREFIXES else "eq"
+    value = raw[2:] if raw[:2] in DATE_PREFIXES else raw
+    found = date_range(value)
+    if found is None:
+        raise BadRequest(f"{name}: {raw!r} is not a FHIR date (e.g. 2024, 2024-03-01, ge2024-03-01T10:00Z)")
+    return DateValue(prefix, *found)
+
+
+def _reference(raw: str, modifier: str | None, targets: tuple[str, ...], base_url: str, name: str) -> ReferenceValue:
+    if raw.startswith(base_url + "/"):
+        raw = raw[len(base_url) + 1 :]
+    if raw.startswith(("http://", "https://")):
+        return ReferenceValue("url", raw)
+    parts = raw.split("/")
+    if len(parts) == 2 and parts[0] in RESOURCE_TYPES:
+        if targets and parts[0] not in targets:
+            raise BadRequest(f"{name} cannot refer to a {parts[0]}")
+        return ReferenceValue(parts[0], parts[1])
+    if modifier and modifier in RESOURCE_TYPES:
+        return ReferenceValue(modifier, raw)
+    if len(targets) == 1:
+        return ReferenceValue(targets[0], raw)
+    return ReferenceValue(None, raw)
+
+
+def _parse_include(raw: str, name: str) -> Include:
+    parts = raw.split(":")
+    if len(parts) not in (2, 3) or parts[0] not in RESOURCE_TYPES:
+        raise BadRequest(f"{name}={raw!r}: expected SourceType:parameter[:TargetType]")
+    param = SEARCH_PARAMETERS[parts[0]].get(parts[1])
+    if param is None or param.type != "reference":
+        raise BadRequest(f"{name}={raw!r}: {parts[0]} has no reference parameter {parts[1]!r}")
+    return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def _positive_int(raw: str, name: str) -> int:
+    if not raw.isdigit():
+        raise BadRequest(f"{name} must be a non-negative whole number, got {raw!r}")
+    return int(raw)
+
+
+def parse_search(
+    resource_type: str,
+    params: list[tuple[str, str]],
+    *,
+    base_url: str,
+    strict: bool,
+    default_count: int,
+    max_count: int,
+) -> SearchQuery:
+    query = SearchQuery(resource_type, count=default_count)
+    declared = SEARCH_PARAMETERS[resource_type]
+
+    def unknown(message: str) -> None:
+        if strict:
+            raise BadRequest(message + " (Prefer: handling=strict)", code="not-supported")
+        query.warnings.append(Issue("not-supported", message + "; ignored", severity="warning"))
+
+    for key, raw in params:
+        name, _, modifier_text = key.partition(":")
+        modifier = modifier_text or None
+        if name in RESULT_PARAMETERS:
+            if name == "_count":
+                query.count = min(_positive_int(raw, name), max_count)
+            elif name == "_offset":
+                query.offset = _positive_int(raw, name)
+            elif name == "_sort":
+                for part in raw.split(","):
+                    column = part.lstrip("-")
+                    if column in SORTABLE:
+                        query.sort.append((column, part.startswith("-")))
+                    else:
+                        unknown(f"sorting by {column!r} is not supported (only _lastUpdated, _id)")
+            elif name == "_include":
+                query.includes.append(_parse_include(raw, name))
+            elif name == "_revinclude":
+                query.revincludes.append(_parse_include(raw, name))
+            elif name == "_total":
+                if raw not in ("none", "estimate", "accurate"):
+                    raise BadRequest(f"_total must be none, estimate or accurate, got {raw!r}")
+                query.total = raw  # type: ignore[assignment]
+            elif name == "_summary":
+                if raw == "count":
+                    query.summary_count = True
+                elif raw != "false":
+                    unknown(f"_summary={raw} is not supported")
+            if name in ("_include", "_revinclude", "_total", "_summary", "_sort"):
+                query.echo.append((key, raw))
+            continue
+        if name in COMMON_PARAMETERS:
+            kind = COMMON_PARAMETERS[name]
+            if modifier:
+                raise BadRequest(f"modifier :{modifier} is not supported on {name}")
+            if kind == "token":
+                query.criteria.append(Criterion(name, "_id", None, tuple(_split_values(raw))))
+            else:
+                query.criteria.append(
+                    Criterion(name, "_lastUpdated", None, tuple(_date(v, name) for v in _split_values(raw)))
+                )
+            query.echo.append((key, raw))
+            continue
+        param = declared.get(name)
+        if param is None:
+            unknown(f"unknown search parameter {name!r} for {resource_type}")
+            continue
+        values = _split_values(raw)
+        if not values:
+            raise BadRequest(f"search parameter {name} has no value")
+        if modifier == "missing":
+            if raw not in ("true", "false"):
+                raise BadRequest(f"{key} must be true or false")
+            query.criteria.append(Criterion(name, param.type, "missing", (raw == "true",)))
+        elif param.type == "token":
+            if modifier not in (None, "not"):
+                raise BadRequest(f"modifier :{modifier} is not supported on token parameter {name}")
+            tokens = tuple(_token(v) for v in values)
+            if name == "phone":
+                tokens = tuple(TokenValue(None, phone_digits(t.code or "")) for t in tokens)
+            query.criteria.append(Criterion(name, "token", modifier, tokens))
+        elif param.type == "string":
+            if modifier not in STRING_MODIFIERS:
+                raise BadRequest(f"modifier :{modifier} is not supported on string parameter {name}")
+            query.criteria.append(
+                Criterion(name, "string", modifier, tuple(normalise_string(v) for v in values))
+            )
+        elif param.type == "date":
+            if modifier:
+                raise BadRequest(f"modifier :{modifier} is not supported on date parameter {name}")
+            query.criteria.append(Criterion(name, "date", None, tuple(_date(v, name) for v in values)))
+        else:
+            if modifier and modifier not in RESOURCE_TYPES:
+                raise BadRequest(f"modifier :{modifier} is not supported on reference parameter {name}")
+            query.criteria.append(
+                Criterion(
+                    name,
+                    "reference",
+                    None,
+                    tuple(_reference(v, modifier, param.target_types, base_url, name) for v in values),
+                )
+            )
+        query.echo.append((key, raw))
+    return query

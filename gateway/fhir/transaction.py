@@ -1,0 +1,342 @@
+"""Transaction and batch Bundles (R4 http.html#transaction).
+
+A transaction runs in explicit phases inside ONE unit of work, so it is all or nothing:
+1. preprocess: check each entry, give every create its id, resolve conditional identities;
+2. rewrite references: `urn:uuid` and other fullUrls to the entries' identities, conditional
+   references (`Patient?identifier=...`) to their single match;
+3. run the entries through the engine's router in the spec's order (DELETE, POST, PUT/PATCH, GET);
+4. answer with a transaction-response Bundle, entries in request order.
+A batch runs each entry in its own unit of work and reports per entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from gateway.fhir.context import FhirRequest, FhirResponse
+from gateway.fhir.dates import instant, utc_now
+from gateway.fhir.errors import BadRequest, FhirError, PayloadTooLarge, PreconditionFailed, operation_outcome
+from gateway.fhir.repository import Repository
+from gateway.fhir.validation import classify_reference, iter_references
+
+if TYPE_CHECKING:
+    from gateway.fhir.engine import Engine
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_ENTRY_HEADERS = {
+    "ifMatch": "if-match",
+    "ifNoneExist": "if-none-exist",
+    "ifNoneMatch": "if-none-match",
+    "ifModifiedSince": "if-modified-since",
+}
+
+
+@dataclass
+class Entry:
+    index: int
+    request: FhirRequest
+    full_url: str | None
+    identity: str | None = None  # "Type/id" this entry writes, once known
+
+    @property
+    def where(self) -> str:
+        return f"Bundle.entry[{self.index}]"
+
+
+def _check_bundle(engine: Engine, request: FhirRequest) -> list[dict[str, Any]]:
+    bundle = request.body
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise BadRequest("Bundle.entry must be a list", expression="Bundle.entry")
+    if len(entries) > engine.config.max_bundle_entries:
+        raise PayloadTooLarge(
+            f"the Bundle has {len(entries)} entries; at most {engine.config.max_bundle_entries} are accepted",
+            expression="Bundle.entry",
+        )
+    return entries
+
+
+def _entry_request(engine: Engine, outer: FhirRequest, raw: Any, index: int) -> Entry:
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(raw, dict):
+        raise BadRequest("a Bundle entry must be an object", expression=where)
+    request = raw.get("request")
+    if not isinstance(request, dict):
+        raise BadRequest("a transaction or batch entry needs a request", expression=f"{where}.request")
+    method = request.get("method")
+    if method not in _ORDER:
+        raise BadRequest(
+            f"request.method {method!r} is not one of GET, HEAD, POST, PUT, PATCH, DELETE",
+            expression=f"{where}.request.method",
+        )
+    url = request.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise BadRequest("request.url is required", expression=f"{where}.request.url")
+    base = engine.config.base_url
+    if url.startswith(base + "/"):
+        url = url[len(base) + 1 :]
+    elif url.startswith(("http://", "https://")):
+        raise BadRequest(
+            f"request.url {url!r} points at another server; use a URL relative to this one",
+            expression=f"{where}.request.url",
+        )
+    parts = urlsplit(url.lstrip("/"))
+    headers = {header: str(request[key]) for key, header in _ENTRY_HEADERS.items() if request.get(key) is not None}
+    if outer.header("prefer"):
+        headers["prefer"] = outer.header("prefer") or ""
+    body: Any = raw.get("resource")
+    if method == "PATCH":
+        body = _patch_document(body, where)
+    elif method in ("POST", "PUT") and not isinstance(body, dict):
+        raise BadRequest(f"a {method} entry needs a resource", expression=f"{where}.resource")
+    full_url = raw.get("fullUrl")
+    if full_url is not None:
+        if not isinstance(full_url, str) or classify_reference(full_url) not in ("urn", "absolute"):
+            raise BadRequest(
+                f"fullUrl {full_url!r} must be an absolute URL or a urn:uuid/urn:oid",
+                expression=f"{where}.fullUrl",
+            )
+    return Entry(
+        index,
+        FhirRequest(
+            method=method,
+            path=parts.path,
+            params=parse_qsl(parts.query, keep_blank_values=True),
+            body=body,
+            headers=headers,
+            requester=outer.requester,
+            entry=where,
+        ),
+        full_url,
+    )
+
+
+def _patch_document(body: Any, where: str) -> Any:
+    """PATCH entries carry the JSON Patch as a Binary (http.html#patch)."""
+    if not (isinstance(body, dict) and body.get("resourceType") == "Binary"):
+        raise BadRequest("a PATCH entry carries its JSON Patch as a Binary resource", expression=f"{where}.resource")
+    if body.get("contentType") != "application/json-patch+json":
+        raise BadRequest(
+            "only JSON Patch (application/json-patch+json) is supported", expression=f"{where}.resource.contentType"
+        )
+    try:
+        return orjson.loads(base64.b64decode(body.get("data", ""), validate=True))
+    except (binascii.Error, orjson.JSONDecodeError, ValueError):
+        raise BadRequest("the Binary's data is not base64 JSON", expression=f"{where}.resource.data") from None
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
+
+
+def _response_entry(response: FhirResponse) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    if response.resource is not None:
+        entry["resource"] = response.resource
+    result: dict[str, Any] = {"status": _status_line(response.status)}
+    if response.resource is not None and response.resource.get("resourceType") == "OperationOutcome":
+        result["outcome"] = entry.pop("resource")
+    if response.location:
+        result["location"] = response.location
+    if response.etag:
+        result["etag"] = response.etag
+    if response.last_modified:
+        result["lastModified"] = response.last_modified
+    entry["response"] = result
+    if response.resource is not None and response.location:
+        entry["fullUrl"] = response.location.split("/_history/")[0]
+    return entry
+
+
+def _response_bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": instant(utc_now())},
+        "type": kind,
+        "entry": entries,
+    }
+
+
+# -- transaction ---------------------------------------------------------------------------------
+def run_transaction(engine: Engine, request: FhirRequest) -> FhirResponse:
+    responses = execute_transaction(engine, request)
+    return FhirResponse(200, _response_bundle("transaction-response", [_response_entry(r) for r in responses]))
+
+
+def execute_transaction(engine: Engine, request: FhirRequest) -> list[FhirResponse]:
+    """Run a transaction Bundle atomically; the entries' responses in request order."""
+    raw_entries = _check_bundle(engine, request)
+    entries = [_entry_request(engine, request, raw, index) for index, raw in enumerate(raw_entries)]
+    seen_full_urls: dict[str, int] = {}
+    for entry in entries:
+        if entry.full_url:
+            if entry.full_url in seen_full_urls:
+                raise BadRequest(
+                    f"fullUrl {entry.full_url} is used by entry {seen_full_urls[entry.full_url]} too",
+                    expression=f"{entry.where}.fullUrl",
+                )
+            seen_full_urls[entry.full_url] = entry.index
+    with engine.store.unit_of_work(True) as (repository, now):
+        _resolve_identities(engine, repository, entries)
+        _rewrite_references(engine, repository, entries)
+        responses: dict[int, FhirResponse] = {}
+        for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
+            try:
+                responses[entry.index] = engine.dispatch(entry.request, repository, now)
+            except FhirError as error:
+                raise error.under(entry.where) from None
+    return [responses[entry.index] for entry in entries]
+
+
+def _identity_from_path(entry: Entry) -> str | None:
+    parts = [part for part in entry.request.path.split("/") if part]
+    return f"{parts[0]}/{parts[1]}" if len(parts) == 2 else None
+
+
+def _resolve_identities(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
+    """Give each write entry the identity it will have, before any entry runs."""
+    claimed: dict[str, int] = {}
+    for entry in entries:
+        request = entry.request
+        parts = [part for part in request.path.split("/") if part]
+        try:
+            if request.method == "POST" and len(parts) == 1:
+                entry.identity = _conditional_identity(
+                    engine, repository, parts[0], request.header("if-none-exist"), request, None
+                )
+                if entry.identity == f"{parts[0]}/{request.assigned_id}":
+                    entry.identity = _keep_placeholder_id(repository, parts[0], entry)
+            elif request.method == "PUT" and len(parts) == 1 and request.params:
+                query = "&".join(f"{k}={v}" for k, v in request.params)
+                body_id = request.body.get("id") if isinstance(request.body, dict) else None
+                entry.identity = _conditional_identity(engine, repository, parts[0], query, request, body_id)
+            elif request.method in ("PUT", "PATCH", "DELETE"):
+                entry.identity = _identity_from_path(entry)
+        except FhirError as error:
+            raise error.under(entry.where) from None
+        if entry.identity and request.method != "GET":
+            if entry.identity in claimed:
+                raise BadRequest(
+                    f"{entry.identity} is written by entry {claimed[entry.identity]} too; a transaction may "
+                    "touch each resource once",
+                    expression=f"{entry.where}.request.url",
+                )
+            claimed[entry.identity] = entry.index
+
+
+def _conditional_identity(
+    engine: Engine,
+    repository: Repository,
+    resource_type: str,
+    condition: str | None,
+    request: FhirRequest,
+    body_id: str | None,
+) -> str:
+    if condition:
+        criteria = engine._conditions(resource_type, condition.lstrip("?"), "the condition")
+        repository.lock(f"{resource_type}?{condition}")
+        found = repository.find(resource_type, criteria)
+        if len(found) > 1:
+            raise PreconditionFailed(f"{condition!r} matches more than one {resource_type}", expression="request")
+        if found:
+            return f"{resource_type}/{found[0].id}"
+    if body_id and request.method == "PUT":
+        return f"{resource_type}/{body_id}"
+    from gateway.fhir.engine import new_id  # noqa: PLC0415
+
+    request.assigned_id = new_id()
+    return f"{resource_type}/{request.assigned_id}"
+
+
+def _keep_placeholder_id(repository: Repository, resource_type: str, entry: Entry) -> str:
+    """A create whose fullUrl is urn:uuid:X gets the id X while X is free. Senders such as Synthea
+    split one record over several Bundles and point across them with urn:uuid:X; keeping X as
+    the id lets those references resolve (see `_resolve_placeholder`)."""
+    if entry.full_url and entry.full_url.startswith("urn:uuid:"):
+        candidate = entry.full_url.removeprefix("urn:uuid:").lower()
+        if repository.read(resource_type, candidate) is None:
+            entry.request.assigned_id = candidate
+    return f"{resource_type}/{entry.request.assigned_id}"
+
+
+def _resolve_placeholder(repository: Repository, target: str, where: str) -> str:
+    candidate = target.removeprefix("urn:uuid:").lower()
+    types = repository.types_with_id(candidate)
+    if len(types) != 1:
+        raise BadRequest(
+            f"{target} is not the fullUrl of any entry in this transaction, nor a stored resource",
+            expression=where,
+        )
+    return f"{types[0]}/{candidate}"
+
+
+def _rewrite_references(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
+    identities = {entry.full_url: entry.identity for entry in entries if entry.full_url and entry.identity}
+    for entry in entries:
+        body = entry.request.body
+        if not isinstance(body, dict) or "resourceType" not in body:
+            continue
+        resource_type = body["resourceType"]
+        for reference, location in iter_references(body, resource_type):
+            target = reference["reference"]
+            if target in identities:
+                reference["reference"] = identities[target]
+                continue
+            kind = classify_reference(target)
+            if kind == "conditional":
+                reference["reference"] = _resolve_conditional_reference(
+                    engine, repository, target, f"{entry.where}.resource{location[len(resource_type):]}.reference"
+                )
+            elif kind == "urn" and target.startswith("urn:uuid:"):
+                reference["reference"] = _resolve_placeholder(
+                    repository, target, f"{entry.where}.resource{location[len(resource_type):]}.reference"
+                )
+
+
+def _resolve_conditional_reference(engine: Engine, repository: Repository, target: str, where: str) -> str:
+    resource_type, _, query = target.partition("?")
+    try:
+        criteria = engine._conditions(resource_type, query, "a conditional reference")
+    except FhirError as error:
+        raise BadRequest(error.issues[0].diagnostics, expression=where) from None
+    found = repository.find(resource_type, criteria)
+    if len(found) != 1:
+        raise PreconditionFailed(
+            f"the conditional reference {target!r} matches {'no' if not found else 'more than one'} "
+            f"{resource_type}; it must match exactly one",
+            expression=where,
+        )
+    return f"{resource_type}/{found[0].id}"
+
+
+# -- batch ---------------------------------------------------------------------------------------
+def run_batch(engine: Engine, request: FhirRequest) -> FhirResponse:
+    raw_entries = _check_bundle(engine, request)
+    results: list[dict[str, Any]] = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            entry = _entry_request(engine, request, raw, index)
+            with engine.store.unit_of_work(entry.request.method not in ("GET", "HEAD")) as (repository, now):
+                response = engine.dispatch(entry.request, repository, now)
+            results.append(_response_entry(response))
+        except FhirError as error:
+            located = error.under(f"Bundle.entry[{index}]")
+            results.append(
+                {"response": {"status": _status_line(error.status), "outcome": operation_outcome(located.issues)}}
+            )
+    return FhirResponse(200, _response_bundle("batch-response", results))
+
+
+
+
+__all__ = ["execute_transaction", "run_batch", "run_transaction"]

@@ -1,0 +1,258 @@
+"""Validation of incoming resources (R4 4.0.1 via the fhir.resources R4B models) plus what the
+models do not check: required code bindings, id syntax, reference syntax, and the resource type
+matching the URL. Every problem becomes an Issue whose `expression` is a FHIRPath location.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.fhir.errors import BadRequest, Issue, Unprocessable
+from gateway.fhir.models import RESOURCE_TYPES, model_class
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_RELATIVE_REFERENCE = re.compile(
+    r"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/(?P<version>[A-Za-z0-9\-.]{1,64}))?$"
+)
+_URN_UUID = re.compile(r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_URN_OID = re.compile(r"^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$")
+_CONDITIONAL_REFERENCE = re.compile(r"^(?P<type>[A-Z][A-Za-z]+)\?(?P<query>.+)$")
+
+_ADMINISTRATIVE_GENDER = ("male", "female", "other", "unknown")
+_NAME_USE = ("usual", "official", "temp", "nickname", "anonymous", "old", "maiden")
+_CONTACT_SYSTEM = ("phone", "fax", "email", "pager", "url", "sms", "other")
+_CONTACT_USE = ("home", "work", "temp", "old", "mobile")
+_IDENTIFIER_USE = ("usual", "official", "temp", "secondary", "old")
+_ADDRESS_USE = ("home", "work", "temp", "old", "billing")
+_ADDRESS_TYPE = ("postal", "physical", "both")
+
+
+def _person_bindings(prefix: str) -> dict[str, tuple[str, ...]]:
+    return {
+        f"{prefix}.gender": _ADMINISTRATIVE_GENDER,
+        f"{prefix}.name.use": _NAME_USE,
+        f"{prefix}.telecom.system": _CONTACT_SYSTEM,
+        f"{prefix}.telecom.use": _CONTACT_USE,
+        f"{prefix}.identifier.use": _IDENTIFIER_USE,
+        f"{prefix}.address.use": _ADDRESS_USE,
+        f"{prefix}.address.type": _ADDRESS_TYPE,
+    }
+
+
+def _nested(path_head: str, repeat: str, tail: str, depth: int) -> list[str]:
+    return [f"{path_head}{('.' + repeat) * level}.{tail}" for level in range(1, depth + 1)]
+
+
+# Required bindings on `code` elements that the R4B models accept as any string. The brief and
+# the consent engine branch on these values, so an unknown code must not slip into the store.
+REQUIRED_BINDINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Patient": {
+        **_person_bindings("Patient"),
+        "Patient.contact.gender": _ADMINISTRATIVE_GENDER,
+        "Patient.link.type": ("replaced-by", "replaces", "refer", "seealso"),
+    },
+    "Practitioner": _person_bindings("Practitioner"),
+    "RelatedPerson": _person_bindings("RelatedPerson"),
+    "Person": _person_bindings("Person"),
+    "Organization": {
+        "Organization.telecom.system": _CONTACT_SYSTEM,
+        "Organization.telecom.use": _CONTACT_USE,
+    },
+    "PractitionerRole": {
+        "PractitionerRole.telecom.system": _CONTACT_SYSTEM,
+        "PractitionerRole.telecom.use": _CONTACT_USE,
+        "PractitionerRole.availableTime.daysOfWeek": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+    },
+    "EpisodeOfCare": {
+        "EpisodeOfCare.status": (
+            "planned", "waitlist", "active", "onhold", "finished", "cancelled", "entered-in-error",
+        ),
+        "EpisodeOfCare.statusHistory.status": (
+            "planned", "waitlist", "active", "onhold", "finished", "cancelled", "entered-in-error",
+        ),
+    },
+    "CareTeam": {
+        "CareTeam.status": ("proposed", "active", "suspended", "inactive", "entered-in-error"),
+        "CareTeam.telecom.system": _CONTACT_SYSTEM,
+    },
+    "Consent": {
+        "Consent.status": ("draft", "proposed", "active", "rejected", "inactive", "entered-in-error"),
+        **{
+            path: ("deny", "permit")
+            for path in ["Consent.provision.type", *_nested("Consent.provision", "provision", "type", 8)]
+        },
+    },
+    "Encounter": {
+        "Encounter.status": (
+            "planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled",
+            "entered-in-error", "unknown",
+        ),
+    },
+    "Flag": {"Flag.status": ("active", "inactive", "entered-in-error")},
+    "CarePlan": {
+        "CarePlan.status": (
+            "draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown",
+        ),
+        "CarePlan.intent": ("proposal", "plan", "order", "option"),
+    },
+    "Observation": {
+        "Observation.status": (
+            "registered", "preliminary", "final", "amended", "corrected", "cancelled",
+            "entered-in-error", "unknown",
+        ),
+    },
+    "MedicationStatement": {
+        "MedicationStatement.status": (
+            "active", "completed", "entered-in-error", "intended", "stopped", "on-hold", "unknown",
+            "not-taken",
+        ),
+    },
+    "MedicationRequest": {
+        "MedicationRequest.status": (
+            "active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft",
+            "unknown",
+        ),
+        "MedicationRequest.intent": (
+            "proposal", "plan", "order", "original-order", "reflex-order", "filler-order",
+            "instance-order", "option",
+        ),
+    },
+    "AllergyIntolerance": {
+        "AllergyIntolerance.type": ("allergy", "intolerance"),
+        "AllergyIntolerance.criticality": ("low", "high", "unable-to-assess"),
+    },
+    "Bundle": {
+        "Bundle.type": (
+            "document", "message", "transaction", "transaction-response", "batch", "batch-response",
+            "history", "searchset", "collection",
+        ),
+    },
+}  # fmt: skip
+
+
+def iter_path(resource: dict[str, Any], path: str) -> Iterator[tuple[Any, str]]:
+    """Values at a dotted path (lists are walked), each with its FHIRPath location."""
+    head, *steps = path.split(".")
+    nodes: list[tuple[Any, str]] = [(resource, head)]
+    for step in steps:
+        next_nodes: list[tuple[Any, str]] = []
+        for node, location in nodes:
+            if not isinstance(node, dict) or step not in node:
+                continue
+            value = node[step]
+            if isinstance(value, list):
+                next_nodes.extend((item, f"{location}.{step}[{index}]") for index, item in enumerate(value))
+            else:
+                next_nodes.append((value, f"{location}.{step}"))
+        nodes = next_nodes
+    yield from nodes
+
+
+def iter_references(node: Any, location: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every Reference-like object (a dict with a string `reference`) inside a resource."""
+    stack: list[tuple[Any, str]] = [(node, location)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, dict):
+            if isinstance(current.get("reference"), str):
+                yield current, where
+            for key, value in current.items():
+                if isinstance(value, dict | list):
+                    stack.append((value, f"{where}.{key}"))
+        elif isinstance(current, list):
+            stack.extend(
+                (item, f"{where}[{index}]") for index, item in enumerate(current) if isinstance(item, dict | list)
+            )
+
+
+def classify_reference(reference: str) -> str:
+    """'relative', 'absolute', 'contained', 'urn', 'conditional' or 'invalid'."""
+    if reference.startswith("#"):
+        return "contained" if len(reference) > 1 else "invalid"
+    match = _RELATIVE_REFERENCE.match(reference)
+    if match:
+        return "relative" if match["type"] in RESOURCE_TYPES else "invalid"
+    if _URN_UUID.match(reference) or _URN_OID.match(reference):
+        return "urn"
+    if reference.startswith(("http://", "https://")) and len(reference) > 8 and " " not in reference:
+        return "absolute"
+    match = _CONDITIONAL_REFERENCE.match(reference)
+    if match and match["type"] in RESOURCE_TYPES:
+        return "conditional"
+    return "invalid"
+
+
+def issues_from_model_error(error: Exception, resource_type: str) -> list[Issue]:
+    if not isinstance(error, ValidationError):
+        return [Issue("structure", f"{resource_type} is not valid: {error}", expression=(resource_type,))]
+    issues = []
+    for problem in error.errors(include_url=False):
+        path = resource_type
+        for part in problem["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part not in ("__root__",) and not str(part).startswith(("function-", "json-or-python")):
+                path += f".{part}"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = f"unknown element {problem['loc'][-1]!r}"
+        elif problem["type"] == "missing":
+            message = "required element is missing"
+        issues.append(Issue("structure", message, expression=(path,)))
+    return issues or [Issue("structure", str(error), expression=(resource_type,))]
+
+
+def validate_resource(resource: Any, expected_type: str | None = None) -> str:
+    """Validate a parsed resource; return its type. Raises BadRequest/Unprocessable with issues."""
+    if not isinstance(resource, dict):
+        raise BadRequest("expected a FHIR resource (a JSON object)")
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise BadRequest("the resource has no resourceType", expression="resourceType")
+    if model_class(resource_type) is None or resource_type not in RESOURCE_TYPES:
+        raise BadRequest(f"unknown or unsupported resource type {resource_type!r}", expression=resource_type)
+    if expected_type is not None and resource_type != expected_type:
+        raise BadRequest(
+            f"resource type {resource_type} does not match the URL's type {expected_type}",
+            expression=f"{resource_type}.resourceType",
+        )
+    resource_id = resource.get("id")
+    if resource_id is not None and (not isinstance(resource_id, str) or not ID_PATTERN.match(resource_id)):
+        raise BadRequest(
+            "id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'", expression=f"{resource_type}.id"
+        )
+    try:
+        model_class(resource_type).model_validate(resource)
+    except ValidationError as error:
+        raise Unprocessable(issues=issues_from_model_error(error, resource_type)) from None
+    except (ValueError, TypeError) as error:
+        raise Unprocessable(issues=issues_from_model_error(error, resource_type)) from None
+
+    issues: list[Issue] = []
+    for path, allowed in REQUIRED_BINDINGS.get(resource_type, {}).items():
+        for value, location in iter_path(resource, path):
+            if value not in allowed:
+                issues.append(
+                    Issue(
+                        "code-invalid",
+                        f"{value!r} is not in the required value set ({', '.join(allowed)})",
+                        expression=(location,),
+                    )
+                )
+    for reference, location in iter_references(resource, resource_type):
+        if classify_reference(reference["reference"]) == "invalid":
+            issues.append(
+                Issue(
+                    "value",
+                    f"{reference['reference']!r} is not a valid reference (Type/id, an absolute URL, "
+                    "#contained or urn:uuid)",
+                    expression=(f"{location}.reference",),
+                )
+            )
+    if issues:
+        raise Unprocessable(issues=issues)
+    return resource_type

@@ -1,0 +1,1 @@
+"""HTTP adapters: thin Flask blueprints that parse, call the engine, and render."""

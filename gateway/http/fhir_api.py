@@ -1,0 +1,174 @@
+"""The `/fhir` blueprint: wire format in, `Engine.handle`, wire format out.
+
+Nothing here decides anything about FHIR: it negotiates the format, parses the body with the
+locked-down parsers, and renders the engine's response (or its OperationOutcome) with the
+headers http.html asks for (ETag, Location, Last-Modified, Content-Type with fhirVersion).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC
+from email.utils import format_datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from gateway.fhir.context import FhirRequest, FhirResponse, Requester
+from gateway.fhir.dates import parse_instant
+from gateway.fhir.engine import Engine
+from gateway.fhir.errors import (
+    BadRequest,
+    FhirError,
+    Issue,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    operation_outcome,
+)
+from gateway.fhir.formats import (
+    Format,
+    dump_json,
+    dump_xml,
+    mime_type,
+    parse_json,
+    parse_xml,
+    request_format,
+    response_format,
+)
+
+log = logging.getLogger("gateway.http")
+
+fhir_api = Blueprint("fhir_api", __name__)
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_DATABASE_DOWN = ("database is locked", "could not connect", "connection refused", "server closed the connection")
+
+
+def _engine() -> Engine:
+    engine: Engine = current_app.extensions["fhir_engine"]
+    return engine
+
+
+def _wanted_format() -> Format:
+    try:
+        return response_format(request.args.get("_format"), request.headers.get("Accept"))
+    except FhirError:
+        return "json"
+
+
+def render(body: dict[str, Any] | None, status: int, fmt: Format, headers: dict[str, str] | None = None) -> Response:
+    pretty = request.args.get("_pretty") == "true"
+    response = Response(status=status)
+    if body is not None and status != 304:
+        response.set_data(dump_xml(body, pretty) if fmt == "xml" else dump_json(body, pretty))
+        response.headers["Content-Type"] = mime_type(fmt)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def render_error(error: FhirError) -> Response:
+    return render(operation_outcome(located(error.issues)), error.status, _wanted_format(), error.headers)
+
+
+def located(issues: list[Issue]) -> list[Issue]:
+    """Every issue points somewhere: one without a location points at the request's root
+    element (the resource type in the URL, or Bundle for the base URL)."""
+    parts = request.path.removeprefix("/fhir").strip("/").split("/")
+    root = parts[0] if parts[0][:1].isupper() else "Bundle" if parts == [""] else "Resource"
+    return [issue if issue.expression else Issue(issue.code, issue.diagnostics, issue.severity, (root,)) for issue in issues]
+
+
+def _parse_body(method: str) -> Any:
+    data = request.get_data(cache=False)
+    content_type = request.headers.get("Content-Type", "")
+    if method == "PATCH":
+        if content_type.split(";")[0].strip().lower() != "application/json-patch+json":
+            raise UnsupportedMediaType("PATCH takes a JSON Patch document: Content-Type application/json-patch+json")
+        return parse_json(data, current_app.config["GATEWAY_SETTINGS"].max_json_depth)
+    if request.path.endswith("/_search"):
+        if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+            raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters")
+        return list(request.form.items(multi=True))
+    if method in ("POST", "PUT") or data:
+        fmt = request_format(content_type)
+        if fmt == "xml":
+            return parse_xml(data)
+        return parse_json(data, current_app.config["GATEWAY_SETTINGS"].max_json_depth)
+    return None
+
+
+@fhir_api.route("/", methods=METHODS, defaults={"path": ""}, strict_slashes=False)
+@fhir_api.route("/<path:path>", methods=METHODS)
+def fhir(path: str) -> Response:
+    fmt = response_format(request.args.get("_format"), request.headers.get("Accept"))
+    body = _parse_body(request.method)
+    fhir_request = FhirRequest(
+        method=request.method,
+        path=path.strip("/"),
+        params=[(k, v) for k, v in request.args.items(multi=True) if k not in ("_format", "_pretty")],
+        body=body,
+        headers={name.lower(): value for name, value in request.headers.items()},
+        requester=Requester(source="unauthenticated"),
+    )
+    result = _engine().handle(fhir_request)
+    return _render_result(result, fmt)
+
+
+def _render_result(result: FhirResponse, fmt: Format) -> Response:
+    headers: dict[str, str] = {}
+    if result.etag:
+        headers["ETag"] = result.etag
+    if result.location:
+        headers["Location"] = result.location
+        headers["Content-Location"] = result.location
+    if result.last_modified:
+        headers["Last-Modified"] = format_datetime(parse_instant(result.last_modified).replace(tzinfo=UTC), usegmt=True)
+    return render(result.resource, result.status, fmt, headers)
+
+
+@fhir_api.errorhandler(FhirError)
+def _fhir_error(error: FhirError) -> Response:
+    return render_error(error)
+
+
+@fhir_api.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    if status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return render_error(PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes"))
+    if status == 405:
+        return render_error(MethodNotAllowed(f"{request.method} is not supported on {request.path}"))
+    if status == 404:
+        return render_error(NotFound(f"nothing at {request.path}"))
+    if status == 400:
+        return render_error(BadRequest(error.description or "bad request"))
+    return render(operation_outcome([Issue("processing", error.description or "")]), status, _wanted_format())
+
+
+@fhir_api.errorhandler(OperationalError)
+def _database_error(error: OperationalError) -> Response:
+    reference = uuid.uuid4().hex[:12]
+    log.error("database unavailable (reference %s): %s", reference, type(error.orig).__name__)
+    if any(marker in str(error.orig).lower() for marker in _DATABASE_DOWN):
+        return render_error(ServiceUnavailable(f"the store is unavailable; try again (reference {reference})"))
+    return _internal(reference)
+
+
+@fhir_api.errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    reference = uuid.uuid4().hex[:12]
+    # The traceback names code, not data: SQL parameters are hidden by the engine (hide_parameters).
+    log.exception("unexpected error (reference %s)", reference)
+    return _internal(reference)
+
+
+def _internal(reference: str) -> Response:
+    outcome = operation_outcome([Issue("exception", f"internal error; quote reference {reference} to the operator")])
+    return render(outcome, 500, _wanted_format())

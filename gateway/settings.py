@@ -1,0 +1,91 @@
+"""Typed settings: defaults from config/gateway.toml, overridden by GATEWAY_* environment variables.
+
+Validation happens once, at start-up; a bad value stops the gateway with a message naming the
+setting and the environment variable that carries it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "gateway.toml"
+
+
+class SettingsError(Exception):
+    """A setting has a value the gateway cannot run with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid", frozen=True)
+
+    database_url: str = "sqlite:///var/gateway.sqlite3"
+    base_url: str = "http://127.0.0.1:8080/fhir"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_bundle_entries: int = Field(10_000, ge=1)
+    max_json_depth: int = Field(64, ge=8, le=1000)
+    default_page_size: int = Field(50, ge=1)
+    max_page_size: int = Field(1000, ge=1)
+    default_search_handling: Literal["lenient", "strict"] = "lenient"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL, e.g. https://gateway.example.org/fhir")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            # Relative SQLite paths are relative to the project, not to wherever the command runs.
+            relative = value.removeprefix("sqlite:///")
+            if relative and relative != ":memory:":
+                value = "sqlite:///" + str(PROJECT_ROOT / relative)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("GATEWAY_CONFIG_FILE", DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_file))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load and validate settings, turning pydantic's report into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"])
+            lines.append(
+                f"  {name} (environment variable GATEWAY_{name.upper()}): {problem['msg']}"
+                f" (got {problem.get('input')!r})"
+            )
+        raise SettingsError("invalid gateway settings:\n" + "\n".join(lines)) from None

@@ -1,0 +1,1 @@
+"""The responder SMART-on-FHIR app. Empty until the SMART issue."""
