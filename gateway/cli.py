@@ -78,7 +78,11 @@ def db_upgrade() -> None:
     from gateway.store.database import make_engine, upgrade  # noqa: PLC0415
 
     settings = _settings()
-    upgrade(make_engine(settings.database_url))
+    database = make_engine(settings.database_url)
+    try:
+        upgrade(database)
+    finally:
+        database.dispose()
     click.echo("schema is current")
 
 

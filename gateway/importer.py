@@ -82,7 +82,9 @@ def _as_upsert(entry: dict[str, Any]) -> dict[str, Any]:
     if request.get("method") != "POST" or not isinstance(resource, dict) or request.get("ifNoneExist"):
         return entry
     full_url = entry.get("fullUrl") or ""
-    resource_id = resource.get("id") or (full_url.removeprefix("urn:uuid:") if full_url.startswith("urn:uuid:") else None)
+    resource_id = resource.get("id") or (
+        full_url.removeprefix("urn:uuid:") if full_url.startswith("urn:uuid:") else None
+    )
     if not resource_id or "/" in request.get("url", "/"):
         return entry
     entry = dict(entry)
@@ -93,7 +95,10 @@ def _as_upsert(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _upsert_entry(resource: dict[str, Any]) -> dict[str, Any]:
     if resource.get("id"):
-        return {"resource": resource, "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
+        return {
+            "resource": resource,
+            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
+        }
     return {"resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}}
 
 
@@ -150,9 +155,7 @@ def _read(path: Path, max_depth: int) -> tuple[str, list[dict[str, Any]]]:
     """('transaction'|'batch'|'resources', entries) for one file."""
     data = path.read_bytes()
     if path.suffix == ".ndjson":
-        resources = [
-            parse_json(line, max_depth) for line in data.splitlines() if line.strip()
-        ]
+        resources = [parse_json(line, max_depth) for line in data.splitlines() if line.strip()]
         return "resources", [_upsert_entry(r) for r in resources]
     content = parse_xml(data) if path.suffix == ".xml" else parse_json(data, max_depth)
     if content.get("resourceType") == "Bundle" and content.get("type") in ("transaction", "batch"):
@@ -192,5 +195,3 @@ def import_paths(
     bar.close()
     database.dispose()
     return summary
-
-

@@ -12,7 +12,7 @@ import random
 import uuid
 from typing import Any
 
-from gateway.importer import ImportSummary, Importer, import_paths
+from gateway.importer import Importer, ImportSummary, import_paths
 from gateway.settings import Settings
 
 _NS = uuid.UUID("6f1c3b1e-1d2a-4c55-9a43-5b7b0c0d5e11")

@@ -154,9 +154,7 @@ class Engine:
                 raise MethodNotAllowed(f"{method} is not supported on {resource_type}/{resource_id}")
             return routes[method]
         if parts[2] == "_history" and len(parts) == 3:
-            return self._only(
-                method, "GET", Interaction("history-instance", resource_type, resource_id), self._history
-            )
+            return self._only(method, "GET", Interaction("history-instance", resource_type, resource_id), self._history)
         if parts[2] == "_history" and len(parts) == 4:
             return self._only(method, "GET", Interaction("vread", resource_type, resource_id), self._vread)
         raise NotFound(f"no FHIR interaction at {request.path!r}")
@@ -236,7 +234,9 @@ class Engine:
         return item
 
     # -- interactions --------------------------------------------------------------------------
-    def _capabilities(self, request: FhirRequest, repository: Repository, now: datetime, _: Interaction) -> FhirResponse:
+    def _capabilities(
+        self, request: FhirRequest, repository: Repository, now: datetime, _: Interaction
+    ) -> FhirResponse:
         return FhirResponse(200, capability_statement(self.config.base_url))
 
     def _read(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
@@ -282,7 +282,9 @@ class Engine:
                     f"If-None-Exist {condition!r} matches more than one {i.resource_type}", expression="request.url"
                 )
             if found:
-                return self._written(request, found[0], 200, "a matching resource exists; nothing was created", "unchanged")
+                return self._written(
+                    request, found[0], 200, "a matching resource exists; nothing was created", "unchanged"
+                )
         content["id"] = request.assigned_id or new_id()
         item = repository.write(content, current=None, method="POST", source=request.requester.source, now=now)
         return self._written(request, item, 201, f"created {item.type}/{item.id}", "created")
@@ -310,7 +312,9 @@ class Engine:
         if if_match:
             expected = parse_etag(if_match)
             if current is None or current.deleted:
-                raise PreconditionFailed(f"If-Match {if_match}: {content['resourceType']}/{content['id']} does not exist")
+                raise PreconditionFailed(
+                    f"If-Match {if_match}: {content['resourceType']}/{content['id']} does not exist"
+                )
             if current.version != expected:
                 raise PreconditionFailed(
                     f"If-Match {if_match} does not match the current version {current.etag}; read it again"
@@ -358,9 +362,11 @@ class Engine:
             patched = jsonpatch.apply_patch(current.content, operations)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as error:
             raise Unprocessable(f"the JSON Patch cannot be applied: {error}") from None
-        if not isinstance(patched, dict) or patched.get("id") != i.resource_id or patched.get(
-            "resourceType"
-        ) != i.resource_type:
+        if (
+            not isinstance(patched, dict)
+            or patched.get("id") != i.resource_id
+            or patched.get("resourceType") != i.resource_type
+        ):
             raise Unprocessable("a JSON Patch may not change the resource's type or id")
         patched_request = dataclasses.replace(request, body=patched)
         content = self._require_resource(patched_request, i.resource_type)

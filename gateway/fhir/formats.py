@@ -45,9 +45,7 @@ def _media_type(header: str) -> tuple[str, dict[str, str]]:
 def request_format(content_type: str | None) -> Format:
     """The format of a request body, from its Content-Type (415 when it is not a FHIR format)."""
     if not content_type:
-        raise UnsupportedMediaType(
-            "a request body needs a Content-Type: application/fhir+json or application/fhir+xml"
-        )
+        raise UnsupportedMediaType("a request body needs a Content-Type: application/fhir+json or application/fhir+xml")
     mime, params = _media_type(content_type)
     charset = params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):

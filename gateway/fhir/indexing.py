@@ -105,7 +105,7 @@ def index_entries(resource: dict[str, Any], base_url: str) -> IndexEntries:
                 rows: list[tuple[Any, ...]] = []
                 if param.type == "token":
                     rows = [
-                        (param.name, system, code[:MAX_INDEXED_LENGTH])
+                        (param.name, system or None, code[:MAX_INDEXED_LENGTH])
                         for system, code in _tokens(value, param)
                         if code
                     ]

@@ -60,5 +60,3 @@ class Store(Protocol):
     """Opens units of work: one database transaction each, committed when the block succeeds."""
 
     def unit_of_work(self, write: bool) -> AbstractContextManager[tuple[Repository, datetime]]: ...
-
-

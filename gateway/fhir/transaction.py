@@ -15,7 +15,6 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -295,11 +294,11 @@ def _rewrite_references(engine: Engine, repository: Repository, entries: list[En
             kind = classify_reference(target)
             if kind == "conditional":
                 reference["reference"] = _resolve_conditional_reference(
-                    engine, repository, target, f"{entry.where}.resource{location[len(resource_type):]}.reference"
+                    engine, repository, target, f"{entry.where}.resource{location[len(resource_type) :]}.reference"
                 )
             elif kind == "urn" and target.startswith("urn:uuid:"):
                 reference["reference"] = _resolve_placeholder(
-                    repository, target, f"{entry.where}.resource{location[len(resource_type):]}.reference"
+                    repository, target, f"{entry.where}.resource{location[len(resource_type) :]}.reference"
                 )
 
 
@@ -335,8 +334,6 @@ def run_batch(engine: Engine, request: FhirRequest) -> FhirResponse:
                 {"response": {"status": _status_line(error.status), "outcome": operation_outcome(located.issues)}}
             )
     return FhirResponse(200, _response_bundle("batch-response", results))
-
-
 
 
 __all__ = ["execute_transaction", "run_batch", "run_transaction"]

@@ -213,7 +213,8 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> str:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str) or not resource_type:
         raise BadRequest("the resource has no resourceType", expression="resourceType")
-    if model_class(resource_type) is None or resource_type not in RESOURCE_TYPES:
+    model = model_class(resource_type)
+    if model is None or resource_type not in RESOURCE_TYPES:
         raise BadRequest(f"unknown or unsupported resource type {resource_type!r}", expression=resource_type)
     if expected_type is not None and resource_type != expected_type:
         raise BadRequest(
@@ -222,11 +223,9 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> str:
         )
     resource_id = resource.get("id")
     if resource_id is not None and (not isinstance(resource_id, str) or not ID_PATTERN.match(resource_id)):
-        raise BadRequest(
-            "id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'", expression=f"{resource_type}.id"
-        )
+        raise BadRequest("id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'", expression=f"{resource_type}.id")
     try:
-        model_class(resource_type).model_validate(resource)
+        model.model_validate(resource)
     except ValidationError as error:
         raise Unprocessable(issues=issues_from_model_error(error, resource_type)) from None
     except (ValueError, TypeError) as error:

@@ -81,7 +81,9 @@ def located(issues: list[Issue]) -> list[Issue]:
     element (the resource type in the URL, or Bundle for the base URL)."""
     parts = request.path.removeprefix("/fhir").strip("/").split("/")
     root = parts[0] if parts[0][:1].isupper() else "Bundle" if parts == [""] else "Resource"
-    return [issue if issue.expression else Issue(issue.code, issue.diagnostics, issue.severity, (root,)) for issue in issues]
+    return [
+        issue if issue.expression else Issue(issue.code, issue.diagnostics, issue.severity, (root,)) for issue in issues
+    ]
 
 
 def _parse_body(method: str) -> Any:

@@ -186,9 +186,7 @@ class SqlRepository:
                 .values(version=version, last_updated=now, deleted=False, content=stored_content)
             ).rowcount
             if changed != 1:
-                raise Conflict(
-                    f"{resource_type}/{resource_id} was changed by another request; read it again and retry"
-                )
+                raise Conflict(f"{resource_type}/{resource_id} was changed by another request; read it again and retry")
             self._clear_index(pk)
         self._insert_version(pk, stored_content, version, now, method, source)
         self._insert_index(pk, stored_content)
@@ -257,7 +255,12 @@ class SqlRepository:
             self.connection.execute(
                 insert(table),
                 [
-                    {"resource_pk": pk, "type": resource_type, "param": row[0], **dict(zip(value_columns, row[1:]))}
+                    {
+                        "resource_pk": pk,
+                        "type": resource_type,
+                        "param": row[0],
+                        **dict(zip(value_columns, row[1:], strict=True)),
+                    }
                     for row in rows
                 ],
             )
@@ -267,9 +270,7 @@ class SqlRepository:
         conditions = self._conditions(query.resource_type, query.criteria)
         total: int | None = None
         if query.total != "none" or query.summary_count:
-            total = self.connection.execute(
-                select(func.count()).select_from(resource).where(*conditions)
-            ).scalar_one()
+            total = self.connection.execute(select(func.count()).select_from(resource).where(*conditions)).scalar_one()
         if query.summary_count:
             return [], total
         statement: Select[Any] = select(*_RESOURCE_COLUMNS).where(*conditions)
@@ -382,10 +383,7 @@ class SqlRepository:
             if not targets:
                 continue
             condition = or_(
-                *(
-                    and_(search_reference.c.target_type == m.type, search_reference.c.target_id == m.id)
-                    for m in targets
-                )
+                *(and_(search_reference.c.target_type == m.type, search_reference.c.target_id == m.id) for m in targets)
             )
             rows = self.connection.execute(
                 select(*_RESOURCE_COLUMNS)
