@@ -304,16 +304,21 @@ class SqlRepository:
         if criterion.kind == "_lastUpdated":
             return or_(*(_date_match(resource.c.last_updated, resource.c.last_updated, v) for v in criterion.values))
         table = INDEX_TABLES[criterion.kind]
-        base = and_(
-            table.c.resource_pk == resource.c.pk, table.c.type == resource_type, table.c.param == criterion.name
-        )
         if criterion.modifier == "missing":
+            base = and_(
+                table.c.resource_pk == resource.c.pk, table.c.type == resource_type, table.c.param == criterion.name
+            )
             present = exists().where(base)
             return not_(present) if criterion.values[0] else present
+        # `pk IN (indexed lookup)`, not a correlated EXISTS: the lookup index (type, param, value)
+        # finds the few matching rows instead of probing every resource of the type.
         matches = or_(*(self._value_match(criterion, value) for value in criterion.values))
+        matching = select(table.c.resource_pk).where(
+            table.c.type == resource_type, table.c.param == criterion.name, matches
+        )
         if criterion.modifier == "not":
-            return not_(exists().where(base, matches))
-        return exists().where(base, matches)
+            return resource.c.pk.not_in(matching)
+        return resource.c.pk.in_(matching)
 
     def _value_match(self, criterion: Criterion, value: Any) -> ColumnElement[bool]:
         if isinstance(value, TokenValue):
