@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_bundle_entries: int = Field(10_000, ge=1)
-    max_json_depth: int = Field(64, ge=8, le=1000)
+    max_json_depth: int = Field(64, ge=8, le=500)
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(1000, ge=1)
     default_search_handling: Literal["lenient", "strict"] = "lenient"

@@ -46,7 +46,7 @@ from gateway.fhir.errors import (
 from gateway.fhir.models import RESOURCE_TYPES
 from gateway.fhir.repository import Repository, Store, StoredResource
 from gateway.fhir.search import Criterion, SearchQuery, parse_search
-from gateway.fhir.validation import ID_PATTERN, classify_reference, iter_references, validate_resource
+from gateway.fhir.validation import ID_PATTERN, validate_resource
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
 
@@ -208,21 +208,8 @@ class Engine:
         )
 
     def _require_resource(self, request: FhirRequest, resource_type: str) -> dict[str, Any]:
-        validate_resource(request.body, resource_type)
+        validate_resource(request.body, resource_type, stored=True)
         body: dict[str, Any] = request.body
-        for reference, location in iter_references(body, resource_type):
-            kind = classify_reference(reference["reference"])
-            if kind == "conditional":
-                raise BadRequest(
-                    "conditional references are resolved only inside transaction Bundles",
-                    expression=f"{location}.reference",
-                )
-            if kind == "urn" and reference["reference"].startswith("urn:uuid:"):
-                raise BadRequest(
-                    f"{reference['reference']} does not resolve: urn:uuid references only resolve to "
-                    "entries of the same transaction Bundle",
-                    expression=f"{location}.reference",
-                )
         return body
 
     def _current(self, repository: Repository, resource_type: str, resource_id: str) -> StoredResource:

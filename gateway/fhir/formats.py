@@ -99,16 +99,14 @@ def parse_json(body: bytes, max_depth: int) -> Any:
     return value
 
 
-def check_depth(value: Any, max_depth: int) -> None:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            raise BadRequest(f"JSON nesting deeper than {max_depth} levels is refused")
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, dict | list))
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+def check_depth(value: Any, max_depth: int, depth: int = 1) -> None:
+    """Refuse JSON nested deeper than max_depth. Recursion stops at max_depth (<= 500, see
+    settings), far below Python's recursion limit."""
+    if depth > max_depth:
+        raise BadRequest(f"JSON nesting deeper than {max_depth} levels is refused")
+    for child in value.values() if type(value) is dict else value if type(value) is list else ():
+        if type(child) is dict or type(child) is list:
+            check_depth(child, max_depth, depth + 1)
 
 
 def locked_down_xml_parser() -> etree.XMLParser:

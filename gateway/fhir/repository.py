@@ -20,6 +20,7 @@ class StoredResource:
     deleted: bool
     content: dict[str, Any] | None
     method: str = ""
+    pk: int | None = None  # the store's row id, when the store knows it (saves a lookup on update)
 
     @property
     def etag(self) -> str:
@@ -32,6 +33,10 @@ class Repository(Protocol):
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
 
     def types_with_id(self, resource_id: str) -> list[str]: ...
+
+    def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (type, id) pairs are stored (live or deleted), in one query."""
+        ...
 
     def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None: ...
 

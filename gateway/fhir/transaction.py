@@ -25,7 +25,7 @@ from gateway.fhir.context import FhirRequest, FhirResponse
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import BadRequest, FhirError, PayloadTooLarge, PreconditionFailed, operation_outcome
 from gateway.fhir.repository import Repository
-from gateway.fhir.validation import classify_reference, iter_references
+from gateway.fhir.validation import classify_reference, find_references, locate
 
 if TYPE_CHECKING:
     from gateway.fhir.engine import Engine
@@ -205,6 +205,13 @@ def _identity_from_path(entry: Entry) -> str | None:
 def _resolve_identities(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
     """Give each write entry the identity it will have, before any entry runs."""
     claimed: dict[str, int] = {}
+    taken = repository.existing(
+        [
+            (entry.request.path.strip("/"), entry.full_url.removeprefix("urn:uuid:").lower())
+            for entry in entries
+            if entry.request.method == "POST" and entry.full_url and entry.full_url.startswith("urn:uuid:")
+        ]
+    )
     for entry in entries:
         request = entry.request
         parts = [part for part in request.path.split("/") if part]
@@ -214,7 +221,7 @@ def _resolve_identities(engine: Engine, repository: Repository, entries: list[En
                     engine, repository, parts[0], request.header("if-none-exist"), request, None
                 )
                 if entry.identity == f"{parts[0]}/{request.assigned_id}":
-                    entry.identity = _keep_placeholder_id(repository, parts[0], entry)
+                    entry.identity = _keep_placeholder_id(taken, parts[0], entry)
             elif request.method == "PUT" and len(parts) == 1 and request.params:
                 query = "&".join(f"{k}={v}" for k, v in request.params)
                 body_id = request.body.get("id") if isinstance(request.body, dict) else None
@@ -257,13 +264,14 @@ def _conditional_identity(
     return f"{resource_type}/{request.assigned_id}"
 
 
-def _keep_placeholder_id(repository: Repository, resource_type: str, entry: Entry) -> str:
+def _keep_placeholder_id(taken: set[tuple[str, str]], resource_type: str, entry: Entry) -> str:
     """A create whose fullUrl is urn:uuid:X gets the id X while X is free. Senders such as Synthea
     split one record over several Bundles and point across them with urn:uuid:X; keeping X as
     the id lets those references resolve (see `_resolve_placeholder`)."""
     if entry.full_url and entry.full_url.startswith("urn:uuid:"):
         candidate = entry.full_url.removeprefix("urn:uuid:").lower()
-        if repository.read(resource_type, candidate) is None:
+        if (resource_type, candidate) not in taken:
+            taken.add((resource_type, candidate))
             entry.request.assigned_id = candidate
     return f"{resource_type}/{entry.request.assigned_id}"
 
@@ -286,20 +294,19 @@ def _rewrite_references(engine: Engine, repository: Repository, entries: list[En
         if not isinstance(body, dict) or "resourceType" not in body:
             continue
         resource_type = body["resourceType"]
-        for reference, location in iter_references(body, resource_type):
+        for reference in find_references(body):
             target = reference["reference"]
             if target in identities:
                 reference["reference"] = identities[target]
                 continue
             kind = classify_reference(target)
-            if kind == "conditional":
-                reference["reference"] = _resolve_conditional_reference(
-                    engine, repository, target, f"{entry.where}.resource{location[len(resource_type) :]}.reference"
-                )
-            elif kind == "urn" and target.startswith("urn:uuid:"):
-                reference["reference"] = _resolve_placeholder(
-                    repository, target, f"{entry.where}.resource{location[len(resource_type) :]}.reference"
-                )
+            if kind == "conditional" or (kind == "urn" and target.startswith("urn:uuid:")):
+                location = locate(body, reference, resource_type)
+                where = f"{entry.where}.resource{location[len(resource_type) :]}.reference"
+                if kind == "conditional":
+                    reference["reference"] = _resolve_conditional_reference(engine, repository, target, where)
+                else:
+                    reference["reference"] = _resolve_placeholder(repository, target, where)
 
 
 def _resolve_conditional_reference(engine: Engine, repository: Repository, target: str, where: str) -> str:

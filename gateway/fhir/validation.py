@@ -152,21 +152,42 @@ def iter_path(resource: dict[str, Any], path: str) -> Iterator[tuple[Any, str]]:
     yield from nodes
 
 
-def iter_references(node: Any, location: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """Every Reference-like object (a dict with a string `reference`) inside a resource."""
-    stack: list[tuple[Any, str]] = [(node, location)]
+def find_references(node: Any) -> list[dict[str, Any]]:
+    """Every Reference-like object (a dict with a string `reference`) inside a resource.
+
+    On the ingest hot path: it builds no location strings (see `locate` for those)."""
+    found: list[dict[str, Any]] = []
+    stack: list[Any] = [node]
+    pop, push = stack.pop, stack.append
+    while stack:
+        current = pop()
+        if type(current) is dict:
+            if type(current.get("reference")) is str:
+                found.append(current)
+            children = current.values()
+        else:
+            children = current
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                push(child)
+    return found
+
+
+def locate(root: Any, target: Any, root_name: str) -> str:
+    """The FHIRPath of `target` (found by identity) inside `root`, for error messages."""
+    stack: list[tuple[Any, str]] = [(root, root_name)]
     while stack:
         current, where = stack.pop()
+        if current is target:
+            return where
         if isinstance(current, dict):
-            if isinstance(current.get("reference"), str):
-                yield current, where
-            for key, value in current.items():
-                if isinstance(value, dict | list):
-                    stack.append((value, f"{where}.{key}"))
+            stack.extend((value, f"{where}.{key}") for key, value in current.items() if isinstance(value, dict | list))
         elif isinstance(current, list):
             stack.extend(
                 (item, f"{where}[{index}]") for index, item in enumerate(current) if isinstance(item, dict | list)
             )
+    return root_name
 
 
 def classify_reference(reference: str) -> str:
@@ -206,8 +227,18 @@ def issues_from_model_error(error: Exception, resource_type: str) -> list[Issue]
     return issues or [Issue("structure", str(error), expression=(resource_type,))]
 
 
-def validate_resource(resource: Any, expected_type: str | None = None) -> str:
-    """Validate a parsed resource; return its type. Raises BadRequest/Unprocessable with issues."""
+def kind_needs_location(target: str, must_be_resolved: bool) -> bool:
+    kind = classify_reference(target)
+    return kind == "invalid" or (must_be_resolved and (kind == "conditional" or target.startswith("urn:uuid:")))
+
+
+def validate_resource(resource: Any, expected_type: str | None = None, *, stored: bool = False) -> str:
+    """Validate a parsed resource; return its type. Raises BadRequest/Unprocessable with issues.
+
+    `stored`: the resource is about to be stored, so its references must already be resolved:
+    conditional references and urn:uuid placeholders only mean something inside a transaction
+    Bundle, which rewrites them before its entries are validated. A stored Bundle (a document)
+    keeps its internal urn:uuid references: they resolve against its own entries."""
     if not isinstance(resource, dict):
         raise BadRequest("expected a FHIR resource (a JSON object)")
     resource_type = resource.get("resourceType")
@@ -242,15 +273,29 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> str:
                         expression=(location,),
                     )
                 )
-    for reference, location in iter_references(resource, resource_type):
-        if classify_reference(reference["reference"]) == "invalid":
+    must_be_resolved = stored and resource_type != "Bundle"
+    for reference in find_references(resource):
+        target = reference["reference"]
+        location = locate(resource, reference, resource_type) if kind_needs_location(target, must_be_resolved) else ""
+        kind = classify_reference(target)
+        if kind == "invalid":
             issues.append(
                 Issue(
                     "value",
-                    f"{reference['reference']!r} is not a valid reference (Type/id, an absolute URL, "
-                    "#contained or urn:uuid)",
+                    f"{target!r} is not a valid reference (Type/id, an absolute URL, #contained or urn:uuid)",
                     expression=(f"{location}.reference",),
                 )
+            )
+        elif must_be_resolved and kind == "conditional":
+            raise BadRequest(
+                "conditional references are resolved only inside transaction Bundles",
+                expression=f"{location}.reference",
+            )
+        elif must_be_resolved and target.startswith("urn:uuid:"):
+            raise BadRequest(
+                f"{target} does not resolve: urn:uuid references only resolve to entries of the same "
+                "transaction Bundle",
+                expression=f"{location}.reference",
             )
     if issues:
         raise Unprocessable(issues=issues)

@@ -1,7 +1,12 @@
 """The SQLAlchemy repository: versioned resource storage and search on one DB connection.
 
 A repository is bound to one open transaction; the caller (the engine's unit of work) commits or
-rolls back, so a transaction Bundle of any size is all-or-nothing.
+rolls back, so a transaction Bundle of any size is all or nothing.
+
+Creates are buffered and written in bulk (one executemany per table) when the unit of work ends,
+or earlier, before any query that could see them: a 500-entry Bundle costs a handful of
+statements, not thousands. Reads by id look in the buffer first. Statements are built once, at
+import, with bind parameters, so SQLAlchemy does not rebuild and re-key them per call.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +22,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -29,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import Conflict
@@ -45,6 +53,8 @@ from gateway.store.schema import (
     search_token,
 )
 
+_HIGHEST = "\U0010ffff"  # sorts after every other character under bytewise (UTF-8) collation
+
 _RESOURCE_COLUMNS = (
     resource.c.pk,
     resource.c.type,
@@ -54,10 +64,34 @@ _RESOURCE_COLUMNS = (
     resource.c.deleted,
     resource.c.content,
 )
+_READ = select(*_RESOURCE_COLUMNS).where(resource.c.type == bindparam("t"), resource.c.fhir_id == bindparam("i"))
+_TYPES_WITH_ID = select(resource.c.type).where(resource.c.fhir_id == bindparam("i"), resource.c.deleted == false())
+_VREAD = select(resource_version).where(
+    resource_version.c.type == bindparam("t"),
+    resource_version.c.fhir_id == bindparam("i"),
+    resource_version.c.version == bindparam("v"),
+)
+_INSERT_RESOURCES = insert(resource).returning(resource.c.pk, sort_by_parameter_order=True)
+_INSERT_VERSION = insert(resource_version)
+_UPDATE_RESOURCE = (
+    update(resource)
+    .where(resource.c.pk == bindparam("b_pk"), resource.c.version == bindparam("b_version"))
+    .values(
+        version=bindparam("new_version"),
+        last_updated=bindparam("now"),
+        deleted=bindparam("is_deleted"),
+        content=bindparam("new_content"),
+    )
+)
+_CLEAR_INDEX = {
+    kind: delete(table).where(table.c.resource_pk == bindparam("pk")) for kind, table in INDEX_TABLES.items()
+}
+_INSERT_INDEX = {kind: insert(table) for kind, table in INDEX_TABLES.items()}
+_INDEX_VALUE_COLUMNS = {kind: [c.name for c in table.columns][3:] for kind, table in INDEX_TABLES.items()}
 
 
 def _stored(row: Row[Any]) -> StoredResource:
-    return StoredResource(row.type, row.fhir_id, row.version, row.last_updated, row.deleted, row.content)
+    return StoredResource(row.type, row.fhir_id, row.version, row.last_updated, row.deleted, row.content, pk=row.pk)
 
 
 def _with_meta(content: dict[str, Any], version: int, last_updated: datetime) -> dict[str, Any]:
@@ -69,35 +103,51 @@ def _with_meta(content: dict[str, Any], version: int, last_updated: datetime) ->
     return ordered
 
 
+@dataclass
+class _PendingCreate:
+    stored: StoredResource
+    method: str
+    source: str
+
+
 class SqlRepository:
     def __init__(self, connection: Connection, base_url: str) -> None:
         self.connection = connection
         self.base_url = base_url
         self.is_postgres = connection.dialect.name == "postgresql"
+        self._pending: dict[tuple[str, str], _PendingCreate] = {}
 
     # -- reads ---------------------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = self.connection.execute(
-            select(*_RESOURCE_COLUMNS).where(resource.c.type == resource_type, resource.c.fhir_id == resource_id)
-        ).first()
+        pending = self._pending.get((resource_type, resource_id))
+        if pending is not None:
+            return pending.stored
+        row = self.connection.execute(_READ, {"t": resource_type, "i": resource_id}).first()
         return _stored(row) if row else None
 
     def types_with_id(self, resource_id: str) -> list[str]:
         """Types of the live resources with this id (to resolve a urn:uuid placeholder)."""
-        return list(
-            self.connection.execute(
-                select(resource.c.type).where(resource.c.fhir_id == resource_id, resource.c.deleted == false())
-            ).scalars()
-        )
+        self.flush()
+        return list(self.connection.execute(_TYPES_WITH_ID, {"i": resource_id}).scalars())
+
+    def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        found = {key for key in keys if key in self._pending}
+        remaining = [key for key in keys if key not in found]
+        for start in range(0, len(remaining), 500):
+            chunk = remaining[start : start + 500]
+            wanted = set(chunk)
+            rows = self.connection.execute(
+                select(resource.c.type, resource.c.fhir_id).where(
+                    resource.c.fhir_id.in_([resource_id for _, resource_id in chunk])
+                )
+            ).all()
+            found.update((row.type, row.fhir_id) for row in rows if (row.type, row.fhir_id) in wanted)
+        return found
 
     def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
-        row = self.connection.execute(
-            select(resource_version).where(
-                resource_version.c.type == resource_type,
-                resource_version.c.fhir_id == resource_id,
-                resource_version.c.version == version,
-            )
-        ).first()
+        if (resource_type, resource_id) in self._pending:
+            self.flush()
+        row = self.connection.execute(_VREAD, {"t": resource_type, "i": resource_id, "v": version}).first()
         if row is None:
             return None
         return StoredResource(
@@ -112,6 +162,7 @@ class SqlRepository:
         count: int,
         offset: int,
     ) -> tuple[list[StoredResource], int]:
+        self.flush()
         conditions: list[ColumnElement[bool]] = []
         if resource_type:
             conditions.append(resource_version.c.type == resource_type)
@@ -156,117 +207,118 @@ class SqlRepository:
         if another writer got in between, the version check turns the race into a 409."""
         resource_type, resource_id = content["resourceType"], content["id"]
         version = (current.version + 1) if current else 1
-        stored_content = _with_meta(content, version, now)
+        stored = StoredResource(
+            resource_type, resource_id, version, now, False, _with_meta(content, version, now), method
+        )
         if current is None:
-            try:
-                with self.connection.begin_nested():
-                    pk = self.connection.execute(
-                        insert(resource)
-                        .values(
-                            type=resource_type,
-                            fhir_id=resource_id,
-                            version=version,
-                            last_updated=now,
-                            deleted=False,
-                            content=stored_content,
-                        )
-                        .returning(resource.c.pk)
-                    ).scalar_one()
-            except Exception as error:
-                if "unique" in str(error).lower() or "duplicate" in str(error).lower():
-                    raise Conflict(
-                        f"{resource_type}/{resource_id} was created by another request at the same time"
-                    ) from None
-                raise
-        else:
-            pk = self._pk(resource_type, resource_id)
-            changed = self.connection.execute(
-                update(resource)
-                .where(resource.c.pk == pk, resource.c.version == current.version)
-                .values(version=version, last_updated=now, deleted=False, content=stored_content)
-            ).rowcount
-            if changed != 1:
-                raise Conflict(f"{resource_type}/{resource_id} was changed by another request; read it again and retry")
-            self._clear_index(pk)
-        self._insert_version(pk, stored_content, version, now, method, source)
-        self._insert_index(pk, stored_content)
-        return StoredResource(resource_type, resource_id, version, now, False, stored_content, method)
+            self._pending[(resource_type, resource_id)] = _PendingCreate(stored, method, source)
+            return stored
+        pk = self._pk_of(current)
+        self._update_row(pk, current, stored)
+        self._insert_versions([(pk, stored, method, source)])
+        self._insert_indexes([(pk, stored)])
+        return replace(stored, pk=pk)
 
     def delete(self, current: StoredResource, *, source: str, now: datetime) -> StoredResource:
-        pk = self._pk(current.type, current.id)
-        version = current.version + 1
+        pk = self._pk_of(current)
+        deleted = StoredResource(current.type, current.id, current.version + 1, now, True, None, "DELETE")
+        self._update_row(pk, current, deleted)
+        self._insert_versions([(pk, deleted, "DELETE", source)])
+        return replace(deleted, pk=pk)
+
+    def flush(self) -> None:
+        """Write the buffered creates: one executemany per table, pks returned in order."""
+        if not self._pending:
+            return
+        pending = list(self._pending.values())
+        self._pending.clear()
+        try:
+            pks = (
+                self.connection.execute(
+                    _INSERT_RESOURCES,
+                    [
+                        {
+                            "type": p.stored.type,
+                            "fhir_id": p.stored.id,
+                            "version": p.stored.version,
+                            "last_updated": p.stored.last_updated,
+                            "deleted": False,
+                            "content": p.stored.content,
+                        }
+                        for p in pending
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+        except IntegrityError:
+            raise Conflict(
+                "a resource in this request was created by another request at the same time; retry"
+            ) from None
+        self._insert_versions([(pk, p.stored, p.method, p.source) for pk, p in zip(pks, pending, strict=True)])
+        self._insert_indexes([(pk, p.stored) for pk, p in zip(pks, pending, strict=True)])
+
+    def _pk_of(self, current: StoredResource) -> int:
+        if current.pk is not None:
+            return current.pk
+        self.flush()  # it was created earlier in this unit of work
+        found = self.read(current.type, current.id)
+        assert found is not None and found.pk is not None
+        return found.pk
+
+    def _update_row(self, pk: int, current: StoredResource, new: StoredResource) -> None:
         changed = self.connection.execute(
-            update(resource)
-            .where(resource.c.pk == pk, resource.c.version == current.version)
-            .values(version=version, last_updated=now, deleted=True, content=None)
+            _UPDATE_RESOURCE,
+            {
+                "b_pk": pk,
+                "b_version": current.version,
+                "new_version": new.version,
+                "now": new.last_updated,
+                "is_deleted": new.deleted,
+                "new_content": new.content,
+            },
         ).rowcount
         if changed != 1:
-            raise Conflict(f"{current.type}/{current.id} was changed by another request; retry the delete")
-        self._clear_index(pk)
-        self.connection.execute(
-            insert(resource_version).values(
-                resource_pk=pk,
-                type=current.type,
-                fhir_id=current.id,
-                version=version,
-                last_updated=now,
-                method="DELETE",
-                source=source,
-                security=None,
-                content=None,
-            )
-        )
-        return StoredResource(current.type, current.id, version, now, True, None, "DELETE")
+            raise Conflict(f"{current.type}/{current.id} was changed by another request; read it again and retry")
+        for statement in _CLEAR_INDEX.values():
+            self.connection.execute(statement, {"pk": pk})
 
-    def _pk(self, resource_type: str, resource_id: str) -> int:
-        pk: int = self.connection.execute(
-            select(resource.c.pk).where(resource.c.type == resource_type, resource.c.fhir_id == resource_id)
-        ).scalar_one()
-        return pk
-
-    def _insert_version(
-        self, pk: int, content: dict[str, Any], version: int, now: datetime, method: str, source: str
-    ) -> None:
+    def _insert_versions(self, rows: list[tuple[int, StoredResource, str, str]]) -> None:
         self.connection.execute(
-            insert(resource_version).values(
-                resource_pk=pk,
-                type=content["resourceType"],
-                fhir_id=content["id"],
-                version=version,
-                last_updated=now,
-                method=method,
-                source=source[:200],
-                security=(content.get("meta") or {}).get("security"),
-                content=content,
-            )
+            _INSERT_VERSION,
+            [
+                {
+                    "resource_pk": pk,
+                    "type": item.type,
+                    "fhir_id": item.id,
+                    "version": item.version,
+                    "last_updated": item.last_updated,
+                    "method": method,
+                    "source": source[:200],
+                    "security": (item.content.get("meta") or {}).get("security") if item.content else None,
+                    "content": item.content,
+                }
+                for pk, item, method, source in rows
+            ],
         )
 
-    def _clear_index(self, pk: int) -> None:
-        for table in INDEX_TABLES.values():
-            self.connection.execute(delete(table).where(table.c.resource_pk == pk))
-
-    def _insert_index(self, pk: int, content: dict[str, Any]) -> None:
-        resource_type = content["resourceType"]
-        for kind, rows in index_entries(content, self.base_url).items():
-            if not rows:
-                continue
-            table = INDEX_TABLES[kind]
-            value_columns = [c.name for c in table.columns][3:]
-            self.connection.execute(
-                insert(table),
-                [
-                    {
-                        "resource_pk": pk,
-                        "type": resource_type,
-                        "param": row[0],
-                        **dict(zip(value_columns, row[1:], strict=True)),
-                    }
+    def _insert_indexes(self, items: list[tuple[int, StoredResource]]) -> None:
+        batches: dict[str, list[dict[str, Any]]] = {kind: [] for kind in INDEX_TABLES}
+        for pk, item in items:
+            assert item.content is not None
+            for kind, rows in index_entries(item.content, self.base_url).items():
+                columns = _INDEX_VALUE_COLUMNS[kind]
+                batches[kind].extend(
+                    {"resource_pk": pk, "type": item.type, "param": row[0], **dict(zip(columns, row[1:], strict=True))}
                     for row in rows
-                ],
-            )
+                )
+        for kind, rows in batches.items():
+            if rows:
+                self.connection.execute(_INSERT_INDEX[kind], rows)
 
     # -- search --------------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> tuple[list[StoredResource], int | None]:
+        self.flush()
         conditions = self._conditions(query.resource_type, query.criteria)
         total: int | None = None
         if query.total != "none" or query.summary_count:
@@ -284,6 +336,7 @@ class SqlRepository:
 
     def find(self, resource_type: str, criteria: Sequence[Criterion], limit: int = 2) -> list[StoredResource]:
         """Matches of a conditional request (If-None-Exist, conditional update/delete)."""
+        self.flush()
         rows = self.connection.execute(
             select(*_RESOURCE_COLUMNS)
             .where(*self._conditions(resource_type, criteria))
@@ -293,7 +346,13 @@ class SqlRepository:
         return [_stored(row) for row in rows]
 
     def _conditions(self, resource_type: str, criteria: Iterable[Criterion]) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = [resource.c.type == resource_type, resource.c.deleted == false()]
+        criteria = list(criteria)
+        conditions: list[ColumnElement[bool]] = [resource.c.deleted == false()]
+        # An index criterion already pins the type (index rows carry it). Stating it again on
+        # `resource` makes SQLite, which has no statistics, walk every resource of the type
+        # instead of looking up the few matching primary keys.
+        if not any(c.kind in INDEX_TABLES and c.modifier not in ("not", "missing") for c in criteria):
+            conditions.append(resource.c.type == resource_type)
         for criterion in criteria:
             conditions.append(self._criterion(resource_type, criterion))
         return conditions
@@ -333,9 +392,11 @@ class SqlRepository:
         if isinstance(value, str):
             if criterion.modifier == "exact":
                 return search_string.c.value == value
-            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            pattern = f"%{escaped}%" if criterion.modifier == "contains" else f"{escaped}%"
-            return search_string.c.value.like(pattern, escape="\\")
+            if criterion.modifier == "contains":
+                escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                return search_string.c.value.like(f"%{escaped}%", escape="\\")
+            # starts-with as a bytewise range: the lookup index serves it, where LIKE would scan
+            return and_(search_string.c.value >= value, search_string.c.value < value + _HIGHEST)
         if isinstance(value, DateValue):
             return _date_match(search_date.c.low, search_date.c.high, value)
         if isinstance(value, ReferenceValue):
@@ -349,6 +410,7 @@ class SqlRepository:
     def included(self, matches: list[StoredResource], includes: list[Include]) -> list[StoredResource]:
         if not matches or not includes:
             return []
+        self.flush()
         by_type: dict[str, list[str]] = {}
         for item in matches:
             by_type.setdefault(item.type, []).append(item.id)
@@ -382,6 +444,7 @@ class SqlRepository:
     def revincluded(self, matches: list[StoredResource], revincludes: list[Include]) -> list[StoredResource]:
         if not matches or not revincludes:
             return []
+        self.flush()
         found: dict[tuple[str, str], StoredResource] = {}
         for include in revincludes:
             targets = [m for m in matches if include.target_type in (None, m.type)]
@@ -445,4 +508,6 @@ class SqlStore:
             if write:
                 connection = connection.execution_options(write=True)
             with connection.begin():
-                yield SqlRepository(connection, self.base_url), utc_now()
+                repository = SqlRepository(connection, self.base_url)
+                yield repository, utc_now()
+                repository.flush()

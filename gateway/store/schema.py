@@ -88,9 +88,13 @@ search_token = _index_table(
     Column("code", String(255), nullable=False),
     lookup=("code", "system"),
 )
+# Bytewise collation, so that a prefix search is an index range (see SqlRepository._value_match);
+# SQLite's default BINARY collation is bytewise already.
+IndexedText = String(255).with_variant(String(255, collation="C"), "postgresql")
+
 search_string = _index_table(
     "search_string",
-    Column("value", String(255), nullable=False),  # normalised: lower case, no accents
+    Column("value", IndexedText, nullable=False),  # normalised: lower case, no accents
     lookup=("value",),
 )
 search_date = _index_table(

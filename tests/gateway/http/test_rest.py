@@ -238,3 +238,17 @@ def test_history_of_type_and_system(client: FlaskClient) -> None:
     assert client.get("/fhir/Patient/_history").json["total"] == 1
     assert client.get("/fhir/_history").json["total"] == 2
     assert client.get("/fhir/_history?_since=2999-01-01").json["total"] == 0
+
+
+def test_document_bundle_with_internal_urn_references_is_stored(client: FlaskClient) -> None:
+    document = {
+        "resourceType": "Bundle", "type": "document", "id": "doc1",
+        "entry": [
+            {"fullUrl": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0",
+             "resource": {"resourceType": "Composition", "status": "final", "type": {"text": "brief"},
+                          "date": "2026-11-26", "title": "t", "author": [{"display": "gateway"}],
+                          "subject": {"reference": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e1"}}},
+            {"fullUrl": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e1", "resource": patient()},
+        ],
+    }  # fmt: skip
+    assert client.put("/fhir/Bundle/doc1", **fhir_json(document)).status_code == 201

@@ -57,6 +57,8 @@ def people(client: FlaskClient) -> None:
         ("/fhir/Patient?name=JOSE", ["jose"]),  # case and accent insensitive
         ("/fhir/Patient?name:exact=pena", ["jose"]),
         ("/fhir/Patient?name:contains=ive", ["rivera"]),
+        ("/fhir/Patient?name=r_v", []),  # _ and % are literal, not wildcards
+        ("/fhir/Patient?name:contains=%", []),
         ("/fhir/Patient?family=Pena", ["jose"]),
         ("/fhir/Patient?given=jo", ["jose", "rivera"]),
         ("/fhir/Patient?given=jo&gender=female", ["rivera"]),
