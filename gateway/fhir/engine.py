@@ -172,7 +172,9 @@ class Engine:
     def _written(
         self, request: FhirRequest, item: StoredResource, status: int, message: str, change: str
     ) -> FhirResponse:
-        prefer = request.prefer("return")
+        # Bundle entries answer minimally unless asked: a pushing EHR wants statuses and
+        # locations back, not an echo of the megabytes it just sent.
+        prefer = request.prefer("return") or ("minimal" if request.entry else None)
         if prefer == "minimal":
             body = None
         elif prefer == "operationoutcome":

@@ -151,7 +151,7 @@ def _response_entry(response: FhirResponse) -> dict[str, Any]:
     if response.last_modified:
         result["lastModified"] = response.last_modified
     entry["response"] = result
-    if response.resource is not None and response.location:
+    if response.location:
         entry["fullUrl"] = response.location.split("/_history/")[0]
     return entry
 

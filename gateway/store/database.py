@@ -41,7 +41,9 @@ def make_engine(database_url: str) -> Engine:
         hide_parameters=True,
         pool_size=10,
         max_overflow=10,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per request): a connection the server dropped fails its
+        # request with 503, and SQLAlchemy then discards the pool's stale connections.
+        pool_recycle=3600,
     )
 
 

@@ -320,18 +320,22 @@ class SqlRepository:
     def search(self, query: SearchQuery) -> tuple[list[StoredResource], int | None]:
         self.flush()
         conditions = self._conditions(query.resource_type, query.criteria)
-        total: int | None = None
-        if query.total != "none" or query.summary_count:
-            total = self.connection.execute(select(func.count()).select_from(resource).where(*conditions)).scalar_one()
+        count_statement = select(func.count()).select_from(resource).where(*conditions)
         if query.summary_count:
-            return [], total
-        statement: Select[Any] = select(*_RESOURCE_COLUMNS).where(*conditions)
+            return [], self.connection.execute(count_statement).scalar_one()
         order = []
         for column, descending in query.sort:
             target = resource.c.last_updated if column == "_lastUpdated" else resource.c.fhir_id
             order.append(target.desc() if descending else target.asc())
         order.append(resource.c.pk.asc())
+        statement: Select[Any] = select(*_RESOURCE_COLUMNS).where(*conditions)
         rows = self.connection.execute(statement.order_by(*order).limit(query.count).offset(query.offset)).all()
+        total: int | None = None
+        if query.total != "none":
+            if len(rows) < query.count and (rows or query.offset == 0):
+                total = query.offset + len(rows)  # a short page is the last one: no COUNT needed
+            else:
+                total = self.connection.execute(count_statement).scalar_one()
         return [_stored(row) for row in rows], total
 
     def find(self, resource_type: str, criteria: Sequence[Criterion], limit: int = 2) -> list[StoredResource]:
@@ -505,6 +509,12 @@ class SqlStore:
     @contextmanager
     def unit_of_work(self, write: bool) -> Iterator[tuple[SqlRepository, datetime]]:
         with self.engine.connect() as connection:
+            if not write and connection.dialect.name == "postgresql":
+                # Reads are READ COMMITTED either way; autocommit spares the BEGIN and COMMIT
+                # round trips (two of a read's three).
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+                yield SqlRepository(connection, self.base_url), utc_now()
+                return
             if write:
                 connection = connection.execution_options(write=True)
             with connection.begin():

@@ -15,8 +15,8 @@ from tests.conftest import FIXTURES, fhir_json, load_fixture
 from tests.gateway.http.test_rest import assert_outcome, patient
 
 
-def post_bundle(client: FlaskClient, bundle: dict[str, Any]) -> Any:
-    return client.post("/fhir", **fhir_json(bundle))
+def post_bundle(client: FlaskClient, bundle: dict[str, Any], prefer: str | None = None) -> Any:
+    return client.post("/fhir", headers={"Prefer": prefer} if prefer else {}, **fhir_json(bundle))
 
 
 def count(client: FlaskClient, resource_type: str) -> int:
@@ -35,7 +35,7 @@ def test_transaction_resolves_urn_uuid_references_and_orders_results(client: Fla
             {"request": {"method": "GET", "url": "Patient?family=rivera"}},
         ],
     }  # fmt: skip
-    response = post_bundle(client, bundle)
+    response = post_bundle(client, bundle, prefer="return=representation")
     assert response.status_code == 200, response.json
     entries = response.json["entry"]
     assert response.json["type"] == "transaction-response"
@@ -86,7 +86,9 @@ def test_conditional_entries_make_retries_idempotent(client: FlaskClient) -> Non
 def test_conditional_reference_resolves_to_the_single_match(client: FlaskClient) -> None:
     client.put("/fhir/Patient/p12345", **fhir_json(patient(id="p12345", identifier=[{"value": "12345"}])))
     response = post_bundle(
-        client, load_fixture("transactions/Bundle-TransactionWithConditionalReferenceInResourceBody.json")
+        client,
+        load_fixture("transactions/Bundle-TransactionWithConditionalReferenceInResourceBody.json"),
+        prefer="return=representation",
     )
     assert response.status_code == 200, response.json
     observation = response.json["entry"][0]["resource"]
@@ -225,8 +227,10 @@ def test_every_synthea_bundle_posts_as_a_transaction(client: FlaskClient, name: 
     assert response.status_code == 200, response.json
     assert len(response.json["entry"]) == len(bundle["entry"])
     patient_entry = response.json["entry"][0]
-    assert patient_entry["resource"]["resourceType"] == "Patient"
-    patient_id = patient_entry["resource"]["id"]
+    assert "resource" not in patient_entry  # minimal by default
+    assert patient_entry["response"]["location"].startswith(patient_entry["fullUrl"] + "/_history/")
+    patient_id = patient_entry["fullUrl"].split("/")[-1]
+    assert client.get(f"/fhir/Patient/{patient_id}").status_code == 200
     encounters = client.get(f"/fhir/Encounter?patient={patient_id}").json
     assert encounters["total"] == sum(1 for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter")
     # cross-Bundle urn:uuid references landed on the hospital Bundle's Organizations
