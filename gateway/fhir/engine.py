@@ -45,7 +45,7 @@ from gateway.fhir.errors import (
 )
 from gateway.fhir.models import RESOURCE_TYPES
 from gateway.fhir.repository import Repository, Store, StoredResource
-from gateway.fhir.search import Criterion, SearchQuery, parse_search
+from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset
 from gateway.fhir.validation import ID_PATTERN, validate_resource
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
@@ -244,7 +244,11 @@ class Engine:
                 moment = None
             if moment and item.last_updated.replace(microsecond=0) <= moment:
                 return FhirResponse(304, None, etag=item.etag, last_modified=instant(item.last_updated))
-        return FhirResponse(200, item.content, etag=item.etag, last_modified=instant(item.last_updated))
+        content = item.content
+        elements = next((value for key, value in request.params if key == "_elements"), None)
+        if elements and content is not None:
+            content = subset(content, parse_elements(elements))
+        return FhirResponse(200, content, etag=item.etag, last_modified=instant(item.last_updated))
 
     def _vread(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
         assert i.resource_type and i.resource_id
@@ -397,6 +401,11 @@ class Engine:
         params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
         query = self._parse_search(i.resource_type, params, strict)
         matches, total = repository.search(query)
+        if query.elements:
+            matches = [
+                dataclasses.replace(item, content=subset(item.content, query.elements)) if item.content else item
+                for item in matches
+            ]
         included = repository.included(matches, query.includes) + repository.revincluded(matches, query.revincludes)
         links = bundles.page_links(
             self.config.base_url, i.resource_type, query.echo, query.count, query.offset, total, len(matches)

@@ -66,9 +66,30 @@ class SearchQuery:
     revincludes: list[Include] = field(default_factory=list)
     total: Literal["none", "estimate", "accurate"] = "accurate"
     summary_count: bool = False
+    elements: tuple[str, ...] = ()  # _elements: top-level elements to keep in matches
     warnings: list[Issue] = field(default_factory=list)
     # The parameters that define the result set, for the self/next links.
     echo: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_elements(raw: str) -> tuple[str, ...]:
+    """`_elements=name,birthDate`: top-level element names (search.html#elements)."""
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for element in names:
+        if not element.replace("-", "").isalnum() or "." in element:
+            raise BadRequest(f"_elements takes top-level element names, got {element!r}")
+    return names
+
+
+def subset(resource: dict[str, Any], elements: tuple[str, ...]) -> dict[str, Any]:
+    """The resource cut down to the asked elements, marked SUBSETTED as the spec requires."""
+    kept = {key: value for key, value in resource.items() if key in elements or key in ("resourceType", "id")}
+    meta = dict(resource.get("meta") or {})
+    meta["tag"] = [
+        *meta.get("tag", []),
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"},
+    ]
+    return {"resourceType": kept.pop("resourceType"), "id": kept.pop("id", None), "meta": meta, **kept}
 
 
 def _split_values(raw: str) -> list[str]:
@@ -178,12 +199,14 @@ def parse_search(
                 if raw not in ("none", "estimate", "accurate"):
                     raise BadRequest(f"_total must be none, estimate or accurate, got {raw!r}")
                 query.total = raw  # type: ignore[assignment]
+            elif name == "_elements":
+                query.elements = parse_elements(raw)
             elif name == "_summary":
                 if raw == "count":
                     query.summary_count = True
                 elif raw != "false":
                     unknown(f"_summary={raw} is not supported")
-            if name in ("_include", "_revinclude", "_total", "_summary", "_sort"):
+            if name in ("_include", "_revinclude", "_total", "_summary", "_sort", "_elements"):
                 query.echo.append((key, raw))
             continue
         if name in COMMON_PARAMETERS:

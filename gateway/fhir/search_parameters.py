@@ -198,5 +198,5 @@ COMMON_PARAMETERS = {"_id": "token", "_lastUpdated": "date"}
 
 # Result parameters (search.html#return) we understand; anything else starting with _ is unknown.
 RESULT_PARAMETERS = frozenset(
-    {"_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary", "_format", "_pretty"}
+    {"_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary", "_elements", "_format", "_pretty"}
 )

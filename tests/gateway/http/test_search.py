@@ -164,3 +164,16 @@ def test_search_index_follows_updates_and_deletes(client: FlaskClient) -> None:
     assert ids(client, "/fhir/Patient?family=nguyen") == ["p1"]
     client.delete("/fhir/Patient/p1")
     assert ids(client, "/fhir/Patient?family=nguyen") == []
+
+
+def test_elements_subsets_matches_and_reads(client: FlaskClient) -> None:
+    put(client, patient(id="p1"))
+    match = client.get("/fhir/Patient?_id=p1&_elements=name,birthDate").json["entry"][0]["resource"]
+    assert set(match) == {"resourceType", "id", "meta", "name", "birthDate"}
+    assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"} in match[
+        "meta"
+    ]["tag"]
+    read = client.get("/fhir/Patient/p1?_elements=gender").json
+    assert set(read) == {"resourceType", "id", "meta", "gender"}
+    assert "tag" not in client.get("/fhir/Patient/p1").json["meta"]  # the stored resource is untouched
+    assert_outcome(client.get("/fhir/Patient?_elements=name.family"), 400)

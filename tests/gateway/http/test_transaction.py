@@ -249,3 +249,20 @@ def test_shift_part2_batches_keep_their_security_labels(client: FlaskClient, pat
         if labels:
             stored = client.get(f"/fhir/{entry['request']['url']}").json
             assert stored["meta"]["security"] == labels
+
+
+def test_xml_transaction_bundle(client: FlaskClient) -> None:
+    xml = b"""<Bundle xmlns="http://hl7.org/fhir"><type value="transaction"/>
+      <entry><fullUrl value="urn:uuid:1b0c2d4e-0000-4000-8000-000000000001"/>
+        <resource><Patient><name><family value="Okafor"/></name><gender value="female"/></Patient></resource>
+        <request><method value="POST"/><url value="Patient"/></request></entry>
+      <entry><resource><Flag><status value="active"/><code><text value="Calms with music"/></code>
+          <subject><reference value="urn:uuid:1b0c2d4e-0000-4000-8000-000000000001"/></subject></Flag></resource>
+        <request><method value="POST"/><url value="Flag"/></request></entry>
+    </Bundle>"""
+    response = client.post("/fhir?_format=xml", data=xml, content_type="application/fhir+xml")
+    assert response.status_code == 200, response.data
+    assert response.headers["Content-Type"].startswith("application/fhir+xml")
+    assert b"transaction-response" in response.data
+    flag = client.get("/fhir/Flag").json["entry"][0]["resource"]
+    assert flag["subject"]["reference"] == "Patient/1b0c2d4e-0000-4000-8000-000000000001"
