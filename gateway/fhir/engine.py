@@ -92,10 +92,13 @@ class Engine:
         if request.path == "" and request.method == "POST":
             bundle_type = request.body.get("type") if isinstance(request.body, dict) else None
             if isinstance(request.body, dict) and request.body.get("resourceType") == "Bundle":
-                if bundle_type == "batch":
-                    return run_batch(self, request)
-                if bundle_type == "transaction":
-                    return run_transaction(self, request)
+                if bundle_type in ("batch", "transaction"):
+                    # The Bundle as a whole passes both hooks; each entry passes them again
+                    # in dispatch, like any top-level request.
+                    interaction = Interaction(bundle_type)
+                    self.authorization.authorize(request, interaction)
+                    run = run_batch if bundle_type == "batch" else run_transaction
+                    return self.release.release(request, interaction, run(self, request))
             raise BadRequest(
                 "POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle.type"
             )
