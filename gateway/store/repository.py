@@ -71,7 +71,9 @@ _VREAD = select(resource_version).where(
     resource_version.c.fhir_id == bindparam("i"),
     resource_version.c.version == bindparam("v"),
 )
-_INSERT_RESOURCES = insert(resource).returning(resource.c.pk, sort_by_parameter_order=True)
+_INSERT_RESOURCES = insert(resource)
+_MAX_PK = select(func.coalesce(func.max(resource.c.pk), 0))
+_NEXT_PKS = text("SELECT nextval(pg_get_serial_sequence('resource', 'pk')) FROM generate_series(1, :n)")
 _INSERT_VERSION = insert(resource_version)
 _UPDATE_RESOURCE = (
     update(resource)
@@ -227,29 +229,28 @@ class SqlRepository:
         return replace(deleted, pk=pk)
 
     def flush(self) -> None:
-        """Write the buffered creates: one executemany per table, pks returned in order."""
+        """Write the buffered creates: primary keys allocated up front, then one executemany per
+        table (RETURNING in parameter order would make SQLite insert row by row)."""
         if not self._pending:
             return
         pending = list(self._pending.values())
         self._pending.clear()
+        pks = self._allocate_pks(len(pending))
         try:
-            pks = (
-                self.connection.execute(
-                    _INSERT_RESOURCES,
-                    [
-                        {
-                            "type": p.stored.type,
-                            "fhir_id": p.stored.id,
-                            "version": p.stored.version,
-                            "last_updated": p.stored.last_updated,
-                            "deleted": False,
-                            "content": p.stored.content,
-                        }
-                        for p in pending
-                    ],
-                )
-                .scalars()
-                .all()
+            self.connection.execute(
+                _INSERT_RESOURCES,
+                [
+                    {
+                        "pk": pk,
+                        "type": p.stored.type,
+                        "fhir_id": p.stored.id,
+                        "version": p.stored.version,
+                        "last_updated": p.stored.last_updated,
+                        "deleted": False,
+                        "content": p.stored.content,
+                    }
+                    for pk, p in zip(pks, pending, strict=True)
+                ],
             )
         except IntegrityError:
             raise Conflict(
@@ -257,6 +258,14 @@ class SqlRepository:
             ) from None
         self._insert_versions([(pk, p.stored, p.method, p.source) for pk, p in zip(pks, pending, strict=True)])
         self._insert_indexes([(pk, p.stored) for pk, p in zip(pks, pending, strict=True)])
+
+    def _allocate_pks(self, count: int) -> list[int]:
+        if self.is_postgres:
+            return list(self.connection.execute(_NEXT_PKS, {"n": count}).scalars())
+        # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), and resource rows are
+        # never deleted (deletion is a version), so the keys above the current maximum are ours.
+        highest: int = self.connection.execute(_MAX_PK).scalar_one()
+        return list(range(highest + 1, highest + 1 + count))
 
     def _pk_of(self, current: StoredResource) -> int:
         if current.pk is not None:
