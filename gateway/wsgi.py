@@ -18,8 +18,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         self.cfg.set("bind", f"{self.settings.host}:{self.settings.port}")
         self.cfg.set("workers", self.settings.workers)
-        self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", 4)
+        self.cfg.set("worker_class", self.settings.worker_class)
+        if self.settings.worker_class == "gthread":
+            self.cfg.set("threads", self.settings.threads)
         self.cfg.set("timeout", 60)
         self.cfg.set("accesslog", None)  # request lines carry ids and search terms: patient data
 
