@@ -1,12 +1,17 @@
-"""Ingest and read benchmark (issue: the gateway's spine). Prints its figures; asserts nothing.
+"""Ingest and read benchmark for the gateway's spine. Prints its figures; asserts nothing.
 
-  .venv/bin/python bench/ingest.py [--large 100000] [--small 1000] [--rounds 5] [--postgres URL]
+  .venv/bin/python bench/ingest.py [--large 100000] [--small 1000] [--rounds 3] [--postgres URL|'']
 
-1. validation ceiling: validate_resource() over the Synthea resources, in-process;
-2. ingest: Synthea transaction Bundles POSTed over real HTTP to `gateway serve` (one gunicorn
-   worker), resources/s, on SQLite and PostgreSQL, printed beside the ceiling;
-3. read latency: median GET Patient/{id} and Patient?identifier= with --small and --large patients;
-4. peak RSS of the server process while the large population is imported over HTTP.
+This machine's speed drifts by +-20% from minute to minute, so every comparison is made between
+measurements taken side by side:
+
+1. ingest: Synthea transaction Bundles POSTed over real HTTP to `gateway serve` (one gunicorn
+   worker); before each of three passes the validation ceiling (validate_resource() in-process
+   over the same resources) is measured again, and the ratio is taken per pass;
+2. read latency: two servers, one holding --small and one --large patients, are sampled
+   alternately (GET Patient/{id} and Patient?identifier=), and the medians compared;
+3. memory: peak RSS of the large server while its patients are imported over HTTP.
+Each runs on SQLite and, unless --postgres '' is given, on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("GATEWAY_FIXTURES", ROOT.parent / "shared" / "fixtures"))
@@ -43,88 +50,92 @@ def synthea() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return setup, patients
 
 
-def fresh_ids(bundle: dict[str, Any]) -> dict[str, Any]:
-    """The same Bundle with new urn:uuids, so each post creates new resources."""
-    text = json.dumps(bundle)
+def fresh_ids(bundle: dict[str, Any]) -> str:
+    """The Bundle as JSON with new urn:uuids, so that each post creates new resources."""
+    body = json.dumps(bundle)
     for entry in bundle["entry"]:
-        old = entry["fullUrl"].removeprefix("urn:uuid:")
-        text = text.replace(old, str(uuid.uuid4()))
-    return json.loads(text)
+        body = body.replace(entry["fullUrl"].removeprefix("urn:uuid:"), str(uuid.uuid4()))
+    return body
 
 
-def validation_ceiling(bundles: list[dict[str, Any]], rounds: int) -> float:
-    """Median resources/s of validate_resource() over the patient Bundles' resources (what
-    ingest validates), warmed up first: the first validation of a type loads its classes."""
-    resources = [e["resource"] for b in bundles for e in b["entry"]]
+def validation_rate(resources: list[dict[str, Any]]) -> float:
+    started = time.perf_counter()
     for resource in resources:
         validate_resource(resource)
-    rates = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for resource in resources:
-            validate_resource(resource)
-        rates.append(len(resources) / (time.perf_counter() - started))
-    return statistics.median(rates)
+    return len(resources) / (time.perf_counter() - started)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class Server:
-    def __init__(self, database_url: str, port: int) -> None:
-        env = {**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_PORT": str(port),
-               "GATEWAY_BASE_URL": f"http://127.0.0.1:{port}/fhir", "GATEWAY_WORKERS": "1"}  # fmt: skip
-        gateway = str(ROOT / ".venv" / "bin" / "gateway")
-        if not database_url.startswith("sqlite"):
-            subprocess.run([gateway, "db", "upgrade"], env=env, check=True, capture_output=True)
-        self.process = subprocess.Popen([gateway, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """`gateway serve` (gunicorn, one worker) on its own store."""
+
+    def __init__(self, database_url: str) -> None:
+        port = free_port()
         self.base = f"http://127.0.0.1:{port}/fhir"
-        for _ in range(200):
+        env = {**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_PORT": str(port),
+               "GATEWAY_BASE_URL": self.base, "GATEWAY_WORKERS": "1"}  # fmt: skip
+        gateway = str(Path(sys.executable).parent / "gateway")
+        subprocess.run([gateway, "db", "upgrade"], env=env, check=True, capture_output=True)
+        self.process = subprocess.Popen(
+            [gateway, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(300):
             try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        raise RuntimeError("gateway serve did not start")
 
-    def reset_peak(self) -> None:
-        """Forget the peak so far (Linux: writing 5 to clear_refs resets VmHWM)."""
-        for pid in [self.process.pid, *self._children()]:
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
+    def pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [self.process.pid, *(int(p) for p in children.read_text().split())] if children.exists() else []
 
-    def worker_peak_rss_mb(self) -> float:
+    def peak_rss_mb(self) -> float:
         peak = 0.0
-        for pid in [self.process.pid, *self._children()]:
+        for pid in self.pids():
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     peak = max(peak, int(line.split()[1]) / 1024)
         return peak
 
-    def _children(self) -> list[int]:
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(p) for p in path.read_text().split()] if path.exists() else []
-
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=20)
+        self.process.wait(timeout=30)
 
 
-def ingest(server: Server, setup: list[dict[str, Any]], patients: list[dict[str, Any]], rounds: int) -> list[float]:
-    """Resources/s of three passes, each posting every Synthea patient Bundle `rounds` times."""
+def ingest(server: Server, setup: list[dict[str, Any]], patients: list[dict[str, Any]], rounds: int) -> None:
     session = requests.Session()
     for bundle in setup:
         session.post(server.base, data=json.dumps(bundle), headers=HEADERS, timeout=120).raise_for_status()
-    rates = []
+    for bundle in patients:  # warm the worker: its first validation of each type loads model classes
+        session.post(server.base, data=fresh_ids(bundle), headers=HEADERS, timeout=120).raise_for_status()
+    resources = [e["resource"] for b in patients for e in b["entry"]]
+    validation_rate(resources)
+    rates, ceilings = [], []
     for _ in range(3):
-        bodies = [json.dumps(fresh_ids(b)) for _ in range(rounds) for b in patients]
-        count = sum(len(b["entry"]) for b in patients) * rounds
+        ceilings.append(statistics.median(validation_rate(resources) for _ in range(3)))
+        bodies = [fresh_ids(b) for _ in range(rounds) for b in patients]
         started = time.perf_counter()
         for body in bodies:
             session.post(server.base, data=body, headers=HEADERS, timeout=120).raise_for_status()
-        rates.append(count / (time.perf_counter() - started))
-    return rates
+        rates.append(len(resources) * rounds / (time.perf_counter() - started))
+    ratios = [rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True)]
+    print(f"  ingest over HTTP: {statistics.median(rates):,.0f} resources/s (passes: "
+          f"{', '.join(f'{r:,.0f}' for r in rates)})")  # fmt: skip
+    print(f"  validation ceiling beside each pass: {', '.join(f'{c:,.0f}' for c in ceilings)} resources/s")
+    print(f"  ingest / ceiling: {statistics.median(ratios):.2f} (passes: {', '.join(f'{r:.2f}' for r in ratios)})")
 
 
-def load_patients(server: Server, total: int, start: int = 0) -> None:
+def load_patients(server: Server, total: int) -> float:
     session = requests.Session()
-    for offset in range(start, total, 1000):
+    started = time.perf_counter()
+    for offset in range(0, total, 1000):
         entries = [{"resource": {"resourceType": "Patient", "id": f"bench-{n}", "gender": "female",
                                  "identifier": [{"system": "urn:bench", "value": f"B{n}"}],
                                  "name": [{"family": f"Family{n % 5000}", "given": [f"Given{n}"]}],
@@ -133,76 +144,92 @@ def load_patients(server: Server, total: int, start: int = 0) -> None:
                    for n in range(offset, min(total, offset + 1000))]  # fmt: skip
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         session.post(server.base, data=json.dumps(bundle), headers=HEADERS, timeout=300).raise_for_status()
+    return total / (time.perf_counter() - started)
 
 
-def read_latency(server: Server, population: int, samples: int = 500) -> tuple[float, float]:
-    """Median latency of the two reads, on one keep-alive connection (http.client: the client's
-    own overhead stays small next to the server's)."""
-    parts = urlsplit(server.base)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+class Client:
+    """One keep-alive connection (http.client), so the client's own overhead stays small."""
 
-    def get(path: str) -> float:
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.path = parts.path
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+
+    def get(self, path: str) -> float:
         started = time.perf_counter()
-        connection.request("GET", f"{parts.path}/{path}", headers={"Accept": "application/fhir+json"})
-        response = connection.getresponse()
+        self.connection.request("GET", f"{self.path}/{path}", headers={"Accept": "application/fhir+json"})
+        response = self.connection.getresponse()
         body = response.read()
         elapsed = time.perf_counter() - started
         if response.status != 200 or not body:
             raise RuntimeError(f"GET {path}: {response.status}")
         return elapsed
 
-    for n in range(20):
-        get(f"Patient/bench-{n}")
-    by_id, by_identifier = [], []
+
+def read_latency(small: Server, large: Server, sizes: tuple[int, int], samples: int = 600) -> None:
+    clients = (Client(small.base), Client(large.base))
+    for client, size in zip(clients, sizes, strict=True):
+        for n in range(30):
+            client.get(f"Patient/bench-{n % size}")
+    by_id: tuple[list[float], list[float]] = ([], [])
+    by_identifier: tuple[list[float], list[float]] = ([], [])
     for i in range(samples):
-        n = (i * 7919) % population
-        by_id.append(get(f"Patient/bench-{n}"))
-        by_identifier.append(get(f"Patient?identifier=urn:bench|B{n}"))
-    connection.close()
-    return statistics.median(by_id) * 1000, statistics.median(by_identifier) * 1000
+        for which, (client, size) in enumerate(zip(clients, sizes, strict=True)):
+            n = (i * 7919) % size
+            by_id[which].append(client.get(f"Patient/bench-{n}"))
+            by_identifier[which].append(client.get(f"Patient?identifier=urn:bench|B{n}"))
+    for label, timings in (("GET Patient/{id}", by_id), ("GET Patient?identifier=", by_identifier)):
+        small_ms, large_ms = (statistics.median(t) * 1000 for t in timings)
+        p95_small, p95_large = (statistics.quantiles(t, n=20)[-1] * 1000 for t in timings)
+        print(f"  median {label}: {small_ms:.2f} ms @ {sizes[0]:,} patients, {large_ms:.2f} ms @ {sizes[1]:,}"
+              f" (ratio {large_ms / small_ms:.2f}; p95 {p95_small:.2f} / {p95_large:.2f} ms)")  # fmt: skip
 
 
-def run(name: str, database_url: str, port: int, args: argparse.Namespace, ceiling: float) -> None:
+def run(name: str, database_urls: tuple[str, str, str], args: argparse.Namespace) -> None:
+    print(f"[{name}]")
     setup, patients = synthea()
-    server = Server(database_url, port)
+    server = Server(database_urls[0])
     try:
-        rates = ingest(server, setup, patients, args.rounds)
-        rate = statistics.median(rates)
-        print(
-            f"[{name}] ingest over HTTP: median {rate:,.0f} resources/s of 3 passes (best {max(rates):,.0f})"
-            f" = {rate / ceiling:.2f} x validation ceiling"
-        )
-        load_patients(server, args.small)
-        small = read_latency(server, args.small)
-        started = time.perf_counter()
-        load_patients(server, args.large, start=args.small)
-        loaded = (args.large - args.small) / (time.perf_counter() - started)
-        print(f"[{name}] loaded {args.large - args.small:,} patients over HTTP at {loaded:,.0f} resources/s")
-        large = read_latency(server, args.large)
-        print(f"[{name}] median GET Patient/id: {small[0]:.2f} ms @ {args.small:,} patients, "
-              f"{large[0]:.2f} ms @ {args.large:,} (ratio {large[0] / small[0]:.2f})")  # fmt: skip
-        print(f"[{name}] median GET Patient?identifier=: {small[1]:.2f} ms @ {args.small:,}, "
-              f"{large[1]:.2f} ms @ {args.large:,} (ratio {large[1] / small[1]:.2f})")  # fmt: skip
-        print(f"[{name}] server peak RSS after importing {args.large:,} patients: {server.worker_peak_rss_mb():.0f} MB")
+        ingest(server, setup, patients, args.rounds)
     finally:
         server.stop()
+    small, large = Server(database_urls[1]), Server(database_urls[2])
+    try:
+        load_patients(small, args.small)
+        rate = load_patients(large, args.large)
+        print(f"  imported {args.large:,} patients over HTTP at {rate:,.0f} resources/s;"
+              f" server peak RSS {large.peak_rss_mb():.0f} MB")  # fmt: skip
+        read_latency(small, large, (args.small, args.large))
+    finally:
+        small.stop()
+        large.stop()
+
+
+def postgres_databases(url: str) -> tuple[str, str, str]:
+    """Three fresh databases next to the one in `url` (dropped and created again)."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    base = url.rsplit("/", 1)[0]
+    names = ("bench_ingest", "bench_small", "bench_large")
+    with admin.connect() as connection:
+        for db in names:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            connection.execute(text(f"CREATE DATABASE {db}"))
+    admin.dispose()
+    return tuple(f"{base}/{db}" for db in names)  # type: ignore[return-value]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=5, help="posts of each Synthea patient Bundle")
-    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/bench",
-                        help="a PostgreSQL database the benchmark may fill ('' to skip)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3, help="posts of each Synthea patient Bundle per pass")
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server the benchmark may create databases on ('' to skip)")  # fmt: skip
     args = parser.parse_args()
-    setup, patients = synthea()
-    ceiling = validation_ceiling(patients, 5)
-    print(f"validation ceiling (in-process, same resources): {ceiling:,.0f} resources/s")
     with tempfile.TemporaryDirectory() as tmp:
-        run("sqlite", f"sqlite:///{tmp}/bench.sqlite3", 18081, args, ceiling)
+        run("sqlite", tuple(f"sqlite:///{tmp}/{n}.sqlite3" for n in ("ingest", "small", "large")), args)  # type: ignore[arg-type]
     if args.postgres:
-        run("postgresql", args.postgres, 18082, args, ceiling)
+        run("postgresql", postgres_databases(args.postgres), args)
 
 
 if __name__ == "__main__":
