@@ -197,6 +197,11 @@ def execute_transaction(engine: Engine, request: FhirRequest) -> list[FhirRespon
     return [responses[entry.index] for entry in entries]
 
 
+def _named_identity(entry: Entry) -> tuple[str, str] | None:
+    parts = [part for part in entry.request.path.split("/") if part]
+    return (parts[0], parts[1]) if len(parts) == 2 and entry.request.method in ("PUT", "PATCH", "DELETE") else None
+
+
 def _identity_from_path(entry: Entry) -> str | None:
     parts = [part for part in entry.request.path.split("/") if part]
     return f"{parts[0]}/{parts[1]}" if len(parts) == 2 else None
@@ -205,13 +210,15 @@ def _identity_from_path(entry: Entry) -> str | None:
 def _resolve_identities(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
     """Give each write entry the identity it will have, before any entry runs."""
     claimed: dict[str, int] = {}
-    taken = repository.existing(
-        [
-            (entry.request.path.strip("/"), entry.full_url.removeprefix("urn:uuid:").lower())
-            for entry in entries
-            if entry.request.method == "POST" and entry.full_url and entry.full_url.startswith("urn:uuid:")
-        ]
-    )
+    # One query for every identity the entries name (PUT/PATCH/DELETE Type/id, and the ids that
+    # urn:uuid creates would like to keep): the reads by id that follow then cost nothing.
+    named = [key for entry in entries if (key := _named_identity(entry)) is not None]
+    placeholders = [
+        (entry.request.path.strip("/"), entry.full_url.removeprefix("urn:uuid:").lower())
+        for entry in entries
+        if entry.request.method == "POST" and entry.full_url and entry.full_url.startswith("urn:uuid:")
+    ]
+    taken = repository.existing(named + placeholders)
     for entry in entries:
         request = entry.request
         parts = [part for part in request.path.split("/") if part]

@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row
@@ -118,12 +119,17 @@ class SqlRepository:
         self.base_url = base_url
         self.is_postgres = connection.dialect.name == "postgresql"
         self._pending: dict[tuple[str, str], _PendingCreate] = {}
+        # Rows this unit of work has loaded or written, by (type, id); None: known to be absent.
+        self._known: dict[tuple[str, str], StoredResource | None] = {}
 
     # -- reads ---------------------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
-        pending = self._pending.get((resource_type, resource_id))
+        key = (resource_type, resource_id)
+        pending = self._pending.get(key)
         if pending is not None:
             return pending.stored
+        if key in self._known:
+            return self._known[key]
         row = self.connection.execute(_READ, {"t": resource_type, "i": resource_id}).first()
         return _stored(row) if row else None
 
@@ -133,18 +139,18 @@ class SqlRepository:
         return list(self.connection.execute(_TYPES_WITH_ID, {"i": resource_id}).scalars())
 
     def existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        found = {key for key in keys if key in self._pending}
-        remaining = [key for key in keys if key not in found]
-        for start in range(0, len(remaining), 500):
-            chunk = remaining[start : start + 500]
-            wanted = set(chunk)
+        """Which of these (type, id) pairs are stored or buffered. Loads them all in one query per
+        500 and remembers the rows, so that the reads by id that follow (a transaction's PUTs)
+        cost no round trip each."""
+        wanted = [key for key in dict.fromkeys(keys) if key not in self._pending and key not in self._known]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            self._known.update(dict.fromkeys(chunk))
             rows = self.connection.execute(
-                select(resource.c.type, resource.c.fhir_id).where(
-                    resource.c.fhir_id.in_([resource_id for _, resource_id in chunk])
-                )
+                select(*_RESOURCE_COLUMNS).where(tuple_(resource.c.type, resource.c.fhir_id).in_(chunk))
             ).all()
-            found.update((row.type, row.fhir_id) for row in rows if (row.type, row.fhir_id) in wanted)
-        return found
+            self._known.update(((row.type, row.fhir_id), _stored(row)) for row in rows)
+        return {key for key in keys if key in self._pending or self._known.get(key) is not None}
 
     def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
         if (resource_type, resource_id) in self._pending:
@@ -219,14 +225,18 @@ class SqlRepository:
         self._update_row(pk, current, stored)
         self._insert_versions([(pk, stored, method, source)])
         self._insert_indexes([(pk, stored)])
-        return replace(stored, pk=pk)
+        written = replace(stored, pk=pk)
+        self._known[(resource_type, resource_id)] = written
+        return written
 
     def delete(self, current: StoredResource, *, source: str, now: datetime) -> StoredResource:
         pk = self._pk_of(current)
         deleted = StoredResource(current.type, current.id, current.version + 1, now, True, None, "DELETE")
         self._update_row(pk, current, deleted)
         self._insert_versions([(pk, deleted, "DELETE", source)])
-        return replace(deleted, pk=pk)
+        written = replace(deleted, pk=pk)
+        self._known[(current.type, current.id)] = written
+        return written
 
     def flush(self) -> None:
         """Write the buffered creates: primary keys allocated up front, then one executemany per
@@ -258,6 +268,9 @@ class SqlRepository:
             ) from None
         self._insert_versions([(pk, p.stored, p.method, p.source) for pk, p in zip(pks, pending, strict=True)])
         self._insert_indexes([(pk, p.stored) for pk, p in zip(pks, pending, strict=True)])
+        self._known.update(
+            ((p.stored.type, p.stored.id), replace(p.stored, pk=pk)) for pk, p in zip(pks, pending, strict=True)
+        )
 
     def _allocate_pks(self, count: int) -> list[int]:
         if self.is_postgres:

@@ -73,3 +73,17 @@ def test_serve_refuses_non_loopback_binds(monkeypatch: pytest.MonkeyPatch) -> No
     assert result.exit_code != 0
     assert "loopback" in result.output
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("10.1.2.3")
+
+
+def test_import_reads_xml_bundles(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "people.xml").write_text(
+        '<Bundle xmlns="http://hl7.org/fhir"><type value="transaction"/>'
+        '<entry><fullUrl value="urn:uuid:2b0c2d4e-0000-4000-8000-000000000002"/>'
+        '<resource><Patient><id value="2b0c2d4e-0000-4000-8000-000000000002"/><gender value="male"/></Patient>'
+        '</resource><request><method value="POST"/><url value="Patient"/></request></entry></Bundle>'
+    )
+    first = runner.invoke(main, ["import", "--quiet", str(tmp_path)])
+    assert first.exit_code == 0, first.output
+    assert _totals(first.output) == [1, 0, 0, 0]
+    again = runner.invoke(main, ["import", "--quiet", str(tmp_path)])
+    assert _totals(again.output) == [0, 0, 1, 0]

@@ -77,3 +77,22 @@ def test_history_keeps_every_version_with_its_source_and_labels(store: SqlStore)
     assert row[0] == "client:ehr-1"
     security = row[1] if isinstance(row[1], list) else __import__("json").loads(row[1])
     assert security[0]["code"] == "42CFRPart2"
+
+
+def test_rows_loaded_in_bulk_stay_current_through_writes(store: SqlStore) -> None:
+    with store.unit_of_work(True) as (repository, now):
+        repository.write(patient("p1"), current=None, method="PUT", source="test", now=now)
+    with store.unit_of_work(True) as (repository, now):
+        assert repository.existing([("Patient", "p1"), ("Patient", "p2")]) == {("Patient", "p1")}
+        current = repository.read("Patient", "p1")
+        assert current is not None and current.version == 1
+        updated = repository.write(patient("p1", "Nguyen"), current=current, method="PUT", source="test", now=now)
+        assert repository.read("Patient", "p1") == updated
+        assert repository.read("Patient", "p2") is None  # known absent, no query
+        created = repository.write(patient("p2"), current=None, method="PUT", source="test", now=now)
+        repository.flush()
+        reread = repository.read("Patient", "p2")
+        assert reread is not None and reread.version == created.version and reread.pk is not None
+        repository.delete(updated, source="test", now=now)
+        gone = repository.read("Patient", "p1")
+        assert gone is not None and gone.deleted and gone.version == 3
