@@ -193,7 +193,9 @@ class Engine:
             change=change,
         )
 
-    def _conditions(self, resource_type: str, query_string: str, where: str) -> list[Criterion]:
+    def search_criteria(self, resource_type: str, query_string: str, where: str) -> list[Criterion]:
+        """The criteria of a condition (If-None-Exist, conditional update/delete/reference);
+        parsed strictly: an unknown parameter in a condition would silently widen the match."""
         params = parse_qsl(query_string, keep_blank_values=True)
         if not params:
             raise BadRequest(f"{where} needs search criteria")
@@ -270,7 +272,7 @@ class Engine:
         content = dict(self._require_resource(request, i.resource_type))
         condition = request.header("if-none-exist")
         if condition:
-            criteria = self._conditions(i.resource_type, condition.lstrip("?"), "If-None-Exist")
+            criteria = self.search_criteria(i.resource_type, condition.lstrip("?"), "If-None-Exist")
             repository.lock(f"{i.resource_type}?{condition}")
             found = repository.find(i.resource_type, criteria)
             if len(found) > 1:
@@ -330,7 +332,7 @@ class Engine:
         query_string = "&".join(f"{k}={v}" for k, v in request.params)
         if not request.params:
             raise MethodNotAllowed(f"PUT on {i.resource_type} needs an id (Type/id) or search criteria (Type?...)")
-        criteria = self._conditions(i.resource_type, query_string, "a conditional update")
+        criteria = self.search_criteria(i.resource_type, query_string, "a conditional update")
         content = dict(self._require_resource(request, i.resource_type))
         repository.lock(f"{i.resource_type}?{query_string}")
         found = repository.find(i.resource_type, criteria)
@@ -385,7 +387,7 @@ class Engine:
     ) -> FhirResponse:
         assert i.resource_type
         query_string = "&".join(f"{k}={v}" for k, v in request.params)
-        criteria = self._conditions(i.resource_type, query_string, "a conditional delete")
+        criteria = self.search_criteria(i.resource_type, query_string, "a conditional delete")
         repository.lock(f"{i.resource_type}?{query_string}")
         found = repository.find(i.resource_type, criteria)
         if len(found) > 1:

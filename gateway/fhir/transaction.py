@@ -198,13 +198,9 @@ def execute_transaction(engine: Engine, request: FhirRequest) -> list[FhirRespon
 
 
 def _named_identity(entry: Entry) -> tuple[str, str] | None:
+    """(type, id) that a PUT/PATCH/DELETE Type/id entry names in its URL."""
     parts = [part for part in entry.request.path.split("/") if part]
     return (parts[0], parts[1]) if len(parts) == 2 and entry.request.method in ("PUT", "PATCH", "DELETE") else None
-
-
-def _identity_from_path(entry: Entry) -> str | None:
-    parts = [part for part in entry.request.path.split("/") if part]
-    return f"{parts[0]}/{parts[1]}" if len(parts) == 2 else None
 
 
 def _resolve_identities(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
@@ -233,8 +229,8 @@ def _resolve_identities(engine: Engine, repository: Repository, entries: list[En
                 query = "&".join(f"{k}={v}" for k, v in request.params)
                 body_id = request.body.get("id") if isinstance(request.body, dict) else None
                 entry.identity = _conditional_identity(engine, repository, parts[0], query, request, body_id)
-            elif request.method in ("PUT", "PATCH", "DELETE"):
-                entry.identity = _identity_from_path(entry)
+            elif (named_key := _named_identity(entry)) is not None:
+                entry.identity = "/".join(named_key)
         except FhirError as error:
             raise error.under(entry.where) from None
         if entry.identity and request.method != "GET":
@@ -256,7 +252,7 @@ def _conditional_identity(
     body_id: str | None,
 ) -> str:
     if condition:
-        criteria = engine._conditions(resource_type, condition.lstrip("?"), "the condition")
+        criteria = engine.search_criteria(resource_type, condition.lstrip("?"), "the condition")
         repository.lock(f"{resource_type}?{condition}")
         found = repository.find(resource_type, criteria)
         if len(found) > 1:
@@ -296,6 +292,7 @@ def _resolve_placeholder(repository: Repository, target: str, where: str) -> str
 
 def _rewrite_references(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
     identities = {entry.full_url: entry.identity for entry in entries if entry.full_url and entry.identity}
+    resolved: dict[str, str] = {}  # a Bundle points at the same few targets many times
     for entry in entries:
         body = entry.request.body
         if not isinstance(body, dict) or "resourceType" not in body:
@@ -306,20 +303,24 @@ def _rewrite_references(engine: Engine, repository: Repository, entries: list[En
             if target in identities:
                 reference["reference"] = identities[target]
                 continue
+            if target in resolved:
+                reference["reference"] = resolved[target]
+                continue
             kind = classify_reference(target)
             if kind == "conditional" or (kind == "urn" and target.startswith("urn:uuid:")):
                 location = locate(body, reference, resource_type)
                 where = f"{entry.where}.resource{location[len(resource_type) :]}.reference"
                 if kind == "conditional":
-                    reference["reference"] = _resolve_conditional_reference(engine, repository, target, where)
+                    resolved[target] = _resolve_conditional_reference(engine, repository, target, where)
                 else:
-                    reference["reference"] = _resolve_placeholder(repository, target, where)
+                    resolved[target] = _resolve_placeholder(repository, target, where)
+                reference["reference"] = resolved[target]
 
 
 def _resolve_conditional_reference(engine: Engine, repository: Repository, target: str, where: str) -> str:
     resource_type, _, query = target.partition("?")
     try:
-        criteria = engine._conditions(resource_type, query, "a conditional reference")
+        criteria = engine.search_criteria(resource_type, query, "a conditional reference")
     except FhirError as error:
         raise BadRequest(error.issues[0].diagnostics, expression=where) from None
     found = repository.find(resource_type, criteria)
