@@ -45,7 +45,7 @@ from gateway.fhir.errors import (
 )
 from gateway.fhir.models import RESOURCE_TYPES
 from gateway.fhir.repository import Repository, Store, StoredResource
-from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset
+from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset, summarize
 from gateway.fhir.validation import ID_PATTERN, validate_resource
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
@@ -249,10 +249,12 @@ class Engine:
                 moment = None
             if moment and item.last_updated.replace(microsecond=0) <= moment:
                 return FhirResponse(304, None, etag=item.etag, last_modified=instant(item.last_updated))
-        content = item.content
-        elements = next((value for key, value in request.params if key == "_elements"), None)
-        if elements and content is not None:
-            content = subset(content, parse_elements(elements))
+        params = dict(request.params)
+        summary = params.get("_summary")
+        if summary not in (None, "false", "true", "text", "data"):
+            raise BadRequest(f"_summary must be true, text, data or false on a read, got {summary!r}")
+        elements = parse_elements(params["_elements"]) if params.get("_elements") else ()
+        content = _shaped(item.content, summary if summary != "false" else None, elements)
         return FhirResponse(200, content, etag=item.etag, last_modified=instant(item.last_updated))
 
     def _vread(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
@@ -406,9 +408,9 @@ class Engine:
         params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
         query = self._parse_search(i.resource_type, params, strict)
         matches, total = repository.search(query)
-        if query.elements:
+        if query.elements or query.summary:
             matches = [
-                dataclasses.replace(item, content=subset(item.content, query.elements)) if item.content else item
+                dataclasses.replace(item, content=_shaped(item.content, query.summary, query.elements))
                 for item in matches
             ]
         included = repository.included(matches, query.includes) + repository.revincluded(matches, query.revincludes)
@@ -444,6 +446,17 @@ class Engine:
         path = "/".join(p for p in (i.resource_type, i.resource_id, "_history") if p)
         links = bundles.page_links(self.config.base_url, path, echo, count, offset, total, len(versions))
         return FhirResponse(200, bundles.history(self.config.base_url, versions, total, links))
+
+
+def _shaped(content: dict[str, Any] | None, summary: str | None, elements: tuple[str, ...]) -> dict[str, Any] | None:
+    """A copy cut down by _summary and/or _elements; the stored resource is never changed."""
+    if content is None:
+        return None
+    if summary:
+        content = summarize(content, summary)
+    if elements:
+        content = subset(content, elements)
+    return content
 
 
 def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:

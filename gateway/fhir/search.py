@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
 
 from gateway.fhir.dates import date_range
 from gateway.fhir.errors import BadRequest, Issue
 from gateway.fhir.indexing import normalise_string, phone_digits
-from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.models import RESOURCE_TYPES, model_class
 from gateway.fhir.search_parameters import COMMON_PARAMETERS, RESULT_PARAMETERS, SEARCH_PARAMETERS
 
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
@@ -66,6 +67,7 @@ class SearchQuery:
     revincludes: list[Include] = field(default_factory=list)
     total: Literal["none", "estimate", "accurate"] = "accurate"
     summary_count: bool = False
+    summary: str | None = None  # _summary=true|text|data for the matches
     elements: tuple[str, ...] = ()  # _elements: top-level elements to keep in matches
     warnings: list[Issue] = field(default_factory=list)
     # The parameters that define the result set, for the self/next links.
@@ -81,15 +83,47 @@ def parse_elements(raw: str) -> tuple[str, ...]:
     return names
 
 
+@cache
+def _element_names(resource_type: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(summary elements, mandatory elements) of a type, from the R4B model's definitions."""
+    model = model_class(resource_type)
+    if model is None:
+        return frozenset(), frozenset()
+    summary, mandatory = set(), set()
+    for name, definition in model.model_fields.items():
+        extra = definition.json_schema_extra if isinstance(definition.json_schema_extra, dict) else {}
+        json_name = definition.alias or name
+        if extra.get("summary_element_property"):
+            summary.add(json_name)
+        if extra.get("element_required") or definition.is_required():
+            mandatory.add(json_name)
+    return frozenset(summary), frozenset(mandatory)
+
+
+def summarize(resource: dict[str, Any], mode: str) -> dict[str, Any]:
+    """search.html#summary on the top-level elements: `true` keeps the summary elements, `text`
+    the narrative and mandatory elements, `data` drops the narrative. Marked SUBSETTED."""
+    summary, mandatory = _element_names(resource["resourceType"])
+    if mode == "data":
+        keep = tuple(key for key in resource if key != "text")
+    elif mode == "text":
+        keep = ("text", *mandatory)
+    else:
+        keep = tuple(summary)
+    return subset(resource, tuple(name for key in keep for name in (key, f"_{key}")))
+
+
 def subset(resource: dict[str, Any], elements: tuple[str, ...]) -> dict[str, Any]:
     """The resource cut down to the asked elements, marked SUBSETTED as the spec requires."""
-    kept = {key: value for key, value in resource.items() if key in elements or key in ("resourceType", "id")}
+    kept = {
+        key: value for key, value in resource.items() if key in elements and key not in ("resourceType", "id", "meta")
+    }
     meta = dict(resource.get("meta") or {})
     meta["tag"] = [
         *meta.get("tag", []),
         {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"},
     ]
-    return {"resourceType": kept.pop("resourceType"), "id": kept.pop("id", None), "meta": meta, **kept}
+    return {"resourceType": resource["resourceType"], "id": resource.get("id"), "meta": meta, **kept}
 
 
 def _split_values(raw: str) -> list[str]:
@@ -204,8 +238,10 @@ def parse_search(
             elif name == "_summary":
                 if raw == "count":
                     query.summary_count = True
+                elif raw in ("true", "text", "data"):
+                    query.summary = raw
                 elif raw != "false":
-                    unknown(f"_summary={raw} is not supported")
+                    raise BadRequest(f"_summary must be true, text, data, count or false, got {raw!r}")
             if name in ("_include", "_revinclude", "_total", "_summary", "_sort", "_elements"):
                 query.echo.append((key, raw))
             continue

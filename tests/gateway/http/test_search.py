@@ -177,3 +177,25 @@ def test_elements_subsets_matches_and_reads(client: FlaskClient) -> None:
     assert set(read) == {"resourceType", "id", "meta", "gender"}
     assert "tag" not in client.get("/fhir/Patient/p1").json["meta"]  # the stored resource is untouched
     assert_outcome(client.get("/fhir/Patient?_elements=name.family"), 400)
+
+
+@pytest.mark.parametrize(
+    ("summary", "kept", "dropped"),
+    [
+        ("true", {"identifier", "name", "gender", "birthDate", "telecom", "address"}, {"text"}),
+        ("data", {"identifier", "name", "gender"}, {"text"}),
+        ("text", {"text"}, {"name", "gender", "identifier"}),
+    ],
+)
+def test_summary_modes(client: FlaskClient, summary: str, kept: set[str], dropped: set[str]) -> None:
+    put(client, patient(id="p1", text={"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">A</div>"},
+                        maritalStatus={"text": "single"}))  # fmt: skip
+    for body in (
+        client.get(f"/fhir/Patient?_id=p1&_summary={summary}").json["entry"][0]["resource"],
+        client.get(f"/fhir/Patient/p1?_summary={summary}").json,
+    ):
+        assert kept <= set(body) and not dropped & set(body), body
+        assert "SUBSETTED" in [tag["code"] for tag in body["meta"]["tag"]]
+    if summary == "true":
+        assert "maritalStatus" not in client.get("/fhir/Patient/p1?_summary=true").json  # not a summary element
+    assert_outcome(client.get("/fhir/Patient/p1?_summary=brief"), 400)
