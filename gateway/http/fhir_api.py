@@ -13,6 +13,7 @@ from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 
+import psycopg
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -155,10 +156,12 @@ def _http_error(error: HTTPException) -> Response:
 
 
 @fhir_api.errorhandler(OperationalError)
-def _database_error(error: OperationalError) -> Response:
+@fhir_api.errorhandler(psycopg.OperationalError)  # raised unwrapped by the store's COPY path
+def _database_error(error: OperationalError | psycopg.OperationalError) -> Response:
     reference = uuid.uuid4().hex[:12]
-    log.error("database unavailable (reference %s): %s", reference, type(error.orig).__name__)
-    if any(marker in str(error.orig).lower() for marker in _DATABASE_DOWN):
+    cause = error.orig if isinstance(error, OperationalError) else error
+    log.error("database unavailable (reference %s): %s", reference, type(cause).__name__)
+    if any(marker in str(cause).lower() for marker in _DATABASE_DOWN):
         return render_error(ServiceUnavailable(f"the store is unavailable; try again (reference {reference})"))
     return _internal(reference)
 
