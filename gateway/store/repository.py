@@ -3,7 +3,7 @@
 A repository is bound to one open transaction; the caller (the engine's unit of work) commits or
 rolls back, so a transaction Bundle of any size is all or nothing.
 
-Creates are buffered and written in bulk (one executemany per table) when the unit of work ends,
+Creates are buffered and written in bulk (one executemany or COPY per table) when the unit of work ends,
 or earlier, before any query that could see them: a 500-entry Bundle costs a handful of
 statements, not thousands. Reads by id look in the buffer first. Statements are built once, at
 import, with bind parameters, so SQLAlchemy does not rebuild and re-key them per call.
@@ -252,8 +252,9 @@ class SqlRepository:
         return written
 
     def flush(self) -> None:
-        """Write the buffered creates: primary keys allocated up front, then one executemany per
-        table (RETURNING in parameter order would make SQLite insert row by row)."""
+        """Write the buffered creates: primary keys allocated up front, then one bulk insert per
+        table (executemany, or COPY on PostgreSQL). RETURNING in parameter order would make
+        SQLite insert row by row."""
         if not self._pending:
             return
         pending = list(self._pending.values())
