@@ -19,7 +19,7 @@ from gateway.fhir.validation import iter_path
 MAX_INDEXED_LENGTH = 255
 _NOT_DIGITS = re.compile(r"\D")
 
-# Per kind: (param, *values). token: (system, code); string: (value,); date: (low, high);
+# Per kind: (param, *values). token: (system, code); string: (normalised, as written); date: (low, high);
 # reference: (target_type, target_id).
 IndexEntries = dict[str, list[tuple[Any, ...]]]
 
@@ -110,7 +110,11 @@ def index_entries(resource: dict[str, Any], base_url: str) -> IndexEntries:
                         if code
                     ]
                 elif param.type == "string":
-                    rows = [(param.name, normalise_string(text)) for text in _strings(value) if text.strip()]
+                    rows = [
+                        (param.name, normalise_string(text), text[:MAX_INDEXED_LENGTH])
+                        for text in _strings(value)
+                        if text.strip()
+                    ]
                 elif param.type == "date":
                     rows = [(param.name, low, high) for low, high in _dates(value)]
                 elif param.type == "reference" and isinstance(value, dict):

@@ -278,7 +278,9 @@ def parse_search(
         elif param.type == "string":
             if modifier not in STRING_MODIFIERS:
                 raise BadRequest(f"modifier :{modifier} is not supported on string parameter {name}")
-            query.criteria.append(Criterion(name, "string", modifier, tuple(normalise_string(v) for v in values)))
+            # :exact keeps the text as given (search.html#string); the store compares both forms
+            texts = tuple(v if modifier == "exact" else normalise_string(v) for v in values)
+            query.criteria.append(Criterion(name, "string", modifier, texts))
         elif param.type == "date":
             if modifier:
                 raise BadRequest(f"modifier :{modifier} is not supported on date parameter {name}")

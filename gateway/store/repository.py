@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import Conflict
-from gateway.fhir.indexing import index_entries
+from gateway.fhir.indexing import index_entries, normalise_string
 from gateway.fhir.repository import StoredResource
 from gateway.fhir.search import Criterion, DateValue, Include, ReferenceValue, SearchQuery, TokenValue
 from gateway.store.schema import (
@@ -453,7 +453,9 @@ class SqlRepository:
             return and_(true(), *parts)
         if isinstance(value, str):
             if criterion.modifier == "exact":
-                return search_string.c.value == value
+                # the normalised value finds candidates through the lookup index; the text as
+                # written decides (case and accents count)
+                return and_(search_string.c.value == normalise_string(value), search_string.c.exact == value)
             if criterion.modifier == "contains":
                 escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 return search_string.c.value.like(f"%{escaped}%", escape="\\")

@@ -95,6 +95,7 @@ IndexedText = String(255).with_variant(String(255, collation="C"), "postgresql")
 search_string = _index_table(
     "search_string",
     Column("value", IndexedText, nullable=False),  # normalised: lower case, no accents
+    Column("exact", String(255), nullable=True),  # the text as written, for :exact
     lookup=("value",),
 )
 search_date = _index_table(

@@ -55,7 +55,9 @@ def people(client: FlaskClient) -> None:
     [
         ("/fhir/Patient?name=riv", ["rivera"]),
         ("/fhir/Patient?name=JOSE", ["jose"]),  # case and accent insensitive
-        ("/fhir/Patient?name:exact=pena", ["jose"]),
+        ("/fhir/Patient?name:exact=Peña", ["jose"]),
+        ("/fhir/Patient?name:exact=pena", []),  # :exact: case and accents count
+        ("/fhir/Patient?name:exact=Pe", []),
         ("/fhir/Patient?name:contains=ive", ["rivera"]),
         ("/fhir/Patient?name=r_v", []),  # _ and % are literal, not wildcards
         ("/fhir/Patient?name:contains=%", []),
