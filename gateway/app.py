@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask, jsonify
+from sqlalchemy import Engine as SqlEngine
 from werkzeug.wrappers import Response
 
 from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.fhir_api import fhir_api
 from gateway.settings import Settings, load_settings
-from gateway.store.database import make_engine, upgrade
+from gateway.store.database import open_database
 from gateway.store.repository import SqlStore
 
 
-def build_engine(settings: Settings, database: Any = None) -> Engine:
-    database = database or make_engine(settings.database_url)
+def build_engine(settings: Settings, database: SqlEngine) -> Engine:
     store = SqlStore(database, settings.base_url)
     config = EngineConfig(
         base_url=settings.base_url,
@@ -31,9 +30,7 @@ def build_engine(settings: Settings, database: Any = None) -> Engine:
 def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True) -> Flask:
     settings = settings or load_settings()
     logging.getLogger("gateway").setLevel(settings.log_level)
-    database = make_engine(settings.database_url)
-    if upgrade_sqlite and database.dialect.name == "sqlite":
-        upgrade(database)  # the embedded store upgrades itself; PostgreSQL waits for `gateway db upgrade`
+    database = open_database(settings.database_url, upgrade_sqlite=upgrade_sqlite)
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["GATEWAY_SETTINGS"] = settings

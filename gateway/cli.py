@@ -45,16 +45,11 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
             f"refusing to bind {settings.host}: until SMART authorization is in place the gateway serves "
             "loopback addresses only (127.0.0.1, ::1)"
         )
-    from gateway.store.database import make_engine, upgrade  # noqa: PLC0415
+    from gateway.store.database import is_current, open_database  # noqa: PLC0415
 
-    database = make_engine(settings.database_url)
-    if database.dialect.name == "sqlite":
-        upgrade(database)
-    else:
-        from gateway.store.database import is_current  # noqa: PLC0415
-
-        if not is_current(database):
-            raise click.ClickException("the PostgreSQL schema is not current: run `gateway db upgrade` first")
+    database = open_database(settings.database_url)
+    if not is_current(database):
+        raise click.ClickException("the PostgreSQL schema is not current: run `gateway db upgrade` first")
     if demo:
         from gateway.demo import load_demo  # noqa: PLC0415
 

@@ -25,9 +25,9 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.formats import parse_json, parse_xml
 from gateway.fhir.transaction import execute_transaction
 from gateway.settings import Settings
-from gateway.store.database import make_engine, upgrade
+from gateway.store.database import open_database
 
-NDJSON_CHUNK = 250
+CHUNK = 250
 _KINDS = ("created", "updated", "unchanged", "failed")
 
 
@@ -93,7 +93,7 @@ def _as_upsert(entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _upsert_entry(resource: dict[str, Any]) -> dict[str, Any]:
+def upsert_entry(resource: dict[str, Any]) -> dict[str, Any]:
     if resource.get("id"):
         return {
             "resource": resource,
@@ -133,6 +133,13 @@ class Importer:
             self.summary.record(_entry_type(entry), _change(response))
         self._advance(len(entries))
 
+    def run_chunked(self, entries: list[dict[str, Any]], label: str) -> None:
+        """Independent resources, a transaction per chunk; a failing chunk is retried entry by
+        entry so that one bad resource does not hide the good ones."""
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
+            self.run_entries(chunk, f"{label} (entries {start}-{start + len(chunk) - 1})", True)
+
     def _advance(self, count: int) -> None:
         if self.bar is not None:
             self.bar.update(count)
@@ -156,21 +163,19 @@ def _read(path: Path, max_depth: int) -> tuple[str, list[dict[str, Any]]]:
     data = path.read_bytes()
     if path.suffix == ".ndjson":
         resources = [parse_json(line, max_depth) for line in data.splitlines() if line.strip()]
-        return "resources", [_upsert_entry(r) for r in resources]
+        return "resources", [upsert_entry(r) for r in resources]
     content = parse_xml(data) if path.suffix == ".xml" else parse_json(data, max_depth)
     if content.get("resourceType") == "Bundle" and content.get("type") in ("transaction", "batch"):
         return content["type"], [_as_upsert(e) for e in content.get("entry", [])]
     if content.get("resourceType") == "Bundle" and content.get("type") != "document":
-        return "resources", [_upsert_entry(e["resource"]) for e in content.get("entry", []) if "resource" in e]
-    return "resources", [_upsert_entry(content)]
+        return "resources", [upsert_entry(e["resource"]) for e in content.get("entry", []) if "resource" in e]
+    return "resources", [upsert_entry(content)]
 
 
 def import_paths(
     settings: Settings, paths: list[Path], *, source: str | None = None, progress: bool = True
 ) -> ImportSummary:
-    database = make_engine(settings.database_url)
-    if database.dialect.name == "sqlite":
-        upgrade(database)
+    database = open_database(settings.database_url)
     engine = build_engine(settings, database)
     summary = ImportSummary()
     files = list(_files(paths))
@@ -189,9 +194,7 @@ def import_paths(
         if kind == "transaction":
             importer.run_entries(entries, str(path), one_by_one_on_failure=False)
         else:
-            for start in range(0, len(entries), NDJSON_CHUNK):
-                chunk = entries[start : start + NDJSON_CHUNK]
-                importer.run_entries(chunk, f"{path} (entries {start}-{start + len(chunk) - 1})", True)
+            importer.run_chunked(entries, str(path))
     bar.close()
     database.dispose()
     return summary

@@ -12,7 +12,7 @@ import random
 import uuid
 from typing import Any
 
-from gateway.importer import Importer, ImportSummary, import_paths
+from gateway.importer import Importer, ImportSummary, upsert_entry
 from gateway.settings import Settings
 
 _NS = uuid.UUID("6f1c3b1e-1d2a-4c55-9a43-5b7b0c0d5e11")
@@ -137,19 +137,12 @@ def demo_resources(patients: int, seed: int = 2026) -> list[dict[str, Any]]:
 
 
 def load_demo(settings: Settings, patients: int = 25) -> ImportSummary:
-    import_paths(settings, [], progress=False)  # creates/upgrades the store
     from gateway.app import build_engine  # noqa: PLC0415
-    from gateway.store.database import make_engine  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
 
     summary = ImportSummary()
-    database = make_engine(settings.database_url)
+    database = open_database(settings.database_url)
     importer = Importer(build_engine(settings, database), "demo", summary, None)
-    resources = demo_resources(patients)
-    for start in range(0, len(resources), 500):
-        entries = [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources[start : start + 500]
-        ]
-        importer.run_entries(entries, "demo", one_by_one_on_failure=True)
+    importer.run_chunked([upsert_entry(resource) for resource in demo_resources(patients)], "demo")
     database.dispose()
     return summary

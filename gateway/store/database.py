@@ -47,6 +47,15 @@ def make_engine(database_url: str) -> Engine:
     )
 
 
+def open_database(database_url: str, *, upgrade_sqlite: bool = True) -> Engine:
+    """The engine for a store. The embedded SQLite store upgrades its own schema; PostgreSQL
+    waits for `gateway db upgrade` (an operator's decision in production)."""
+    engine = make_engine(database_url)
+    if upgrade_sqlite and engine.dialect.name == "sqlite":
+        upgrade(engine)
+    return engine
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL for concurrent readers; writes take the write lock at BEGIN (IMMEDIATE) so that two
     writers queue instead of failing half-way with "database is locked" when a read upgrades."""
