@@ -227,11 +227,6 @@ def issues_from_model_error(error: Exception, resource_type: str) -> list[Issue]
     return issues or [Issue("structure", str(error), expression=(resource_type,))]
 
 
-def kind_needs_location(target: str, must_be_resolved: bool) -> bool:
-    kind = classify_reference(target)
-    return kind == "invalid" or (must_be_resolved and (kind == "conditional" or target.startswith("urn:uuid:")))
-
-
 def validate_resource(resource: Any, expected_type: str | None = None, *, stored: bool = False) -> str:
     """Validate a parsed resource; return its type. Raises BadRequest/Unprocessable with issues.
 
@@ -257,9 +252,7 @@ def validate_resource(resource: Any, expected_type: str | None = None, *, stored
         raise BadRequest("id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'", expression=f"{resource_type}.id")
     try:
         model.model_validate(resource)
-    except ValidationError as error:
-        raise Unprocessable(issues=issues_from_model_error(error, resource_type)) from None
-    except (ValueError, TypeError) as error:
+    except (ValidationError, ValueError, TypeError) as error:
         raise Unprocessable(issues=issues_from_model_error(error, resource_type)) from None
 
     issues: list[Issue] = []
@@ -276,26 +269,26 @@ def validate_resource(resource: Any, expected_type: str | None = None, *, stored
     must_be_resolved = stored and resource_type != "Bundle"
     for reference in find_references(resource):
         target = reference["reference"]
-        location = locate(resource, reference, resource_type) if kind_needs_location(target, must_be_resolved) else ""
         kind = classify_reference(target)
         if kind == "invalid":
+            where = locate(resource, reference, resource_type)  # paths only for problems: hot path
             issues.append(
                 Issue(
                     "value",
                     f"{target!r} is not a valid reference (Type/id, an absolute URL, #contained or urn:uuid)",
-                    expression=(f"{location}.reference",),
+                    expression=(f"{where}.reference",),
                 )
             )
         elif must_be_resolved and kind == "conditional":
             raise BadRequest(
                 "conditional references are resolved only inside transaction Bundles",
-                expression=f"{location}.reference",
+                expression=f"{locate(resource, reference, resource_type)}.reference",
             )
         elif must_be_resolved and target.startswith("urn:uuid:"):
             raise BadRequest(
                 f"{target} does not resolve: urn:uuid references only resolve to entries of the same "
                 "transaction Bundle",
-                expression=f"{location}.reference",
+                expression=f"{locate(resource, reference, resource_type)}.reference",
             )
     if issues:
         raise Unprocessable(issues=issues)
