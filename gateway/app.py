@@ -1,30 +1,122 @@
-"""The application factory: settings in, a Flask app with the FHIR engine wired in out."""
+"""The application factory: settings in, a Flask app with the FHIR engine and the SMART
+authorization server wired in out."""
 
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from sqlalchemy import Engine as SqlEngine
 from werkzeug.wrappers import Response
 
+from gateway.auth.accounts import Accounts
+from gateway.auth.discovery import capability_security
+from gateway.auth.keys import Keys
+from gateway.auth.resource import SmartAuthorization, SmartRelease
+from gateway.auth.server import AuthConfig, SmartServer
+from gateway.auth.tokens import Tokens
+from gateway.fhir.context import ReleaseAll
 from gateway.fhir.engine import Engine, EngineConfig
+from gateway.http.auth_api import auth_api
 from gateway.http.fhir_api import fhir_api
 from gateway.settings import Settings, load_settings
 from gateway.store.database import open_database
 from gateway.store.repository import SqlStore
 
 
-def build_engine(settings: Settings, database: SqlEngine) -> Engine:
+def public_root(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = False) -> Engine:
+    """The FHIR engine. `operator=True` is for local operator commands (import, demo), which run
+    with the database's own credentials and write without a token; the HTTP API never uses it."""
     store = SqlStore(database, settings.base_url)
+    smart = settings.auth == "smart" and not operator
     config = EngineConfig(
         base_url=settings.base_url,
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
         strict_search_by_default=settings.default_search_handling == "strict",
         max_bundle_entries=settings.max_bundle_entries,
+        security=capability_security(public_root(settings.base_url)) if smart else None,
     )
-    return Engine(store, config)
+    if not smart:
+        return Engine(store, config)
+    return Engine(
+        store,
+        config,
+        authorization=SmartAuthorization(settings.base_url),
+        release=SmartRelease(settings.base_url, ReleaseAll()),
+    )
+
+
+def build_smart_server(settings: Settings, database: SqlEngine) -> SmartServer:
+    accounts = Accounts(database)
+    config = AuthConfig(
+        issuer=settings.base_url,
+        public_root=public_root(settings.base_url),
+        app_token_seconds=settings.app_token_seconds,
+        backend_token_seconds=settings.backend_token_seconds,
+        offline_refresh=timedelta(days=settings.offline_refresh_days),
+    )
+    return SmartServer(database, accounts, Tokens(database, settings.token_cache_seconds), Keys(database), config)
+
+
+class AppOrigins:
+    """Origins of the registered apps' redirect URIs (CORS on token and FHIR endpoints), read
+    from the store at most every 30 seconds."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+        self._origins: frozenset[str] = frozenset()
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def __contains__(self, origin: object) -> bool:
+        with self._lock:
+            if time.monotonic() - self._read_at > 30:
+                self._origins = frozenset(
+                    public_root(uri)
+                    for client in self.accounts.clients()
+                    if client.purpose == "app" and not client.disabled
+                    for uri in client.redirect_uris
+                )
+                self._read_at = time.monotonic()
+            return origin in self._origins
+
+
+def _add_cors(response: Response, origins: AppOrigins) -> Response:
+    path = request.path
+    origin = request.headers.get("Origin")
+    if not origin:
+        return response
+    public = path.endswith(("/metadata", "/.well-known/smart-configuration", "/.well-known/openid-configuration")) or (
+        path in ("/auth/jwks.json", "/auth/smart-style.json")
+    )
+    if public:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif (
+        path.startswith("/fhir") or path in ("/auth/token", "/auth/revoke", "/auth/introspect")
+    ) and origin in origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers.add("Vary", "Origin")
+    else:
+        return response
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = (
+            "Authorization, Content-Type, Accept, If-Match, If-None-Match, If-None-Exist, Prefer"
+        )
+        response.headers["Access-Control-Max-Age"] = "600"
+    response.headers["Access-Control-Expose-Headers"] = "Location, ETag, Content-Location, Last-Modified"
+    return response
 
 
 def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True) -> Flask:
@@ -34,8 +126,18 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["GATEWAY_SETTINGS"] = settings
+    app.config["SECRET_KEY"] = settings.secret_key or secrets.token_urlsafe(32)
+    app.config["SESSION_COOKIE_NAME"] = "gateway_session"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = settings.base_url.startswith("https://")
     app.extensions["fhir_engine"] = build_engine(settings, database)
     app.extensions["database"] = database
+    server = build_smart_server(settings, database)
+    app.extensions["smart_server"] = server
+    origins = AppOrigins(server.accounts)
+    app.after_request(lambda response: _add_cors(response, origins))
+    app.register_blueprint(auth_api)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
 
     @app.get("/")

@@ -1,8 +1,10 @@
-"""The `gateway` command: serve, db upgrade, import, demo."""
+"""The `gateway` command: serve, db upgrade, import, demo, client, user, keys."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import secrets
 import socket
 import sys
 from pathlib import Path
@@ -40,11 +42,14 @@ def main() -> None:
 def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
     """Run the gateway under gunicorn (the production server)."""
     settings = _settings(host=host, port=port, workers=workers)
-    if not is_loopback(settings.host):
+    if settings.auth == "off" and not is_loopback(settings.host):
         raise click.ClickException(
-            f"refusing to bind {settings.host}: until SMART authorization is in place the gateway serves "
-            "loopback addresses only (127.0.0.1, ::1)"
+            f'refusing to bind {settings.host} with auth = "off": without SMART authorization the gateway '
+            "serves loopback addresses only (127.0.0.1, ::1)"
         )
+    if not settings.secret_key:
+        # One key for all workers of this run; sign-in sessions end with a restart.
+        settings = settings.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
     from gateway.store.database import is_current, open_database  # noqa: PLC0415
 
     database = open_database(settings.database_url)
@@ -106,3 +111,208 @@ def demo(patients: int) -> None:
 
     summary = load_demo(_settings(), patients=patients)
     click.echo(summary.table())
+
+
+# -- SMART: clients, users, keys -------------------------------------------------------------------
+def _accounts() -> Any:
+    from gateway.auth.accounts import Accounts  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
+
+    return Accounts(open_database(_settings().database_url))
+
+
+def _emit(as_json: bool, data: Any, lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def _read_jwks(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+        document = json.loads(text)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"--jwks must be a JWKS document or @file: {error}") from None
+    return document if isinstance(document, dict) else {"keys": document}
+
+
+@main.group()
+def client() -> None:
+    """Register, list and disable SMART clients (apps, EHRs, dispatch systems)."""
+
+
+@client.command("add")
+@click.argument("client_id")
+@click.option("--name", required=True, help="Shown to users on the consent page.")
+@click.option(
+    "--kind",
+    type=click.Choice(["public", "symmetric", "asymmetric"]),
+    required=True,
+    help="public (PKCE only), symmetric (client secret), asymmetric (private_key_jwt).",
+)
+@click.option(
+    "--purpose",
+    type=click.Choice(["app", "ehr", "dispatch", "service"]),
+    default="app",
+    show_default=True,
+    help="app: SMART App Launch; ehr/dispatch/service: SMART Backend Services.",
+)
+@click.option(
+    "--scope", required=True, help="The most this client may be granted, e.g. 'launch openid fhirUser patient/*.rs'."
+)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Apps: a registered redirect URI (repeatable).")
+@click.option("--launch-url", help="Apps: where an EHR launch opens the app.")
+@click.option("--jwks-url", help="Asymmetric clients: the client's JWKS URL (preferred).")
+@click.option("--jwks", help="Asymmetric clients: an inline JWKS, or @file.")
+@click.option("--organization", help="EHR clients: the source Organization, e.g. Organization/eastside-otp.")
+@click.option("--part2-program", is_flag=True, help="EHR clients: the source is a 42 CFR Part 2 program.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def client_add(client_id: str, name: str, kind: str, purpose: str, scope: str, redirect_uris: tuple[str, ...],
+               launch_url: str | None, jwks_url: str | None, jwks: str | None, organization: str | None,
+               part2_program: bool, as_json: bool) -> None:  # fmt: skip
+    """Register a client. A symmetric client's secret is printed once; store it now."""
+    from gateway.auth.accounts import AccountError  # noqa: PLC0415
+
+    try:
+        registered, secret = _accounts().add_client(
+            client_id=client_id, name=name, kind=kind, purpose=purpose, scope=scope, redirect_uris=redirect_uris,
+            launch_url=launch_url, jwks_uri=jwks_url, jwks=_read_jwks(jwks), organization=organization,
+            part2_program=part2_program,
+        )  # fmt: skip
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    view = registered.public_view()
+    if secret:
+        view["client_secret"] = secret
+    lines = [f"registered {purpose} client {client_id} ({kind})"]
+    if secret:
+        lines.append(f"client secret (shown once): {secret}")
+    _emit(as_json, view, lines)
+
+
+@client.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def client_list(as_json: bool) -> None:
+    """List registered clients."""
+    clients = _accounts().clients()
+    _emit(
+        as_json,
+        [c.public_view() for c in clients],
+        [f"{c.client_id:24} {c.purpose:9} {c.kind:11} {'disabled' if c.disabled else 'enabled ':9} {c.scope}"
+         for c in clients],
+    )  # fmt: skip
+
+
+@client.command("disable")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def client_disable(client_id: str, as_json: bool) -> None:
+    """Disable a client and revoke every token it holds."""
+    from gateway.auth.accounts import AccountError  # noqa: PLC0415
+    from gateway.auth.tokens import Tokens  # noqa: PLC0415
+
+    accounts = _accounts()
+    try:
+        accounts.set_client_disabled(client_id)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    revoked = Tokens(accounts.database).revoke_all(client_id=client_id)
+    _emit(as_json, {"client_id": client_id, "disabled": True, "tokens_revoked": revoked},
+          [f"disabled {client_id}; revoked {revoked} tokens"])  # fmt: skip
+
+
+@main.group()
+def user() -> None:
+    """Add, list and disable users (responders, dispatchers, compliance officers)."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--name", "display_name", required=True, help="The user's name, as shown to them and in audits.")
+@click.option("--role", required=True, help="A role code from config/roles.toml, e.g. crisis-clinician.")
+@click.option("--practitioner", help="Their fhirUser: Practitioner/<id>.")
+@click.option("--practitioner-role", help="Their PractitionerRole/<id> (organization + role).")
+@click.option("--organization", help="Organization/<id> they work for.")
+@click.option("--totp", is_flag=True, help="Require a TOTP second factor; prints the provisioning URI once.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="GATEWAY_NEW_USER_PASSWORD",
+    help="At least 12 characters (prompted when not given).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_add(username: str, display_name: str, role: str, practitioner: str | None, practitioner_role: str | None,
+             organization: str | None, totp: bool, password: str, as_json: bool) -> None:  # fmt: skip
+    """Add a user."""
+    import pyotp  # noqa: PLC0415
+
+    from gateway.auth.accounts import AccountError  # noqa: PLC0415
+
+    try:
+        added = _accounts().add_user(
+            username=username, password=password, display_name=display_name, role=role, practitioner=practitioner,
+            practitioner_role=practitioner_role, organization=organization, totp=totp,
+        )  # fmt: skip
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    view = added.public_view()
+    lines = [f"added {role} {username}"]
+    if added.totp_secret:
+        uri = pyotp.TOTP(added.totp_secret).provisioning_uri(name=username, issuer_name="Crisis gateway")
+        view["totp_uri"] = uri
+        lines.append(f"TOTP provisioning URI (shown once; load it in an authenticator app): {uri}")
+    _emit(as_json, view, lines)
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_list(as_json: bool) -> None:
+    """List users."""
+    users = _accounts().users()
+    _emit(
+        as_json,
+        [u.public_view() for u in users],
+        [f"{u.username:20} {u.role:20} {'disabled' if u.disabled else 'enabled ':9} {u.practitioner or '-'}"
+         for u in users],
+    )  # fmt: skip
+
+
+@user.command("disable")
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_disable(username: str, as_json: bool) -> None:
+    """Disable a user: sign-in stops and every app grant of theirs is revoked."""
+    from gateway.auth.accounts import AccountError  # noqa: PLC0415
+    from gateway.auth.tokens import Tokens  # noqa: PLC0415
+
+    accounts = _accounts()
+    try:
+        accounts.set_user_disabled(username)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    revoked = Tokens(accounts.database).revoke_all(username=username)
+    _emit(as_json, {"username": username, "disabled": True, "tokens_revoked": revoked},
+          [f"disabled {username}; revoked {revoked} tokens"])  # fmt: skip
+
+
+@main.group()
+def keys() -> None:
+    """The gateway's signing keys (id_tokens)."""
+
+
+@keys.command("rotate")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def keys_rotate(as_json: bool) -> None:
+    """Make a new signing key; the old one stays in the JWKS until its tokens have expired."""
+    from gateway.auth.keys import Keys  # noqa: PLC0415
+
+    result = Keys(_accounts().database).rotate()
+    _emit(
+        as_json, result, [f"new signing key {result['kid']}; retired {result['retired']}, removed {result['removed']}"]
+    )

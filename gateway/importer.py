@@ -176,7 +176,7 @@ def import_paths(
     settings: Settings, paths: list[Path], *, source: str | None = None, progress: bool = True
 ) -> ImportSummary:
     database = open_database(settings.database_url)
-    engine = build_engine(settings, database)
+    engine = build_engine(settings, database, operator=True)
     summary = ImportSummary()
     files = list(_files(paths))
     loaded: list[tuple[Path, str, list[dict[str, Any]]]] = []

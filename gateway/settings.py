@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     max_page_size: int = Field(1000, ge=1)
     default_search_handling: Literal["lenient", "strict"] = "lenient"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # SMART on FHIR (docs/auth.md). "off" serves /fhir without tokens: loopback binds only.
+    auth: Literal["smart", "off"] = "smart"
+    secret_key: str = ""  # signs login sessions; `gateway serve` makes one per run when empty
+    session_idle_minutes: int = Field(30, ge=1, le=720)
+    app_token_seconds: int = Field(3600, ge=60, le=3600)
+    backend_token_seconds: int = Field(300, ge=60, le=300)
+    offline_refresh_days: int = Field(30, ge=1, le=365)
+    token_cache_seconds: float = Field(10.0, ge=0, le=60)
 
     @field_validator("base_url")
     @classmethod

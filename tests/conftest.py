@@ -53,7 +53,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return load_settings(database_url=database_url, base_url=BASE_URL, max_request_bytes=2 * 1024 * 1024)
+    # The FHIR engine's own tests run without tokens (auth="off"); tests/gateway/auth and
+    # tests/gateway/http/test_smart_* run the same engine behind SMART (`smart_server`).
+    return load_settings(database_url=database_url, base_url=BASE_URL, max_request_bytes=2 * 1024 * 1024, auth="off")
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +68,12 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture(autouse=True)
 def _empty_store(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test starts from an empty store (cheap: tables are small)."""
-    if "app" not in request.fixturenames and "live_server" not in request.fixturenames:
+    if not {"app", "live_server", "smart_server"} & set(request.fixturenames):
         yield
         return
-    app: Flask = request.getfixturevalue("app")
+    name = next(n for n in ("app", "live_server", "smart_server") if n in request.fixturenames)
+    found = request.getfixturevalue(name)
+    app: Flask = found if isinstance(found, Flask) else found.server.app
     database = app.extensions["database"]
     with database.begin() as connection:
         for table in reversed(metadata.sorted_tables):
@@ -88,19 +92,29 @@ class LiveServer:
         self.base_url = base_url
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[LiveServer]:
+def _serve(database_url: str, **overrides: Any) -> Iterator[LiveServer]:
     """The gateway on a real socket (threaded werkzeug server) sharing the test database."""
     server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
     port = server.server_port
     base_url = f"http://127.0.0.1:{port}/fhir"
-    server.app = create_app(load_settings(database_url=database_url, base_url=base_url))
+    server.app = create_app(load_settings(database_url=database_url, base_url=base_url, **overrides))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield LiveServer(server, base_url)
     server.shutdown()
     server.server_close()
     server.app.extensions["database"].dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    yield from _serve(database_url, auth="off")
+
+
+@pytest.fixture(scope="session")
+def smart_server(database_url: str) -> Iterator[LiveServer]:
+    """The gateway behind SMART authorization, on a real socket."""
+    yield from _serve(database_url, auth="smart", secret_key="test-session-key")
 
 
 def fhir_json(data: Any) -> dict[str, Any]:

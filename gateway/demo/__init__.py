@@ -142,7 +142,7 @@ def load_demo(settings: Settings, patients: int = 25) -> ImportSummary:
 
     summary = ImportSummary()
     database = open_database(settings.database_url)
-    importer = Importer(build_engine(settings, database), "demo", summary, None)
+    importer = Importer(build_engine(settings, database, operator=True), "demo", summary, None)
     importer.run_chunked([upsert_entry(resource) for resource in demo_resources(patients)], "demo")
     database.dispose()
     return summary

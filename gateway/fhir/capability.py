@@ -72,7 +72,16 @@ def _rest_resources() -> tuple[dict[str, Any], ...]:
     return tuple(resources)
 
 
-def capability_statement(base_url: str) -> dict[str, Any]:
+def capability_statement(base_url: str, security: dict[str, Any] | None = None) -> dict[str, Any]:
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "documentation": "Transactions are atomic. Unknown search parameters are ignored with a warning "
+        "unless the client sends Prefer: handling=strict.",
+    }
+    if security:
+        rest["security"] = security
+    rest["resource"] = list(_rest_resources())
+    rest["interaction"] = [{"code": code} for code in SYSTEM_INTERACTIONS]
     return {
         "resourceType": "CapabilityStatement",
         "id": "gateway",
@@ -89,13 +98,5 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [
-            {
-                "mode": "server",
-                "documentation": "Transactions are atomic. Unknown search parameters are ignored with a warning "
-                "unless the client sends Prefer: handling=strict.",
-                "resource": list(_rest_resources()),
-                "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
-            }
-        ],
+        "rest": [rest],
     }

@@ -18,6 +18,8 @@ class Requester:
     source: str = "anonymous"
     client_id: str | None = None
     scopes: tuple[str, ...] = ()
+    patient: str | None = None  # the launch context's patient, for patient/ scopes
+    username: str | None = None  # the signed-in user behind an app's token
 
 
 @dataclass

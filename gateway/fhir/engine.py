@@ -58,6 +58,7 @@ class EngineConfig:
     max_page_size: int = 1000
     strict_search_by_default: bool = False
     max_bundle_entries: int = 10_000
+    security: dict[str, Any] | None = None  # CapabilityStatement.rest.security (SMART's oauth-uris)
 
 
 def parse_etag(value: str, where: str = "If-Match") -> int:
@@ -231,7 +232,7 @@ class Engine:
     def _capabilities(
         self, request: FhirRequest, repository: Repository, now: datetime, _: Interaction
     ) -> FhirResponse:
-        return FhirResponse(200, capability_statement(self.config.base_url))
+        return FhirResponse(200, capability_statement(self.config.base_url, self.config.security))
 
     def _read(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
         assert i.resource_type and i.resource_id

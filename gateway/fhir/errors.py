@@ -97,6 +97,18 @@ class NotSupported(FhirError):
     default_code = "not-supported"
 
 
+class Unauthorized(FhirError):
+    """No valid credentials (RFC 6750): the adapter adds WWW-Authenticate."""
+
+    status = 401
+    default_code = "login"
+
+
+class Forbidden(FhirError):
+    status = 403
+    default_code = "forbidden"
+
+
 class NotFound(FhirError):
     status = 404
     default_code = "not-found"

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from gateway.auth.bearer import requester_for
 from gateway.fhir.context import FhirRequest, FhirResponse, Requester
 from gateway.fhir.dates import parse_instant
 from gateway.fhir.engine import Engine
@@ -110,14 +111,20 @@ def _parse_body(method: str) -> Any:
 @fhir_api.route("/<path:path>", methods=METHODS)
 def fhir(path: str) -> Response:
     fmt = response_format(request.args.get("_format"), request.headers.get("Accept"))
-    body = _parse_body(request.method)
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    requester = Requester(source="unauthenticated")
+    if settings.auth == "smart" and path.strip("/") != "metadata":
+        # Before the body is read: a caller without a valid token costs us no parsing.
+        requester = requester_for(
+            request.headers.get("Authorization"), current_app.extensions["smart_server"].tokens, settings.base_url
+        )
     fhir_request = FhirRequest(
         method=request.method,
         path=path.strip("/"),
         params=[(k, v) for k, v in request.args.items(multi=True) if k not in ("_format", "_pretty")],
-        body=body,
+        body=_parse_body(request.method),
         headers={name.lower(): value for name, value in request.headers.items()},
-        requester=Requester(source="unauthenticated"),
+        requester=requester,
     )
     result = _engine().handle(fhir_request)
     return _render_result(result, fmt)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -117,3 +118,109 @@ INDEX_TABLES = {
     "date": search_date,
     "reference": search_reference,
 }
+
+# -- SMART on FHIR: clients, users, codes, tokens, keys (docs/auth.md) -----------------------
+# Secrets (client secrets, codes, tokens) are stored as hashes only; a database dump does not
+# hand out credentials.
+
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # public, symmetric, asymmetric
+    Column("purpose", String(20), nullable=False),  # app, ehr, dispatch, service
+    Column("secret_hash", String(200), nullable=True),
+    Column("jwks_uri", String(500), nullable=True),
+    Column("jwks", Document, nullable=True),
+    Column("redirect_uris", Document, nullable=False),
+    Column("launch_url", String(500), nullable=True),
+    Column("scope", Text, nullable=False),  # the ceiling of what it may be granted
+    Column("organization", String(200), nullable=True),  # EHR clients: the source Organization
+    Column("part2_program", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(), nullable=False),
+)
+
+app_user = Table(
+    "app_user",
+    metadata,
+    Column("username", String(100), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("practitioner", String(100), nullable=True),  # fhirUser, e.g. Practitioner/123
+    Column("practitioner_role", String(100), nullable=True),
+    Column("organization", String(100), nullable=True),
+    Column("totp_secret", String(64), nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(), nullable=True),
+    Column("created_at", DateTime(), nullable=False),
+)
+
+oauth_code = Table(
+    "oauth_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(100), nullable=False),
+    Column("username", String(100), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", String(255), nullable=True),
+    Column("context", Document, nullable=False),  # patient, encounter, need_patient_banner, ...
+    Column("auth_time", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("family", String(64), nullable=True),  # set when exchanged: reuse revokes its tokens
+)
+
+launch_context = Table(
+    "launch_context",
+    metadata,
+    Column("launch_id", String(64), primary_key=True),
+    Column("client_id", String(100), nullable=False),  # the app that may use it
+    Column("created_by", String(100), nullable=False),  # the dispatch/EHR client that made it
+    Column("username", String(100), nullable=True),
+    Column("patient", String(64), nullable=False),
+    Column("encounter", String(64), nullable=True),
+    Column("incident", String(100), nullable=True),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("used_at", DateTime(), nullable=True),
+)
+
+oauth_token = Table(
+    "oauth_token",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("access_hash", String(64), nullable=False, unique=True),
+    Column("refresh_hash", String(64), nullable=True, unique=True),
+    Column("family", String(64), nullable=False, index=True),  # one grant; reuse revokes it all
+    Column("client_id", String(100), nullable=False, index=True),
+    Column("username", String(100), nullable=True, index=True),
+    Column("scope", Text, nullable=False),
+    Column("context", Document, nullable=False),  # patient, encounter, fhirUser, ...
+    Column("issued_at", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("refresh_expires_at", DateTime(), nullable=True),
+    Column("revoked_at", DateTime(), nullable=True),
+    Column("rotated_at", DateTime(), nullable=True),  # its refresh token was exchanged
+)
+
+assertion_jti = Table(
+    "assertion_jti",
+    metadata,
+    Column("issuer", String(100), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", DateTime(), nullable=False, index=True),
+)
+
+signing_key = Table(
+    "signing_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(10), nullable=False),
+    Column("private_jwk", Document, nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    Column("retired_at", DateTime(), nullable=True),  # still published until its tokens expire
+)

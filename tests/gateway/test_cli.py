@@ -68,7 +68,8 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.exit_code != 0 and "GATEWAY_PORT" in result.output
 
 
-def test_serve_refuses_non_loopback_binds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_refuses_non_loopback_binds_without_authorization(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_AUTH", "off")
     result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code != 0
     assert "loopback" in result.output

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
 
+from tests.gateway.auth.harness import Harness
 from tests.gateway.http.test_rest import patient
 
 
@@ -46,16 +48,20 @@ def served(database_url: str, tmp_path: Path) -> Iterator[str]:
             process.stderr.close()
 
 
-def test_gateway_serve_answers_fhir_over_gunicorn(served: str, app: object) -> None:
+def test_gateway_serve_answers_fhir_over_gunicorn(served: str, app: Flask) -> None:
     metadata = requests.get(f"{served}/metadata", timeout=10)
     assert metadata.status_code == 200
     assert metadata.headers["Content-Type"].startswith("application/fhir+json")
-    created = requests.post(
-        f"{served}/Patient", json=patient(), headers={"Content-Type": "application/fhir+json"}, timeout=10
-    )
+    body = {"json": patient(), "timeout": 10}
+    anonymous = requests.post(f"{served}/Patient", headers={"Content-Type": "application/fhir+json"}, **body)
+    assert anonymous.status_code == 401  # SMART is on by default
+    smart = Harness(served, app)  # registers in the same store the served gateway uses
+    token = smart.backend_token(smart.add_backend("served-ehr"))
+    headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {token}"}
+    created = requests.post(f"{served}/Patient", headers=headers, **body)
     assert created.status_code == 201
     assert created.headers["Location"].startswith(served + "/Patient/")
-    read = requests.get(created.headers["Location"], timeout=10)
+    read = requests.get(created.headers["Location"], headers=headers, timeout=10)
     assert read.status_code == 200 and read.json()["name"][0]["family"] == "Rivera"
-    head = requests.head(created.headers["Location"].split("/_history")[0], timeout=10)
+    head = requests.head(created.headers["Location"].split("/_history")[0], headers=headers, timeout=10)
     assert head.status_code == 200 and head.headers["ETag"] == 'W/"1"' and not head.content

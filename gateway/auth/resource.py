@@ -1,0 +1,160 @@
+"""The resource server's side of SMART: the engine's authorization and release hooks.
+
+`SmartAuthorization.authorize` runs before an interaction touches the store: scope check (403),
+patient-compartment rules for `patient/` tokens (searches are narrowed to the patient, reads of
+another patient are 404 so that nothing leaks), and `user/` tokens are kept away from patient
+data until the consent engine decides about it. `SmartRelease.release` runs on every response:
+it withholds whatever the token's context may not see, including `_include`d resources.
+
+Tokens are turned into a `Requester` by the HTTP adapter (401 there); these hooks only see
+requesters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.auth.scopes import INTERACTION_ACTION, ScopeSet
+from gateway.fhir.context import FhirRequest, FhirResponse, Interaction, ReleaseHook, Requester
+from gateway.fhir.errors import Forbidden, NotFound
+from gateway.fhir.indexing import split_reference
+from gateway.fhir.search_parameters import SEARCH_PARAMETERS
+from gateway.fhir.validation import iter_path
+
+
+def is_patient_data(resource_type: str) -> bool:
+    """Patient and every type in the patient compartment (those with a `patient` parameter)."""
+    return resource_type == "Patient" or "patient" in SEARCH_PARAMETERS.get(resource_type, {})
+
+
+def in_compartment(resource: dict[str, Any], patient_id: str, base_url: str) -> bool:
+    resource_type = resource.get("resourceType", "")
+    if resource_type == "Patient":
+        return bool(resource.get("id") == patient_id)
+    param = SEARCH_PARAMETERS.get(resource_type, {}).get("patient")
+    if param is None:
+        return True  # not patient data: Practitioner, Organization, Location, ...
+    for path in param.paths:
+        for value, _ in iter_path(resource, f"{resource_type}.{path}"):
+            if isinstance(value, dict) and split_reference(value.get("reference", ""), base_url) == (
+                "Patient",
+                patient_id,
+            ):
+                return True
+    return False
+
+
+def _context_of(requester: Requester, resource_type: str, action: str) -> str | None:
+    """The broadest context whose scopes allow the action: system, then user, then patient."""
+    scopes = ScopeSet.parse(requester.scopes)
+    for context in ("system", "user", "patient"):
+        if scopes.allowing(context, resource_type, action):
+            return context
+    return None
+
+
+class SmartAuthorization:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def authorize(self, request: FhirRequest, interaction: Interaction) -> None:
+        requester = request.requester
+        if interaction.name in ("capabilities", "transaction", "batch"):
+            return  # public, or decided entry by entry
+        action = INTERACTION_ACTION.get(interaction.name)
+        if action is None:
+            raise Forbidden(f"the {interaction.name} interaction is not available to SMART clients")
+        resource_type = interaction.resource_type or "*"
+        context = _context_of(requester, resource_type, action)
+        if context is None:
+            raise Forbidden(
+                f"the token's scopes do not allow '{action}' on {resource_type}",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+            )
+        if context == "system":
+            return
+        if resource_type == "*":
+            raise Forbidden("system-wide history is for backend services")
+        if context == "user":
+            if is_patient_data(resource_type):
+                # Privacy first: user-level access to patient data is the consent engine's
+                # decision; until it decides, the answer is no.
+                raise Forbidden(
+                    f"{resource_type} is patient data; user-level access to it needs the consent engine's decision"
+                )
+            return
+        self._patient_context(request, interaction, requester, resource_type, action)
+
+    def _patient_context(
+        self, request: FhirRequest, interaction: Interaction, requester: Requester, resource_type: str, action: str
+    ) -> None:
+        patient = requester.patient
+        if not patient:
+            raise Forbidden("a patient/ scope needs a patient in the launch context")
+        if not is_patient_data(resource_type):
+            if action not in ("r", "s"):
+                raise Forbidden(f"patient-level tokens may not write {resource_type}")
+            return
+        if action == "s":
+            if interaction.name != "search-type":
+                raise Forbidden("history is not available to patient-level tokens")
+            request.params.append(("_id", patient) if resource_type == "Patient" else ("patient", patient))
+        elif action == "r":
+            if resource_type == "Patient" and interaction.resource_id != patient:
+                raise NotFound(f"Patient/{interaction.resource_id} is not known to this server")
+        elif action in ("c", "u"):
+            body = request.body
+            if (
+                interaction.name == "patch"
+                or not isinstance(body, dict)
+                or not in_compartment(body, patient, self.base_url)
+            ):
+                raise Forbidden("patient-level tokens may write only resources about the launch patient")
+        else:
+            raise Forbidden("patient-level tokens may not delete")
+
+
+class SmartRelease:
+    """Withholds what the requester's context may not see, then hands over to the next hook."""
+
+    def __init__(self, base_url: str, inner: ReleaseHook) -> None:
+        self.base_url = base_url
+        self.inner = inner
+
+    def _visible(self, requester: Requester, resource: dict[str, Any]) -> bool:
+        resource_type = str(resource.get("resourceType", ""))
+        if resource_type == "OperationOutcome":
+            return True
+        scopes = ScopeSet.parse(requester.scopes)
+        if scopes.allowing("system", resource_type, "r") or scopes.allowing("system", resource_type, "s"):
+            return True
+        if not is_patient_data(resource_type):
+            return True
+        if requester.patient and (
+            scopes.allowing("patient", resource_type, "r") or scopes.allowing("patient", resource_type, "s")
+        ):
+            return in_compartment(resource, requester.patient, self.base_url)
+        return False
+
+    def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
+        requester = request.requester
+        body = response.resource
+        if (
+            body is not None
+            and body.get("resourceType") == "Bundle"
+            and interaction.name
+            not in (
+                "transaction",
+                "batch",
+            )
+        ):
+            entries = body.get("entry") or []
+            kept = [
+                e for e in entries if not isinstance(e.get("resource"), dict) or self._visible(requester, e["resource"])
+            ]
+            if len(kept) != len(entries):
+                body = {**body, "entry": kept}
+                response = FhirResponse(**{**response.__dict__, "resource": body})
+        elif body is not None and interaction.name in ("read", "vread") and not self._visible(requester, body):
+            raise NotFound(f"{interaction.resource_type}/{interaction.resource_id} is not known to this server")
+        return self.inner.release(request, interaction, response)

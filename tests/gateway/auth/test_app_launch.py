@@ -1,0 +1,268 @@
+"""SMART App Launch 2.2 over real HTTP: standalone and EHR launch, tokens, refresh, id_token,
+introspection, revocation, and what the resulting tokens may see."""
+
+from __future__ import annotations
+
+import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.gateway.auth.harness import ASSERTION_TYPE, REDIRECT, Harness, pkce_pair
+
+
+def test_standalone_launch_gives_a_complete_token_response(smart: Harness) -> None:
+    code, verifier = smart.code_for(requests.Session())
+    response = smart.exchange(code, verifier)
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+    token = response.json()
+    assert token["token_type"].lower() == "bearer"
+    assert isinstance(token["expires_in"], int) and 0 < token["expires_in"] <= 3600
+    assert set(token["scope"].split()) == {"launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs"}
+    assert token["patient"] == "pat-1"
+    assert token["need_patient_banner"] is True
+    assert token["refresh_token"]
+    assert "fhirContext" not in token
+    style = requests.get(token["smart_style_url"], timeout=10)
+    assert style.status_code == 200 and style.headers["Content-Type"].startswith("application/json")
+
+
+def test_id_token_is_rs256_signed_by_a_published_key_and_names_the_fhir_user(smart: Harness) -> None:
+    token = smart.app_token()
+    config = requests.get(f"{smart.base}/.well-known/openid-configuration", timeout=10).json()
+    keys = KeySet.import_key_set(requests.get(config["jwks_uri"], timeout=10).json())
+    decoded = jwt.decode(token["id_token"], keys, algorithms=["RS256"])
+    assert decoded.header["kid"]
+    claims = decoded.claims
+    assert claims["iss"] == config["issuer"] == smart.base
+    assert claims["aud"] == "responder-app"
+    assert claims["sub"] == "ada"
+    assert claims["fhirUser"] == f"{smart.base}/Practitioner/clinician-ada"
+    assert claims["exp"] > claims["iat"]
+    # The fhirUser resource is readable with the same access token (Inferno reads it).
+    assert smart.get("Practitioner/clinician-ada", token["access_token"]).status_code == 200
+
+
+def test_patient_token_sees_its_patient_only(smart: Harness) -> None:
+    access = smart.app_token()["access_token"]
+    assert smart.get("Patient/pat-1", access).status_code == 200
+    other = smart.get("Patient/pat-2", access)
+    missing = smart.get("Patient/no-such-patient", access)
+    # The same answer whether the other patient exists or not: no existence leak.
+    assert other.status_code == missing.status_code == 404
+    assert smart.get("EpisodeOfCare/eoc-2", access).status_code == 404
+    assert smart.get("EpisodeOfCare/eoc-1", access).status_code == 200
+    found = smart.get("EpisodeOfCare", access).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == ["eoc-1"]
+    # Asking for another patient's data explicitly still yields only the launch patient's.
+    escaped = smart.get("EpisodeOfCare", access, params={"patient": "pat-2"}).json()
+    assert escaped.get("entry", []) == []
+    patients = smart.get("Patient", access, params={"_revinclude": "EpisodeOfCare:patient"}).json()
+    assert {e["resource"]["id"] for e in patients["entry"]} == {"pat-1", "eoc-1"}
+
+
+def test_patient_token_cannot_write_without_a_write_scope(smart: Harness) -> None:
+    access = smart.app_token()["access_token"]
+    response = requests.put(
+        f"{smart.base}/Patient/pat-1",
+        json={"resourceType": "Patient", "id": "pat-1", "gender": "female"},
+        headers={"Authorization": f"Bearer {access}", "Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
+    assert response.status_code == 403
+    assert response.json()["issue"][0]["code"] == "forbidden"
+
+
+def test_user_token_sees_no_patient_data_until_the_consent_engine_decides(smart: Harness) -> None:
+    access = smart.app_token(scope="openid fhirUser user/*.rs", patient=None)["access_token"]
+    assert smart.get("Practitioner/clinician-ada", access).status_code == 200
+    for path in ("Patient/pat-1", "Patient", "EpisodeOfCare?patient=pat-1"):
+        response = smart.get(path, access)
+        assert response.status_code == 403, path
+        assert "consent engine" in response.json()["issue"][0]["diagnostics"]
+    included = smart.get("Organization", access, params={"_revinclude": "EpisodeOfCare:organization"}).json()
+    assert {e["resource"]["resourceType"] for e in included["entry"]} == {"Organization"}
+
+
+def test_refresh_twice_in_a_row_rotates_and_keeps_the_scope(smart: Harness) -> None:
+    first = smart.app_token()
+    data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "responder-app"}
+    second = requests.post(smart.token_url, data=data, timeout=10)
+    assert second.status_code == 200, second.text
+    assert second.headers["Cache-Control"] == "no-store"
+    body = second.json()
+    assert body["scope"] == first["scope"]
+    assert body["patient"] == "pat-1"
+    assert body["refresh_token"] != first["refresh_token"]
+    data = {**data, "refresh_token": body["refresh_token"], "scope": first["scope"]}
+    third = requests.post(smart.token_url, data=data, timeout=10)
+    assert third.status_code == 200, third.text
+    assert isinstance(third.json()["expires_in"], int)
+    assert smart.get("Patient/pat-1", third.json()["access_token"]).status_code == 200
+
+
+def test_public_client_may_refresh_without_client_id(smart: Harness) -> None:
+    first = smart.app_token()
+    response = requests.post(
+        smart.token_url, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_reusing_a_rotated_refresh_token_revokes_the_grant(smart: Harness) -> None:
+    first = smart.app_token()
+    data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "responder-app"}
+    second = requests.post(smart.token_url, data=data, timeout=10).json()
+    replay = requests.post(smart.token_url, data=data, timeout=10)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    smart.server.tokens.forget(second["access_token"])
+    assert smart.get("Patient/pat-1", second["access_token"]).status_code == 401
+    data["refresh_token"] = second["refresh_token"]
+    assert requests.post(smart.token_url, data=data, timeout=10).status_code == 400
+
+
+def test_scope_escalation_on_refresh_is_refused(smart: Harness) -> None:
+    first = smart.app_token()
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": first["refresh_token"],
+        "client_id": "responder-app",
+        "scope": first["scope"] + " patient/*.cud",
+    }
+    response = requests.post(smart.token_url, data=data, timeout=10)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_scope"
+
+
+def test_confidential_symmetric_client_with_basic_auth(smart: Harness) -> None:
+    _, secret = smart.add_app("clinic-dashboard", kind="symmetric")
+    assert secret
+    code, verifier = smart.code_for(requests.Session(), client_id="clinic-dashboard")
+    wrong = smart.exchange(code, verifier, client_id="clinic-dashboard", auth=("clinic-dashboard", "not-the-secret"))
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    code, verifier = smart.code_for(requests.Session(), client_id="clinic-dashboard")
+    right = smart.exchange(code, verifier, client_id="clinic-dashboard", auth=("clinic-dashboard", secret))
+    assert right.status_code == 200, right.text
+
+
+def test_confidential_asymmetric_app_authenticates_with_an_assertion(smart: Harness) -> None:
+    backend_keys = smart.add_backend("throwaway-keys", alg="ES384")
+    jwks = {"keys": [backend_keys.key.as_dict(private=False)]}
+    smart.add_app("asym-app", kind="asymmetric", jwks=jwks)
+    code, verifier = smart.code_for(requests.Session(), client_id="asym-app")
+    backend_keys.client_id = "asym-app"
+    response = smart.exchange(
+        code,
+        verifier,
+        client_id="asym-app",
+        client_assertion_type=ASSERTION_TYPE,
+        client_assertion=smart.assertion(backend_keys),
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_ehr_launch_from_dispatch(smart: Harness) -> None:
+    dispatch = smart.add_backend("county-cad", scope="system/Patient.rs", purpose="dispatch")
+    cad_token = smart.backend_token(dispatch, "system/Patient.rs")
+    created = requests.post(
+        f"{smart.root}/launch",
+        json={"client_id": "responder-app", "patient": "pat-2", "incident": "CAD-2026-1126-0042", "user": "ada"},
+        headers={"Authorization": f"Bearer {cad_token}"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    launch = created.json()
+    assert launch["iss"] == smart.base
+    assert launch["launch_url"].startswith("http://127.0.0.1:9/launch?iss=")
+    code, verifier = smart.code_for(
+        requests.Session(), scope="launch openid fhirUser patient/*.rs", patient=None, launch=launch["launch"]
+    )
+    token = smart.exchange(code, verifier).json()
+    assert token["patient"] == "pat-2"
+    assert smart.get("Patient/pat-2", token["access_token"]).status_code == 200
+    # A launch is single-use.
+    again = smart.authorize(requests.Session(), scope="launch patient/*.rs", patient=None, launch=launch["launch"],
+                            challenge=pkce_pair()[1])  # fmt: skip
+    assert again.params.get("error") == "invalid_request"
+
+
+def test_launch_needs_a_dispatch_or_ehr_backend_token(smart: Harness) -> None:
+    access = smart.app_token()["access_token"]
+    response = requests.post(
+        f"{smart.root}/launch",
+        json={"client_id": "responder-app", "patient": "pat-1"},
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=10,
+    )
+    assert response.status_code == 403
+    anonymous = requests.post(
+        f"{smart.root}/launch", json={"client_id": "responder-app", "patient": "pat-1"}, timeout=10
+    )
+    assert anonymous.status_code == 401
+
+
+def test_introspection(smart: Harness) -> None:
+    token = smart.app_token()
+    access = token["access_token"]
+    itself = requests.post(
+        f"{smart.root}/auth/introspect",
+        data={"token": access},
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=10,
+    )
+    assert itself.status_code == 200
+    body = itself.json()
+    assert body["active"] is True
+    assert body["scope"] == token["scope"] and body["client_id"] == "responder-app"
+    assert body["patient"] == "pat-1" and body["sub"] == "ada" and body["iss"] == smart.base
+    assert body["fhirUser"].endswith("Practitioner/clinician-ada")
+    assert isinstance(body["exp"], int)
+    resource_server = smart.add_backend("resource-server", scope="system/Patient.rs", purpose="service")
+    bearer = smart.backend_token(resource_server, "system/Patient.rs")
+    inactive = requests.post(
+        f"{smart.root}/auth/introspect", data={"token": "not-a-token"}, headers={"Authorization": f"Bearer {bearer}"},
+        timeout=10,
+    )  # fmt: skip
+    assert inactive.status_code == 200 and inactive.json() == {"active": False}
+    anonymous = requests.post(f"{smart.root}/auth/introspect", data={"token": access}, timeout=10)
+    assert anonymous.status_code == 401
+
+
+def test_revocation_ends_the_grant(smart: Harness) -> None:
+    token = smart.app_token()
+    response = requests.post(
+        f"{smart.root}/auth/revoke", data={"token": token["refresh_token"], "client_id": "responder-app"}, timeout=10
+    )
+    assert response.status_code == 200
+    assert smart.get("Patient/pat-1", token["access_token"]).status_code == 401
+    refresh = requests.post(
+        smart.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": "responder-app"},
+        timeout=10,
+    )
+    assert refresh.status_code == 400
+    unknown = requests.post(
+        f"{smart.root}/auth/revoke", data={"token": "nothing", "client_id": "responder-app"}, timeout=10
+    )
+    assert unknown.status_code == 200
+
+
+def test_user_can_see_and_revoke_grants_on_the_management_page(smart: Harness) -> None:
+    browser = requests.Session()
+    code, verifier = smart.code_for(browser)
+    token = smart.exchange(code, verifier).json()
+    page = browser.get(f"{smart.root}/auth/manage", timeout=10)
+    assert page.status_code == 200 and "Responder app" in page.text
+    import lxml.html
+
+    form = lxml.html.fromstring(page.text).xpath("//form[.//input[@name='grant']]")[0]
+    fields = {i.get("name"): i.get("value") for i in form.xpath(".//input")}
+    revoked = browser.post(f"{smart.root}/auth/manage/revoke", data=fields, allow_redirects=False, timeout=10)
+    assert revoked.status_code == 303
+    assert smart.get("Patient/pat-1", token["access_token"]).status_code == 401
+
+
+def test_denied_consent_redirects_with_access_denied_and_state(smart: Harness) -> None:
+    result = smart.authorize(requests.Session(), challenge=pkce_pair()[1], decision="deny", state="s-123")
+    assert result.status == 302 and result.location.startswith(REDIRECT)
+    assert result.params["error"] == "access_denied" and result.params["state"] == "s-123"
