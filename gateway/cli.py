@@ -56,10 +56,14 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
     if not is_current(database):
         raise click.ClickException("the PostgreSQL schema is not current: run `gateway db upgrade` first")
     if demo:
-        from gateway.demo import load_demo  # noqa: PLC0415
+        from gateway.demo import ensure_demo_accounts, load_demo  # noqa: PLC0415
 
+        if not is_loopback(settings.host):
+            raise click.ClickException("--demo creates a sign-in with a published password: loopback binds only")
         summary = load_demo(settings)
         click.echo(f"demo data: {summary.line()}")
+        for line in ensure_demo_accounts(settings):
+            click.echo(line)
     database.dispose()
     from gateway.wsgi import run_gunicorn  # noqa: PLC0415
 

@@ -146,3 +146,33 @@ def load_demo(settings: Settings, patients: int = 25) -> ImportSummary:
     importer.run_chunked([upsert_entry(resource) for resource in demo_resources(patients)], "demo")
     database.dispose()
     return summary
+
+
+DEMO_USER = "demo-clinician"
+DEMO_PASSWORD = "demo-clinician-password"  # a demo on loopback only: `gateway serve --demo` refuses other binds
+
+
+def ensure_demo_accounts(settings: Settings) -> list[str]:
+    """A clinician to sign in as (linked to a demo Practitioner), created once; returns what to tell
+    the person running the demo."""
+    from gateway.auth.accounts import Accounts  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
+
+    database = open_database(settings.database_url)
+    accounts = Accounts(database)
+    if accounts.user(DEMO_USER) is None:
+        accounts.add_user(
+            username=DEMO_USER,
+            password=DEMO_PASSWORD,
+            display_name="Demo Crisis Clinician",
+            role="crisis-clinician",
+            practitioner="Practitioner/harbor-cmhc-clinician-0",
+            practitioner_role="PractitionerRole/harbor-cmhc-clinician-0-role",
+            organization="Organization/harbor-cmhc",
+        )
+    database.dispose()
+    root = settings.base_url.removesuffix("/fhir")
+    return [
+        f"demo sign-in: {DEMO_USER} / {DEMO_PASSWORD} at {root}/auth/manage",
+        "register apps and EHRs with `gateway client add` (docs/auth.md)",
+    ]

@@ -182,6 +182,17 @@ class Harness:
         query.update(params)
         query = {k: v for k, v in query.items() if v is not None}
         response = browser.get(f"{self.root}/auth/authorize", params=query, allow_redirects=False, timeout=10)
+        return self.walk(browser, response, patient, username, decision)
+
+    def walk(
+        self,
+        browser: requests.Session,
+        response: requests.Response,
+        patient: str | None = "pat-1",
+        username: str = "ada",
+        decision: str = "approve",
+    ) -> Authorization:
+        """From the authorize endpoint's answer through sign-in and consent to the app's redirect."""
         if response.status_code == 303 and "/auth/login" in response.headers["Location"]:
             login_page = browser.get(
                 self.root + response.headers["Location"]
