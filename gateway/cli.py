@@ -7,6 +7,8 @@ import json
 import secrets
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +120,17 @@ def demo(patients: int) -> None:
 
 
 # -- SMART: clients, users, keys -------------------------------------------------------------------
-def _accounts() -> Any:
+@contextmanager
+def _accounts() -> Iterator[Any]:
+    """Accounts on the configured store, whose connections are closed when the command ends."""
     from gateway.auth.accounts import Accounts  # noqa: PLC0415
     from gateway.store.database import open_database  # noqa: PLC0415
 
-    return Accounts(open_database(_settings().database_url))
+    database = open_database(_settings().database_url)
+    try:
+        yield Accounts(database)
+    finally:
+        database.dispose()
 
 
 def _emit(as_json: bool, data: Any, lines: list[str]) -> None:
@@ -182,11 +190,12 @@ def client_add(client_id: str, name: str, kind: str, purpose: str, scope: str, r
     from gateway.auth.accounts import AccountError  # noqa: PLC0415
 
     try:
-        registered, secret = _accounts().add_client(
+        with _accounts() as accounts:
+            registered, secret = accounts.add_client(
             client_id=client_id, name=name, kind=kind, purpose=purpose, scope=scope, redirect_uris=redirect_uris,
-            launch_url=launch_url, jwks_uri=jwks_url, jwks=_read_jwks(jwks), organization=organization,
-            part2_program=part2_program,
-        )  # fmt: skip
+                launch_url=launch_url, jwks_uri=jwks_url, jwks=_read_jwks(jwks), organization=organization,
+                part2_program=part2_program,
+            )  # fmt: skip
     except AccountError as error:
         raise click.ClickException(str(error)) from None
     view = registered.public_view()
@@ -202,7 +211,8 @@ def client_add(client_id: str, name: str, kind: str, purpose: str, scope: str, r
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def client_list(as_json: bool) -> None:
     """List registered clients."""
-    clients = _accounts().clients()
+    with _accounts() as accounts:
+        clients = accounts.clients()
     _emit(
         as_json,
         [c.public_view() for c in clients],
@@ -219,12 +229,12 @@ def client_disable(client_id: str, as_json: bool) -> None:
     from gateway.auth.accounts import AccountError  # noqa: PLC0415
     from gateway.auth.tokens import Tokens  # noqa: PLC0415
 
-    accounts = _accounts()
-    try:
-        accounts.set_client_disabled(client_id)
-    except AccountError as error:
-        raise click.ClickException(str(error)) from None
-    revoked = Tokens(accounts.database).revoke_all(client_id=client_id)
+    with _accounts() as accounts:
+        try:
+            accounts.set_client_disabled(client_id)
+        except AccountError as error:
+            raise click.ClickException(str(error)) from None
+        revoked = Tokens(accounts.database).revoke_all(client_id=client_id)
     _emit(as_json, {"client_id": client_id, "disabled": True, "tokens_revoked": revoked},
           [f"disabled {client_id}; revoked {revoked} tokens"])  # fmt: skip
 
@@ -259,10 +269,11 @@ def user_add(username: str, display_name: str, role: str, practitioner: str | No
     from gateway.auth.accounts import AccountError  # noqa: PLC0415
 
     try:
-        added = _accounts().add_user(
+        with _accounts() as accounts:
+            added = accounts.add_user(
             username=username, password=password, display_name=display_name, role=role, practitioner=practitioner,
-            practitioner_role=practitioner_role, organization=organization, totp=totp,
-        )  # fmt: skip
+                practitioner_role=practitioner_role, organization=organization, totp=totp,
+            )  # fmt: skip
     except AccountError as error:
         raise click.ClickException(str(error)) from None
     view = added.public_view()
@@ -278,7 +289,8 @@ def user_add(username: str, display_name: str, role: str, practitioner: str | No
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_list(as_json: bool) -> None:
     """List users."""
-    users = _accounts().users()
+    with _accounts() as accounts:
+        users = accounts.users()
     _emit(
         as_json,
         [u.public_view() for u in users],
@@ -295,12 +307,12 @@ def user_disable(username: str, as_json: bool) -> None:
     from gateway.auth.accounts import AccountError  # noqa: PLC0415
     from gateway.auth.tokens import Tokens  # noqa: PLC0415
 
-    accounts = _accounts()
-    try:
-        accounts.set_user_disabled(username)
-    except AccountError as error:
-        raise click.ClickException(str(error)) from None
-    revoked = Tokens(accounts.database).revoke_all(username=username)
+    with _accounts() as accounts:
+        try:
+            accounts.set_user_disabled(username)
+        except AccountError as error:
+            raise click.ClickException(str(error)) from None
+        revoked = Tokens(accounts.database).revoke_all(username=username)
     _emit(as_json, {"username": username, "disabled": True, "tokens_revoked": revoked},
           [f"disabled {username}; revoked {revoked} tokens"])  # fmt: skip
 
@@ -316,7 +328,8 @@ def keys_rotate(as_json: bool) -> None:
     """Make a new signing key; the old one stays in the JWKS until its tokens have expired."""
     from gateway.auth.keys import Keys  # noqa: PLC0415
 
-    result = Keys(_accounts().database).rotate()
+    with _accounts() as accounts:
+        result = Keys(accounts.database).rotate()
     _emit(
         as_json, result, [f"new signing key {result['kid']}; retired {result['retired']}, removed {result['removed']}"]
     )

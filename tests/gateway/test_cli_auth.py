@@ -57,3 +57,25 @@ def test_keys_rotate(runner: CliRunner) -> None:  # noqa: F811
     first = _json(runner.invoke(main, ["keys", "rotate", "--json"]))
     second = _json(runner.invoke(main, ["keys", "rotate", "--json"]))
     assert first["kid"] != second["kid"] and second["retired"] == 1  # type: ignore[index]
+
+
+def test_demo_sign_in_is_created_once_and_works(runner: CliRunner) -> None:  # noqa: F811
+    from gateway.auth.accounts import Accounts
+    from gateway.demo import DEMO_PASSWORD, DEMO_USER, ensure_demo_accounts
+    from gateway.settings import load_settings
+    from gateway.store.database import open_database
+
+    settings = load_settings()
+    first = ensure_demo_accounts(settings)
+    assert ensure_demo_accounts(settings) == first  # idempotent
+    database = open_database(settings.database_url)
+    try:
+        user = Accounts(database).login(DEMO_USER, DEMO_PASSWORD, None)
+        assert user.role == "crisis-clinician" and user.practitioner == "Practitioner/harbor-cmhc-clinician-0"
+    finally:
+        database.dispose()
+
+
+def test_demo_refuses_non_loopback_binds(runner: CliRunner) -> None:  # noqa: F811
+    result = runner.invoke(main, ["serve", "--demo", "--host", "0.0.0.0"])
+    assert result.exit_code != 0 and "loopback" in result.output
