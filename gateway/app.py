@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, request
 from sqlalchemy import Engine as SqlEngine
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from gateway.auth.accounts import Accounts
@@ -139,6 +140,15 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.after_request(lambda response: _add_cors(response, origins))
     app.register_blueprint(auth_api)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
+
+    @app.errorhandler(HTTPException)
+    def _routing_error(error: HTTPException) -> Response | HTTPException:
+        # /fhir answers its own errors as OperationOutcome; elsewhere (OAuth endpoints) JSON.
+        if request.path.startswith("/fhir/") and request.blueprint == "fhir_api":
+            return error
+        response = jsonify({"error": "invalid_request", "error_description": error.description or error.name})
+        response.status_code = error.code or 500
+        return response
 
     @app.get("/")
     def index() -> Response:

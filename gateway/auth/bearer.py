@@ -30,4 +30,5 @@ def requester_for(authorization: str | None, tokens: Tokens, realm: str) -> Requ
         scopes=tuple(grant.scope.split()),
         patient=grant.patient,
         username=grant.username,
+        own_writes_only=grant.context.get("purpose") == "ehr",
     )

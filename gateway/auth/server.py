@@ -469,6 +469,8 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
             context, family, username = dict(code.context), code.family, code.username
         elif previous is not None:
             context, family, username = dict(previous.context), previous.row["family"], previous.row["username"]
+        else:
+            context["purpose"] = client.purpose  # backend: an EHR may change only what it wrote
         refresh_lifetime = None
         if "offline_access" in scopes.others:
             refresh_lifetime = self.config.offline_refresh

@@ -20,6 +20,7 @@ class Requester:
     scopes: tuple[str, ...] = ()
     patient: str | None = None  # the launch context's patient, for patient/ scopes
     username: str | None = None  # the signed-in user behind an app's token
+    own_writes_only: bool = False  # EHR clients: may change only resources whose source is theirs
 
 
 @dataclass

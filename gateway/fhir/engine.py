@@ -34,6 +34,7 @@ from gateway.fhir.errors import (
     BadRequest,
     Conflict,
     FhirError,
+    Forbidden,
     Gone,
     Issue,
     MethodNotAllowed,
@@ -70,6 +71,17 @@ def parse_etag(value: str, where: str = "If-Match") -> int:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _check_owner(request: FhirRequest, current: StoredResource | None) -> None:
+    """A requester restricted to its own writes (an EHR) may not change what another source wrote:
+    one provider's push never overwrites another provider's record."""
+    requester = request.requester
+    if requester.own_writes_only and current is not None and current.source != requester.source:
+        raise Forbidden(
+            f"{current.type}/{current.id} was written by another source; a client changes only what it wrote",
+            expression=current.type,
+        )
 
 
 class Engine:
@@ -321,6 +333,7 @@ class Engine:
                     f"If-Match {if_match} does not match the current version {current.etag}; read it again"
                 )
         live = current if current is not None and not current.deleted else None
+        _check_owner(request, live)
         if live is not None and live.content is not None and _same_content(live.content, content):
             return self._written(request, live, 200, "no change; the current version is kept", "unchanged")
         item = repository.write(content, current=current, method=method, source=request.requester.source, now=now)
@@ -382,6 +395,7 @@ class Engine:
         if current is None or current.deleted:
             # http.html#delete: deleting what does not exist (any more) succeeds.
             return FhirResponse(204)
+        _check_owner(request, current)
         item = repository.delete(current, source=request.requester.source, now=now)
         return FhirResponse(204, etag=item.etag)
 
@@ -396,6 +410,7 @@ class Engine:
         if len(found) > 1:
             raise PreconditionFailed(f"the conditional delete matches more than one {i.resource_type}")
         if found:
+            _check_owner(request, found[0])
             repository.delete(found[0], source=request.requester.source, now=now)
         return FhirResponse(204)
 

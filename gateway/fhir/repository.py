@@ -21,6 +21,7 @@ class StoredResource:
     content: dict[str, Any] | None
     method: str = ""
     pk: int | None = None  # the store's row id, when the store knows it (saves a lookup on update)
+    source: str | None = None  # who wrote the current version (client:<id>, import:<file>, demo)
 
     @property
     def etag(self) -> str:

@@ -68,6 +68,7 @@ _RESOURCE_COLUMNS = (
     resource.c.last_updated,
     resource.c.deleted,
     resource.c.content,
+    resource.c.source,
 )
 _READ = select(*_RESOURCE_COLUMNS).where(resource.c.type == bindparam("t"), resource.c.fhir_id == bindparam("i"))
 _TYPES_WITH_ID = select(resource.c.type).where(resource.c.fhir_id == bindparam("i"), resource.c.deleted == false())
@@ -87,6 +88,7 @@ _UPDATE_RESOURCE = (
         last_updated=bindparam("now"),
         deleted=bindparam("is_deleted"),
         content=bindparam("new_content"),
+        source=bindparam("new_source"),
     )
 )
 _CLEAR_INDEX = {
@@ -100,7 +102,9 @@ def _json_text(value: Any) -> str:
 
 
 def _stored(row: Row[Any]) -> StoredResource:
-    return StoredResource(row.type, row.fhir_id, row.version, row.last_updated, row.deleted, row.content, pk=row.pk)
+    return StoredResource(
+        row.type, row.fhir_id, row.version, row.last_updated, row.deleted, row.content, pk=row.pk, source=row.source
+    )
 
 
 def _with_meta(content: dict[str, Any], version: int, last_updated: datetime) -> dict[str, Any]:
@@ -229,7 +233,7 @@ class SqlRepository:
         resource_type, resource_id = content["resourceType"], content["id"]
         version = (current.version + 1) if current else 1
         stored = StoredResource(
-            resource_type, resource_id, version, now, False, _with_meta(content, version, now), method
+            resource_type, resource_id, version, now, False, _with_meta(content, version, now), method, source=source
         )
         if current is None:
             self._pending[(resource_type, resource_id)] = _PendingCreate(stored, method, source)
@@ -244,7 +248,9 @@ class SqlRepository:
 
     def delete(self, current: StoredResource, *, source: str, now: datetime) -> StoredResource:
         pk = self._pk_of(current)
-        deleted = StoredResource(current.type, current.id, current.version + 1, now, True, None, "DELETE")
+        deleted = StoredResource(
+            current.type, current.id, current.version + 1, now, True, None, "DELETE", source=source
+        )
         self._update_row(pk, current, deleted)
         self._insert_versions([(pk, deleted, "DELETE", source)])
         written = replace(deleted, pk=pk)
@@ -272,6 +278,7 @@ class SqlRepository:
                         "last_updated": p.stored.last_updated,
                         "deleted": False,
                         "content": p.stored.content,
+                        "source": p.source,
                     }
                     for pk, p in zip(pks, pending, strict=True)
                 ],
@@ -312,6 +319,7 @@ class SqlRepository:
                 "now": new.last_updated,
                 "is_deleted": new.deleted,
                 "new_content": new.content,
+                "new_source": new.source,
             },
         ).rowcount
         if changed != 1:

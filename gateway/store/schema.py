@@ -47,6 +47,7 @@ resource = Table(
     Column("last_updated", DateTime(), nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("content", Document, nullable=True),
+    Column("source", String(200), nullable=True),  # of the current version: who may change it
     UniqueConstraint("type", "fhir_id"),
     Index("ix_resource_type_last_updated", "type", "last_updated"),
     Index("ix_resource_fhir_id", "fhir_id"),  # urn:uuid references resolve by id alone

@@ -379,3 +379,26 @@ def test_registered_jwks_url_is_fetched_cached_and_matched_by_jku(smart: Harness
     form["client_assertion"] = smart.assertion(backend, {"jku": jwks_server.url + "?evil"})
     assert _backend_error(smart, form).json()["error"] == "invalid_client"
     assert jwks_server.hits == 1  # the unregistered jku was never fetched
+
+
+def test_an_ehr_changes_only_what_it_wrote(smart: Harness) -> None:
+    def headers(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+
+    eastside = smart.backend_token(smart.add_backend("eastside-otp-ehr"))
+    westside = smart.backend_token(smart.add_backend("westside-ehr"))
+    flag = {"resourceType": "Flag", "id": "flag-east", "status": "active", "code": {"text": "Prefers female staff"},
+            "subject": {"reference": "Patient/pat-1"}}  # fmt: skip
+    url = f"{smart.base}/Flag/flag-east"
+    assert requests.put(url, json=flag, headers=headers(eastside), timeout=10).status_code == 201
+    overwrite = requests.put(url, json={**flag, "status": "inactive"}, headers=headers(westside), timeout=10)
+    assert overwrite.status_code == 403 and "another source" in overwrite.json()["issue"][0]["diagnostics"]
+    assert requests.delete(url, headers=headers(westside), timeout=10).status_code == 403
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"resource": {**flag, "status": "inactive"}, "request": {"method": "PUT", "url": "Flag/flag-east"}}]}  # fmt: skip
+    in_bundle = requests.post(smart.base, json=bundle, headers=headers(westside), timeout=10)
+    assert in_bundle.status_code == 403 and in_bundle.json()["issue"][0]["expression"][0].startswith("Bundle.entry[0]")
+    assert (
+        requests.put(url, json={**flag, "status": "inactive"}, headers=headers(eastside), timeout=10).status_code == 200
+    )
+    assert requests.delete(url, headers=headers(eastside), timeout=10).status_code == 204
