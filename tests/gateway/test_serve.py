@@ -32,11 +32,12 @@ def served(database_url: str, tmp_path: Path) -> Iterator[str]:
     gateway = str(Path(sys.executable).parent / "gateway")
     process = subprocess.Popen([gateway, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        for _ in range(150):
+        deadline = time.monotonic() + 60  # a loaded CI machine can take a while to fork workers
+        while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         else:
             raise RuntimeError("gateway serve did not come up: " + process.stderr.read(2000).decode())  # type: ignore[union-attr]
