@@ -49,24 +49,25 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
             f'refusing to bind {settings.host} with auth = "off": without SMART authorization the gateway '
             "serves loopback addresses only (127.0.0.1, ::1)"
         )
+    if demo and not is_loopback(settings.host):
+        raise click.ClickException("--demo creates a sign-in with a published password: loopback binds only")
     if not settings.secret_key:
         # One key for all workers of this run; sign-in sessions end with a restart.
         settings = settings.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
     from gateway.store.database import is_current, open_database  # noqa: PLC0415
 
     database = open_database(settings.database_url)
-    if not is_current(database):
+    current = is_current(database)
+    database.dispose()
+    if not current:
         raise click.ClickException("the PostgreSQL schema is not current: run `gateway db upgrade` first")
     if demo:
         from gateway.demo import ensure_demo_accounts, load_demo  # noqa: PLC0415
 
-        if not is_loopback(settings.host):
-            raise click.ClickException("--demo creates a sign-in with a published password: loopback binds only")
         summary = load_demo(settings)
         click.echo(f"demo data: {summary.line()}")
         for line in ensure_demo_accounts(settings):
             click.echo(line)
-    database.dispose()
     from gateway.wsgi import run_gunicorn  # noqa: PLC0415
 
     click.echo(f"FHIR endpoint: {settings.base_url} (metadata: {settings.base_url}/metadata)")
