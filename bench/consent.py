@@ -1,0 +1,135 @@
+"""Consent engine throughput. Prints its figures; asserts nothing.
+
+  .venv/bin/python bench/consent.py [--seconds 3]
+
+1. decisions per second, in process, for a 60-item record (Part 2, mental-health and general
+   items from two sources) with 5 consents (TPO, a specific consent, a restriction with a nested
+   exception, a counseling-notes consent, an expired one), for a clinician, a peer and an officer;
+2. the engine's share of a request that gathers the same 60 resources from the store: a FHIR
+   search returning 60 resources through the engine (SQLite, in process), measured in the same
+   run. (The brief itself arrives with issue 5; this is the nearest request that exists.)
+Target (issue 4): >= 5,000 decisions/s in process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from consent_engine import (  # noqa: E402
+    Consent,
+    ConsentKind,
+    DecisionRequest,
+    Item,
+    PatientRecord,
+    Provision,
+    Recipient,
+    decide,
+)
+from gateway.app import build_engine  # noqa: E402
+from gateway.fhir.context import FhirRequest  # noqa: E402
+from gateway.settings import load_settings  # noqa: E402
+from gateway.store.database import open_database  # noqa: E402
+
+PATIENT = "Patient/bench"
+OTP, CMHC, TEAM = "Organization/eastside-otp", "Organization/harbor-cmhc", "Organization/county-mobile-crisis"
+AS_OF = datetime(2026, 11, 26, 12, 0)
+CLASSES = ["STATUS", "CONTACT", "MED", "DX", "LAB", "CRISISPLAN", "DEMOGRAPHICS", "CN", "PSYNOTE", "MED"]
+
+
+def record() -> PatientRecord:
+    items = []
+    for n in range(60):
+        data_class = CLASSES[n % len(CLASSES)]
+        if n % 3 == 0:
+            labels, source = frozenset({"42CFRPart2", "R", "NORDSCLCD", "SUD"}), OTP
+        elif n % 3 == 1:
+            labels, source = frozenset({"MH", "R"}), CMHC
+        else:
+            labels, source = frozenset(), CMHC
+        items.append(Item(f"Observation/item-{n}", data_class, labels, source))
+    return PatientRecord(PATIENT, tuple(items), frozenset({TEAM}))
+
+
+def consents() -> list[Consent]:
+    signed = datetime(2026, 3, 1)
+    base = Provision(
+        "permit", purposes=frozenset({"TREAT"}), data_classes=frozenset({"STATUS", "CONTACT", "MED", "DX"})
+    )
+    return [
+        Consent("tpo", ConsentKind.PART2_TPO, PATIENT, replace(base, recipient_classes=frozenset({"treating-providers"})),
+                disclosers=frozenset({OTP}), signed_at=signed),
+        Consent("police", ConsentKind.PART2_SPECIFIC, PATIENT, replace(base, recipients=frozenset({"Organization/pd"}),
+                purposes=frozenset({"crisis-coordination"})), disclosers=frozenset({OTP}), signed_at=signed),
+        Consent("restriction", ConsentKind.RESTRICTION, PATIENT, Provision(
+                "deny", data_classes=frozenset({"LAB"}), provisions=(Provision("permit", recipients=frozenset({TEAM})),)),
+                signed_at=signed),
+        Consent("notes", ConsentKind.COUNSELING_NOTES, PATIENT, Provision("permit", recipients=frozenset({TEAM}),
+                purposes=frozenset({"TREAT"}), data_classes=frozenset({"CN"})), disclosers=frozenset({OTP}), signed_at=signed),
+        Consent("old", ConsentKind.PART2_SPECIFIC, PATIENT, replace(base, recipients=frozenset({TEAM})),
+                disclosers=frozenset({OTP}), signed_at=datetime(2024, 1, 1), expires_at=datetime(2025, 1, 1)),
+    ]  # fmt: skip
+
+
+def rate(function: object, seconds: float) -> float:
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        function()  # type: ignore[operator]
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    the_record, the_consents = record(), consents()
+    recipients = {
+        "crisis clinician": Recipient("ada", "Ada", "crisis-clinician", True, TEAM, True),
+        "peer specialist": Recipient("sam", "Sam", "peer-specialist", False, TEAM, True),
+        "police officer": Recipient("lee", "Lee", "police-officer", False, "Organization/pd"),
+    }
+    print("Consent engine: 60-item record, 5 consents, in process (target >= 5,000 decisions/s)")
+    per_decision: list[float] = []
+    for label, recipient in recipients.items():
+        purpose = "crisis-coordination" if recipient.role == "police-officer" else "TREAT"
+        request = DecisionRequest(recipient, purpose, PATIENT, AS_OF)
+        decide(request, the_record, the_consents)
+        rates = [rate(lambda r=request: decide(r, the_record, the_consents), args.seconds / 3) for _ in range(3)]
+        best = statistics.median(rates)
+        per_decision.append(1 / best)
+        released = len(decide(request, the_record, the_consents).released)
+        print(f"  {label:17} {best:9,.0f} decisions/s  ({1e6 / best:6.1f} us each; {released} of 60 released)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-consent-bench-"))
+    settings = load_settings(database_url=f"sqlite:///{workdir / 'bench.sqlite3'}", auth="off")
+    database = open_database(settings.database_url)
+    engine = build_engine(settings, database, operator=True)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Observation", "id": f"item-{n}", "status": "final", "code": {"text": "x"},
+                      "subject": {"reference": "Patient/bench"}},
+         "request": {"method": "PUT", "url": f"Observation/item-{n}"}} for n in range(60)]}  # fmt: skip
+    engine.handle(FhirRequest("POST", "", body=bundle))
+
+    def search() -> None:
+        engine.handle(FhirRequest("GET", "Observation", params=[("subject", "Patient/bench"), ("_count", "60")]))
+
+    search_rate = statistics.median(rate(search, args.seconds / 3) for _ in range(3))
+    decision_s = statistics.median(per_decision)
+    share = decision_s / (decision_s + 1 / search_rate)
+    print(f"  baseline: FHIR search returning the 60 resources, in process: {1e3 / search_rate:.2f} ms")
+    print(f"  one decision is {decision_s * 1e3:.3f} ms: {share:.1%} of search + decision")
+    database.dispose()
+
+
+if __name__ == "__main__":
+    main()
