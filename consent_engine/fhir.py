@@ -1,0 +1,227 @@
+"""FHIR R4 Consent resources (the profile in docs/consent-profile.md) to engine consents.
+
+A Consent that lacks an element §2.31(a) (or 45 CFR 164.508(c) for an authorisation) requires is
+still read, with the missing elements listed in `problems`: it is shown to compliance officers
+as "cannot be relied on" and the engine never relies on it for a release. Deny rules are honoured
+whatever their shape (when in doubt, deny).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from consent_engine.codes import (
+    CN,
+    CONSENT_KIND_SYSTEM,
+    DATA_CLASS_SYSTEM,
+    LEGAL_PROCEEDING,
+    PROJECT,
+    RECIPIENT_CLASS_SYSTEM,
+)
+from consent_engine.model import PERMIT_KINDS, Consent, ConsentKind, Provision
+
+EXTENSION = f"{PROJECT}/StructureDefinition"
+EXPIRY_EVENT = f"{EXTENSION}/consent-expiry-event"
+EXPIRY_EVENT_AT = f"{EXTENSION}/consent-expiry-event-date"
+REVOCATION_STATEMENT = f"{EXTENSION}/consent-revocation-statement"
+REVOKED = f"{EXTENSION}/consent-revoked"
+REDISCLOSURE_STATEMENT = f"{EXTENSION}/consent-redisclosure-statement"
+TPO_STATEMENTS = f"{EXTENSION}/consent-tpo-statements"
+SCOPE_EXPLANATION = f"{EXTENSION}/consent-scope-explanation"
+ACTOR_ROLE_SYSTEM = f"{PROJECT}/CodeSystem/consent-actor-role"
+RECIPIENT_ROLE = "IRCP"  # v3-ParticipationType: information recipient
+INTERMEDIARY_ROLE = "intermediary"
+PART2_KINDS = frozenset(
+    {ConsentKind.PART2_SPECIFIC, ConsentKind.PART2_TPO, ConsentKind.PART2_INTERMEDIARY, ConsentKind.COUNSELING_NOTES}
+)
+
+
+def parse_datetime(value: Any, *, end: bool = False) -> datetime | None:
+    """A FHIR date or dateTime as naive UTC. A date alone, or a year-month, covers the whole period:
+    as a period end it means its last second (ends are inclusive)."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 4:
+            moment = datetime(int(text), 1, 1)
+            return moment.replace(year=moment.year + 1) - timedelta(seconds=1) if end else moment
+        if len(text) == 7:
+            year, month = int(text[:4]), int(text[5:7])
+            moment = datetime(year, month, 1)
+            following = datetime(year + month // 12, month % 12 + 1, 1)
+            return following - timedelta(seconds=1) if end else moment
+        if len(text) == 10:
+            moment = datetime.fromisoformat(text)
+            return moment + timedelta(days=1, seconds=-1) if end else moment
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _extension(node: dict[str, Any], url: str) -> dict[str, Any] | None:
+    for extension in node.get("extension") or []:
+        if isinstance(extension, dict) and extension.get("url") == url:
+            return extension
+    return None
+
+
+def _codes(concepts: Any, system: str | None = None) -> frozenset[str]:
+    found: set[str] = set()
+    for concept in concepts or []:
+        if not isinstance(concept, dict):
+            continue
+        codings = concept.get("coding") if "coding" in concept else [concept]
+        for coding in codings or []:
+            if isinstance(coding, dict) and coding.get("code") and (system is None or coding.get("system") == system):
+                found.add(str(coding["code"]))
+    return frozenset(found)
+
+
+def _reference(node: Any) -> str | None:
+    if isinstance(node, dict) and isinstance(node.get("reference"), str):
+        return str(node["reference"])
+    return None
+
+
+def _provision(node: Any) -> Provision:
+    node = node if isinstance(node, dict) else {}
+    recipients: set[str] = set()
+    classes: set[str] = set()
+    for actor in node.get("actor") or []:
+        if not isinstance(actor, dict):
+            continue
+        roles = _codes([actor.get("role")] if actor.get("role") else [])
+        if RECIPIENT_ROLE not in roles:
+            continue
+        reference = actor.get("reference") or {}
+        identifier = reference.get("identifier") if isinstance(reference, dict) else None
+        if isinstance(identifier, dict) and identifier.get("system") == RECIPIENT_CLASS_SYSTEM:
+            classes.add(str(identifier.get("value")))
+        elif (literal := _reference(reference)) is not None:
+            recipients.add(literal)
+    period = node.get("period") if isinstance(node.get("period"), dict) else {}
+    return Provision(
+        type="deny" if node.get("type") == "deny" else "permit",
+        start=parse_datetime(period.get("start")),
+        end=parse_datetime(period.get("end"), end=True),
+        recipients=frozenset(recipients),
+        recipient_classes=frozenset(classes),
+        purposes=_codes(node.get("purpose")),
+        data_classes=_codes(node.get("code"), DATA_CLASS_SYSTEM),
+        labels=_codes(node.get("securityLabel")),
+        provisions=tuple(_provision(child) for child in node.get("provision") or []),
+    )
+
+
+def _intermediary(node: Any) -> str | None:
+    for actor in (node or {}).get("actor") or []:
+        if isinstance(actor, dict) and INTERMEDIARY_ROLE in _codes([actor.get("role")] if actor.get("role") else []):
+            return _reference(actor.get("reference"))
+    return None
+
+
+def _kind(resource: dict[str, Any], root: Provision) -> tuple[ConsentKind, list[str]]:
+    codes = _codes(resource.get("category"), CONSENT_KIND_SYSTEM)
+    kinds = [kind for kind in ConsentKind if kind.value in codes]
+    if len(kinds) == 1:
+        return kinds[0], []
+    problem = "category: exactly one consent kind is required" if kinds else "category: the consent kind is missing"
+    return (ConsentKind.RESTRICTION if root.type == "deny" else ConsentKind.PART2_SPECIFIC), [problem]
+
+
+def consent_from_fhir(resource: dict[str, Any]) -> Consent:
+    root_node = resource.get("provision")
+    root = _provision(root_node)
+    kind, problems = _kind(resource, root)
+    patient = _reference(resource.get("patient")) or ""
+    if not patient.startswith("Patient/"):
+        problems.append("2.31(a)(1): patient is missing")
+    signed_at = parse_datetime(resource.get("dateTime"))
+    disclosers = frozenset(r for r in (_reference(o) for o in resource.get("organization") or []) if r)
+    expiry_event = _extension(resource, EXPIRY_EVENT)
+    expiry_event_at = _extension(resource, EXPIRY_EVENT_AT)
+    revoked = _extension(resource, REVOKED)
+    explanation = _extension(resource, SCOPE_EXPLANATION)
+    consent = Consent(
+        id=str(resource.get("id") or ""),
+        kind=kind,
+        patient=patient,
+        provision=root,
+        status=str(resource.get("status") or ""),
+        disclosers=disclosers,
+        intermediary=_intermediary(root_node),
+        signed_at=signed_at,
+        expires_at=root.end,
+        expiry_event=str(expiry_event.get("valueCode")) if expiry_event else None,
+        expiry_event_at=parse_datetime(expiry_event_at.get("valueDateTime")) if expiry_event_at else None,
+        revoked_at=parse_datetime(revoked.get("valueDateTime")) if revoked else None,
+        description=str(explanation.get("valueString") or "") if explanation else "",
+    )
+    problems += required_elements_missing(resource, consent)
+    return Consent(**{**consent.__dict__, "problems": tuple(problems)})
+
+
+def _flag(resource: dict[str, Any], url: str) -> bool:
+    extension = _extension(resource, url)
+    return bool(extension and extension.get("valueBoolean") is True)
+
+
+def _all_classes(provision: Provision) -> frozenset[str]:
+    found = set(provision.data_classes)
+    for child in provision.provisions:
+        if child.type == "permit":
+            found |= _all_classes(child)
+    return frozenset(found)
+
+
+def required_elements_missing(resource: dict[str, Any], consent: Consent) -> list[str]:
+    """What §2.31(a) (Part 2 kinds) or 164.508(c) (authorisations) requires and this lacks."""
+    problems: list[str] = []
+    scope = _codes([resource.get("scope")] if resource.get("scope") else [])
+    if "patient-privacy" not in scope:
+        problems.append("scope: must be patient-privacy")
+    if consent.signed_at is None:
+        problems.append("2.31(a)(9): the date signed (dateTime) is missing")
+    if consent.kind not in PERMIT_KINDS:
+        return problems  # restrictions and opt-outs: honoured as long as they are the patient's
+    root = consent.provision
+    if root.type != "permit":
+        problems.append("provision.type: a permitting consent's root provision must be permit")
+    if not resource.get("performer"):
+        problems.append("2.31(a)(8): the signer (performer) is missing")
+    attachment = resource.get("sourceAttachment")
+    if not isinstance(attachment, dict) or not (attachment.get("data") or attachment.get("url")):
+        problems.append("2.31(a)(8): the signed form (sourceAttachment) is missing")
+    if not root.purposes:
+        problems.append("2.31(a)(5): the purpose (provision.purpose) is missing")
+    if not root.data_classes:
+        problems.append("2.31(a)(3): the description of the information (provision.code) is missing")
+    if not root.recipients and not root.recipient_classes:
+        problems.append("2.31(a)(4): the recipients (provision.actor, role IRCP) are missing")
+    if consent.expires_at is None and not consent.expiry_event:
+        problems.append("2.31(a)(7): an expiration date (provision.period.end) or event is missing")
+    classes = _all_classes(root)
+    if consent.kind == ConsentKind.COUNSELING_NOTES and classes != {CN}:
+        problems.append("2.31(b): a counseling-notes consent covers counseling notes (CN) only")
+    if consent.kind != ConsentKind.COUNSELING_NOTES and CN in classes:
+        problems.append("2.31(b): counseling notes need their own consent")
+    if LEGAL_PROCEEDING in root.purposes and len(root.purposes) > 1:
+        problems.append("2.31(d): a consent for proceedings cannot be combined with other purposes")
+    if consent.kind in PART2_KINDS:
+        if not consent.disclosers:
+            problems.append("2.31(a)(2): the disclosing program(s) (organization) are missing")
+        if not _flag(resource, REVOCATION_STATEMENT):
+            problems.append("2.31(a)(6): the statement of the right to revoke is missing")
+    if consent.kind == ConsentKind.PART2_TPO:
+        if not _flag(resource, TPO_STATEMENTS):
+            problems.append("2.31(a)(10): the TPO statements (redisclosure, refusal) are missing")
+        if not _flag(resource, REDISCLOSURE_STATEMENT):
+            problems.append("2.31(a)(4)(iii): the HIPAA redisclosure statement is missing")
+    if consent.kind == ConsentKind.PART2_INTERMEDIARY and consent.intermediary is None:
+        problems.append("2.31(a)(4)(ii): the intermediary (actor role intermediary) is missing")
+    return problems

@@ -1,0 +1,106 @@
+"""The Consent profile: the examples in docs/consent-profile.md are valid R4, read as documented,
+and decide as the scenarios expect."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consent_engine import ConsentKind, decide
+from consent_engine.fhir import consent_from_fhir, parse_datetime
+from gateway.fhir.validation import validate_resource
+from tests.consent_engine.people import AS_OF, OFFICER, RECORD, request
+
+PROFILE = Path(__file__).resolve().parents[2] / "docs" / "consent-profile.md"
+
+
+def examples() -> dict[str, dict[str, Any]]:
+    blocks = re.findall(r"```json\n(.*?)```", PROFILE.read_text(encoding="utf-8"), re.S)
+    found = [json.loads(block) for block in blocks]
+    return {example["id"]: example for example in found}
+
+
+def test_every_example_is_valid_r4() -> None:
+    found = examples()
+    assert set(found) == {"maria-tpo-2026", "maria-metro-pd-2026", "maria-opt-out", "incomplete"}
+    for example in found.values():
+        validate_resource(example, "Consent")
+
+
+def test_tpo_example_reads_as_documented() -> None:
+    consent = consent_from_fhir(examples()["maria-tpo-2026"])
+    assert consent.problems == ()
+    assert consent.kind == ConsentKind.PART2_TPO
+    assert consent.patient == "Patient/maria-rivera"
+    assert consent.disclosers == {"Organization/eastside-otp"}
+    assert consent.signed_at == datetime(2026, 3, 1, 10, 0)
+    assert consent.expiry_event == "end-of-treatment" and consent.expires_at is None
+    assert consent.provision.recipient_classes == {"treating-providers"}
+    assert consent.provision.purposes == {"TREAT", "HPAYMT", "HOPERAT"}
+    assert consent.provision.data_classes == {"STATUS", "CONTACT", "MED", "DX", "CRISISPLAN"}
+    assert consent.provision.provisions[0].type == "deny"
+
+
+def test_police_example_has_an_inclusive_end_and_a_zoned_signature_time() -> None:
+    consent = consent_from_fhir(examples()["maria-metro-pd-2026"])
+    assert consent.problems == ()
+    assert consent.signed_at == datetime(2026, 6, 2, 14, 30)  # -05:00 read as UTC
+    assert consent.expires_at == datetime(2026, 12, 31, 23, 59, 59)
+    assert consent.provision.recipients == {"Organization/metro-pd"}
+
+
+def test_incomplete_example_lists_what_is_missing_and_is_never_relied_on() -> None:
+    consent = consent_from_fhir(examples()["incomplete"])
+    codes = [problem.split(":")[0] for problem in consent.problems]
+    assert codes == ["2.31(a)(8)", "2.31(a)(8)", "2.31(a)(7)", "2.31(b)", "2.31(a)(6)"]
+    assert not consent.reliable
+    assert not {i.key for i in decide(request(), RECORD, [consent]).released} & {"Condition/opioid-use-disorder"}
+
+
+def test_examples_decide_as_the_scenarios_expect() -> None:
+    found = {key: consent_from_fhir(value) for key, value in examples().items()}
+    clinician = decide(request(), RECORD, [found["maria-tpo-2026"]])
+    got = {i.key for i in clinician.released}
+    assert "Condition/opioid-use-disorder" in got and "Observation/urine-toxicology" not in got  # nested deny LAB
+    police = decide(request(OFFICER, "crisis-coordination"), RECORD, [found["maria-metro-pd-2026"]])
+    assert {i.key for i in police.released} == {"EpisodeOfCare/otp-episode", "CareTeam/otp-team"}
+    after_expiry = decide(request(OFFICER, "crisis-coordination", as_of=datetime(2027, 1, 1)), RECORD,
+                          [found["maria-metro-pd-2026"]])  # fmt: skip
+    assert after_expiry.released == ()
+    opted_out = decide(request(), RECORD, [found["maria-tpo-2026"], found["maria-opt-out"]])
+    assert not [i for i in opted_out.released if i.part2]
+    assert AS_OF.year == 2026
+
+
+def test_revocation_extension_and_missing_kind() -> None:
+    example = examples()["maria-tpo-2026"]
+    revoked = {**example, "status": "inactive", "extension": [*example["extension"], {
+        "url": "https://crisis-fhir-gateway.org/fhir/StructureDefinition/consent-revoked",
+        "valueDateTime": "2026-11-20T08:00:00Z"}]}  # fmt: skip
+    consent = consent_from_fhir(revoked)
+    assert consent.revoked_at == datetime(2026, 11, 20, 8, 0)
+    assert not [i for i in decide(request(), RECORD, [consent]).released if i.part2]
+    kindless = consent_from_fhir({**example, "category": []})
+    assert "category: the consent kind is missing" in kindless.problems
+
+
+@pytest.mark.parametrize(
+    ("value", "end", "expected"),
+    [
+        ("2026", False, datetime(2026, 1, 1)),
+        ("2026", True, datetime(2026, 12, 31, 23, 59, 59)),
+        ("2026-02", True, datetime(2026, 2, 28, 23, 59, 59)),
+        ("2026-12", True, datetime(2026, 12, 31, 23, 59, 59)),
+        ("2026-12-31", True, datetime(2026, 12, 31, 23, 59, 59)),
+        ("2026-12-31T10:00:00+02:00", False, datetime(2026, 12, 31, 8, 0)),
+        ("not a date", False, None),
+        (None, False, None),
+    ],
+)
+def test_fhir_dates(value: object, end: bool, expected: datetime | None) -> None:
+    assert parse_datetime(value, end=end) == expected
