@@ -21,6 +21,7 @@ from gateway.auth.keys import Keys
 from gateway.auth.resource import SmartAuthorization, SmartRelease
 from gateway.auth.server import AuthConfig, SmartServer
 from gateway.auth.tokens import Tokens
+from gateway.consent.labelling import Labelling
 from gateway.fhir.context import ReleaseAll
 from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.auth_api import auth_api
@@ -48,13 +49,15 @@ def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = Fa
         max_bundle_entries=settings.max_bundle_entries,
         security=capability_security(public_root(settings.base_url)) if smart else None,
     )
+    labelling = Labelling()  # every version is labelled, whoever writes it
     if not smart:
-        return Engine(store, config)
+        return Engine(store, config, writes=labelling)
     return Engine(
         store,
         config,
         authorization=SmartAuthorization(settings.base_url),
         release=SmartRelease(settings.base_url, ReleaseAll()),
+        writes=labelling,
     )
 
 

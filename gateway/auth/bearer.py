@@ -31,4 +31,6 @@ def requester_for(authorization: str | None, tokens: Tokens, realm: str) -> Requ
         patient=grant.patient,
         username=grant.username,
         own_writes_only=grant.context.get("purpose") == "ehr",
+        organization=grant.context.get("organization"),
+        part2_program=bool(grant.context.get("part2")),
     )

@@ -470,7 +470,9 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         elif previous is not None:
             context, family, username = dict(previous.context), previous.row["family"], previous.row["username"]
         else:
-            context["purpose"] = client.purpose  # backend: an EHR may change only what it wrote
+            # Backend: an EHR may change only what it wrote, and what it sends is labelled by
+            # its organization (a Part 2 program's data is Part 2 data).
+            context.update(purpose=client.purpose, organization=client.organization, part2=client.part2_program)
         refresh_lifetime = None
         if "offline_access" in scopes.others:
             refresh_lifetime = self.config.offline_refresh

@@ -21,6 +21,8 @@ class Requester:
     patient: str | None = None  # the launch context's patient, for patient/ scopes
     username: str | None = None  # the signed-in user behind an app's token
     own_writes_only: bool = False  # EHR clients: may change only resources whose source is theirs
+    organization: str | None = None  # the sending organization (EHR clients), e.g. Organization/eastside-otp
+    part2_program: bool = False  # the sender is a registered 42 CFR Part 2 program
 
 
 @dataclass
@@ -77,6 +79,24 @@ class AuthorizationHook(Protocol):
 class ReleaseHook(Protocol):
     def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
         """Return what may be released of the response (or raise)."""
+
+
+class WriteHook(Protocol):
+    """Runs on every resource the engine writes (creates, updates, patches; Bundle entries too)."""
+
+    def before_write(self, request: FhirRequest, content: dict[str, Any], current: Any) -> dict[str, Any]:
+        """The content to store (e.g. with security labels); `current` is the stored version or None."""
+
+    def after_write(self, request: FhirRequest, written: Any, repository: Any, now: Any) -> None:
+        """Follow-up writes in the same unit of work (e.g. label propagation)."""
+
+
+class WriteAsIs:
+    def before_write(self, request: FhirRequest, content: dict[str, Any], current: Any) -> dict[str, Any]:
+        return content
+
+    def after_write(self, request: FhirRequest, written: Any, repository: Any, now: Any) -> None:
+        return None
 
 
 class AllowAll:

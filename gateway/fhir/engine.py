@@ -28,6 +28,8 @@ from gateway.fhir.context import (
     Interaction,
     ReleaseAll,
     ReleaseHook,
+    WriteAsIs,
+    WriteHook,
 )
 from gateway.fhir.dates import date_range, instant
 from gateway.fhir.errors import (
@@ -91,11 +93,13 @@ class Engine:
         config: EngineConfig,
         authorization: AuthorizationHook | None = None,
         release: ReleaseHook | None = None,
+        writes: WriteHook | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.authorization: AuthorizationHook = authorization or AllowAll()
         self.release: ReleaseHook = release or ReleaseAll()
+        self.writes: WriteHook = writes or WriteAsIs()
 
     # -- entry points --------------------------------------------------------------------------
     def handle(self, request: FhirRequest) -> FhirResponse:
@@ -299,7 +303,9 @@ class Engine:
                     request, found[0], 200, "a matching resource exists; nothing was created", "unchanged"
                 )
         content["id"] = request.assigned_id or new_id()
+        content = self.writes.before_write(request, content, None)
         item = repository.write(content, current=None, method="POST", source=request.requester.source, now=now)
+        self.writes.after_write(request, item, repository, now)
         return self._written(request, item, 201, f"created {item.type}/{item.id}", "created")
 
     def _update(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
@@ -334,9 +340,11 @@ class Engine:
                 )
         live = current if current is not None and not current.deleted else None
         _check_owner(request, live)
+        content = self.writes.before_write(request, content, live)
         if live is not None and live.content is not None and _same_content(live.content, content):
             return self._written(request, live, 200, "no change; the current version is kept", "unchanged")
         item = repository.write(content, current=current, method=method, source=request.requester.source, now=now)
+        self.writes.after_write(request, item, repository, now)
         created = live is None
         change = "created" if created else "updated"
         return self._written(request, item, 201 if created else 200, f"{change} {item.type}/{item.id}", change)

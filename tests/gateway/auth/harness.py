@@ -59,6 +59,7 @@ class Harness:
         self.app = app
         self.server: SmartServer = app.extensions["smart_server"]
         self.accounts: Accounts = self.server.accounts
+        self._backends: dict[str, Backend] = {}
 
     # -- registration ------------------------------------------------------------------------
     def add_app(
@@ -99,7 +100,8 @@ class Harness:
             jwks_uri=jwks_uri,
             organization="Organization/eastside-otp" if purpose == "ehr" else None,
         )
-        return Backend(client_id, key, alg, kid)
+        backend = self._backends[client_id] = Backend(client_id, key, alg, kid)
+        return backend
 
     # -- backend services --------------------------------------------------------------------
     def assertion(self, backend: Backend, header: dict[str, Any] | None = None, **claims: Any) -> str:

@@ -15,9 +15,23 @@ HL7_EXAMPLES = sorted(p.name for p in (FIXTURES / "hl7-r4-examples").glob("*.jso
 
 
 def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
-    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    """The resource without what the gateway adds to meta: versionId, lastUpdated, and the labels
+    and data-class tag of labelling at ingest (tests/gateway/consent checks those)."""
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated", "tag",
+                                                                                 "security")}  # fmt: skip
     rest = {k: v for k, v in resource.items() if k != "meta"}
     return {**rest, "meta": meta} if meta else rest
+
+
+def codes(codings: list[dict[str, Any]] | None) -> set[tuple[str | None, str]]:
+    return {(c.get("system"), c["code"]) for c in codings or []}
+
+
+def assert_sender_meta_kept(stored: dict[str, Any], sent: dict[str, Any]) -> None:
+    """Every tag and security label the sender put there is still there."""
+    for element in ("tag", "security"):
+        sent_codes = {code for _, code in codes((sent.get("meta") or {}).get(element))}
+        assert sent_codes <= {code for _, code in codes(stored["meta"].get(element))}, element
 
 
 @pytest.mark.parametrize("name", HL7_EXAMPLES)
@@ -27,6 +41,7 @@ def test_json_round_trip(client: FlaskClient, name: str) -> None:
     assert client.put(url, **fhir_json(resource)).status_code == 201
     stored = client.get(url).json
     assert without_meta(stored) == without_meta(resource)
+    assert_sender_meta_kept(stored, resource)
     assert stored["meta"]["versionId"] == "1"
 
 

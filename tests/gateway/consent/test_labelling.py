@@ -1,0 +1,93 @@
+"""Labelling at ingest over HTTP: an EHR of a Part 2 program and one of a mental-health clinic push
+their records; what is stored carries the labels and data classes, and labels propagate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.gateway.auth.harness import Harness
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def codes(resource: dict[str, Any], element: str = "security") -> set[str]:
+    return {c["code"] for c in resource["meta"].get(element, [])}
+
+
+def push(smart: Harness, client_id: str, part2: bool, *resources: dict[str, Any]) -> None:
+    backend = smart._backends.get(client_id) or smart.add_backend(client_id)
+    if part2:
+        from sqlalchemy import update
+
+        from gateway.store.schema import oauth_client
+
+        with smart.app.extensions["database"].begin() as connection:
+            connection.execute(
+                update(oauth_client).where(oauth_client.c.client_id == client_id).values(part2_program=True)
+            )
+    token = smart.backend_token(backend)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
+    response = requests.post(smart.base, json=bundle, timeout=10,
+                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})  # fmt: skip
+    assert response.status_code == 200, response.text
+
+
+def read(smart: Harness, path: str) -> dict[str, Any]:
+    reader = smart._backends.get("reader") or smart.add_backend("reader", scope="system/*.rs")
+    token = smart.backend_token(reader, "system/*.rs")
+    response = smart.get(path, token)
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def test_a_part2_programs_records_are_labelled_and_labels_propagate(smart: Harness) -> None:
+    encounter = {"resourceType": "Encounter", "id": "otp-intake", "status": "finished",
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                 "subject": {"reference": "Patient/pat-1"}}  # fmt: skip
+    diagnosis = {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/pat-1"},
+                 "code": {"coding": [{"system": ICD10, "code": "F11.20", "display": "Opioid dependence"}]},
+                 "encounter": {"reference": "Encounter/otp-intake"}}  # fmt: skip
+    push(smart, "eastside-otp-ehr", True, encounter, diagnosis)
+    stored = read(smart, "Condition/oud")
+    assert {"42CFRPart2", "R", "NORDSCLCD", "SUD", "OPIOIDUD"} <= codes(stored)
+    assert codes(stored, "tag") == {"DX"}
+    assert {"42CFRPart2", "R", "NORDSCLCD", "SUD", "OPIOIDUD"} <= codes(read(smart, "Encounter/otp-intake"))
+
+
+def test_a_clinics_depression_diagnosis_is_mental_health_not_part2(smart: Harness) -> None:
+    episode_update = {**{"resourceType": "EpisodeOfCare", "id": "eoc-1", "status": "active",
+                         "patient": {"reference": "Patient/pat-1"}}}  # fmt: skip
+    diagnosis = {"resourceType": "Condition", "id": "mdd", "subject": {"reference": "Patient/pat-1"},
+                 "code": {"coding": [{"system": ICD10, "code": "F33.1"}]}}  # fmt: skip
+    push(smart, "harbor-cmhc-ehr", False, diagnosis)
+    stored = read(smart, "Condition/mdd")
+    assert codes(stored) == {"MH", "R"}
+    assert episode_update["id"] == "eoc-1"
+
+
+def test_labels_survive_updates_and_reimport_creates_no_version(smart: Harness) -> None:
+    from sqlalchemy import update
+
+    from gateway.store.schema import oauth_client
+
+    diagnosis = {"resourceType": "Condition", "id": "oud-2", "subject": {"reference": "Patient/pat-1"},
+                 "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}}  # fmt: skip
+    push(smart, "otp-ehr-2", True, diagnosis)
+    push(smart, "otp-ehr-2", True, diagnosis)  # the same again: unchanged
+    assert read(smart, "Condition/oud-2")["meta"]["versionId"] == "1"
+    # The program's registration changes; its earlier record stays Part 2 when it updates it.
+    with smart.app.extensions["database"].begin() as connection:
+        connection.execute(
+            update(oauth_client).where(oauth_client.c.client_id == "otp-ehr-2").values(part2_program=False)
+        )
+    token = smart.backend_token(smart._backends["otp-ehr-2"])
+    changed = requests.put(f"{smart.base}/Condition/oud-2", json={**diagnosis, "note": [{"text": "in remission"}]},
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
+                           timeout=10)  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    stored = read(smart, "Condition/oud-2")
+    assert stored["meta"]["versionId"] == "2"
+    assert {"42CFRPart2", "R", "NORDSCLCD", "SUD", "OPIOIDUD"} <= codes(stored)
