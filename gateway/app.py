@@ -21,8 +21,9 @@ from gateway.auth.keys import Keys
 from gateway.auth.resource import SmartAuthorization, SmartRelease
 from gateway.auth.server import AuthConfig, SmartServer
 from gateway.auth.tokens import Tokens
+from gateway.consent.audit import AuditLog
 from gateway.consent.labelling import Labelling
-from gateway.fhir.context import ReleaseAll
+from gateway.consent.release import ConsentRelease
 from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.auth_api import auth_api
 from gateway.http.fhir_api import fhir_api
@@ -52,12 +53,15 @@ def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = Fa
     labelling = Labelling()  # every version is labelled, whoever writes it
     if not smart:
         return Engine(store, config, writes=labelling)
+    audit = AuditLog(database)
+    consent = ConsentRelease(settings.base_url, store, Accounts(database), audit)
     return Engine(
         store,
         config,
-        authorization=SmartAuthorization(settings.base_url),
-        release=SmartRelease(settings.base_url, ReleaseAll()),
+        authorization=SmartAuthorization(settings.base_url, consent_decides=True),
+        release=SmartRelease(settings.base_url, consent, consent_decides=True),
         writes=labelling,
+        audit=audit,
     )
 
 

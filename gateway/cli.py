@@ -334,3 +334,28 @@ def keys_rotate(as_json: bool) -> None:
     _emit(
         as_json, result, [f"new signing key {result['kid']}; retired {result['retired']}, removed {result['removed']}"]
     )
+
+
+@main.group()
+def audit() -> None:
+    """The consent engine's audit trail and disclosure ledger."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def audit_verify(as_json: bool) -> None:
+    """Check the hash chains; report the first broken link of each. Exit 1 if one is broken."""
+    from gateway.consent.audit import AuditLog  # noqa: PLC0415
+
+    with _accounts() as accounts:
+        reports = AuditLog(accounts.database).verify()
+    _emit(
+        as_json,
+        [{"table": r.table, "rows": r.rows, "intact": r.intact, "first_broken": r.first_broken} for r in reports],
+        [
+            f"{r.table}: {r.rows} rows, " + ("intact" if r.intact else f"BROKEN at seq {r.first_broken}")
+            for r in reports
+        ],
+    )
+    if not all(r.intact for r in reports):
+        sys.exit(1)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from gateway.auth.roles import role as known_role
 from gateway.auth.scopes import ScopeError, ScopeSet
+from gateway.store.database import writing
 from gateway.store.schema import app_user, oauth_client
 
 CLIENT_KINDS = ("public", "symmetric", "asymmetric")
@@ -253,7 +254,7 @@ class Accounts:
             part2_program=part2_program,
             created_at=utcnow(),
         )
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             if connection.execute(
                 select(oauth_client.c.client_id).where(oauth_client.c.client_id == client_id)
             ).first():
@@ -276,7 +277,7 @@ class Accounts:
         return [Client(**dict(row)) for row in rows]
 
     def set_client_disabled(self, client_id: str, disabled: bool = True) -> None:
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             changed = connection.execute(
                 update(oauth_client).where(oauth_client.c.client_id == client_id).values(disabled=disabled)
             ).rowcount
@@ -314,7 +315,7 @@ class Accounts:
             totp_secret=pyotp.random_base32() if totp else None,
             password_hash=hash_secret(password),
         )
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             if connection.execute(select(app_user.c.username).where(app_user.c.username == username)).first():
                 raise AccountError(f"a user {username!r} exists already")
             connection.execute(insert(app_user).values(**{k: v for k, v in user.__dict__.items()}, created_at=utcnow()))
@@ -337,7 +338,7 @@ class Accounts:
         return [user for name in names if (user := self.user(name))]
 
     def set_user_disabled(self, username: str, disabled: bool = True) -> None:
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             changed = connection.execute(
                 update(app_user).where(app_user.c.username == username).values(disabled=disabled)
             ).rowcount
@@ -357,7 +358,7 @@ class Accounts:
         ok = verify_secret(user.password_hash, password) and not user.disabled
         if ok and user.totp_secret:
             ok = bool(totp_code) and pyotp.TOTP(user.totp_secret).verify(totp_code or "", valid_window=1)
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             if ok:
                 connection.execute(
                     update(app_user).where(app_user.c.username == username).values(failed_logins=0, locked_until=None)

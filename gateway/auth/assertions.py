@@ -28,6 +28,7 @@ from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth.accounts import Client, utcnow
+from gateway.store.database import writing
 from gateway.store.schema import assertion_jti
 
 log = logging.getLogger("gateway.auth")
@@ -179,7 +180,7 @@ class AssertionVerifier:
         """Record the jti; a second use within its lifetime is a replay. The primary key makes
         check-and-record one atomic step across workers."""
         try:
-            with self.database.begin() as connection:
+            with writing(self.database) as connection:
                 connection.execute(delete(assertion_jti).where(assertion_jti.c.expires_at < now))
                 connection.execute(insert(assertion_jti).values(issuer=issuer, jti=jti, expires_at=expires_at))
         except IntegrityError:

@@ -33,4 +33,6 @@ def requester_for(authorization: str | None, tokens: Tokens, realm: str) -> Requ
         own_writes_only=grant.context.get("purpose") == "ehr",
         organization=grant.context.get("organization"),
         part2_program=bool(grant.context.get("part2")),
+        conceal_deletions=not grant.scopes.contexts <= {"system"},
+        purpose=grant.context.get("purpose"),
     )

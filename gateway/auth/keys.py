@@ -18,6 +18,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import Engine, delete, insert, select, update
 
 from gateway.auth.accounts import utcnow
+from gateway.store.database import writing
 from gateway.store.schema import signing_key
 
 ID_TOKEN_LIFETIME = timedelta(hours=1)
@@ -34,7 +35,7 @@ class Keys:
         with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < _CACHE_SECONDS:
                 return self._cached[1], self._cached[2]
-            with self.database.begin() as connection:
+            with writing(self.database) as connection:
                 rows: list[Any] = list(
                     connection.execute(select(signing_key).order_by(signing_key.c.created_at)).mappings().all()
                 )
@@ -68,7 +69,7 @@ class Keys:
         are removed. Returns what changed."""
         now = now or utcnow()
         row = _new_key_row(now)
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             retired = connection.execute(
                 update(signing_key).where(signing_key.c.retired_at.is_(None)).values(retired_at=now)
             ).rowcount

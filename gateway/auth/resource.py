@@ -12,11 +12,13 @@ requesters.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gateway.auth.scopes import INTERACTION_ACTION, ScopeSet
+from gateway.fhir.bundles import withhold_entries
 from gateway.fhir.context import FhirRequest, FhirResponse, Interaction, ReleaseHook, Requester
-from gateway.fhir.errors import Forbidden, NotFound
+from gateway.fhir.errors import Forbidden, not_known
 from gateway.fhir.indexing import split_reference
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS
 from gateway.fhir.validation import iter_path
@@ -54,8 +56,12 @@ def _context_of(requester: Requester, resource_type: str, action: str) -> str | 
 
 
 class SmartAuthorization:
-    def __init__(self, base_url: str) -> None:
+    """`consent_decides`: user-level reads of patient data go on to the consent engine (in the
+    release hook) instead of being refused here."""
+
+    def __init__(self, base_url: str, consent_decides: bool = False) -> None:
         self.base_url = base_url
+        self.consent_decides = consent_decides
 
     def authorize(self, request: FhirRequest, interaction: Interaction) -> None:
         requester = request.requester
@@ -77,11 +83,14 @@ class SmartAuthorization:
             raise Forbidden("system-wide history is for backend services")
         if context == "user":
             if is_patient_data(resource_type):
-                # Privacy first: user-level access to patient data is the consent engine's
-                # decision; until it decides, the answer is no.
-                raise Forbidden(
-                    f"{resource_type} is patient data; user-level access to it needs the consent engine's decision"
-                )
+                if not self.consent_decides:
+                    # Privacy first: user-level access to patient data is the consent engine's
+                    # decision; without it, the answer is no.
+                    raise Forbidden(
+                        f"{resource_type} is patient data; user-level access to it needs the consent engine's decision"
+                    )
+                if action not in ("r", "s"):
+                    raise Forbidden("user-level tokens read patient data; they do not write it")
             return
         self._patient_context(request, interaction, requester, resource_type, action)
 
@@ -101,7 +110,7 @@ class SmartAuthorization:
             request.params.append(("_id", patient) if resource_type == "Patient" else ("patient", patient))
         elif action == "r":
             if resource_type == "Patient" and interaction.resource_id != patient:
-                raise NotFound(f"Patient/{interaction.resource_id} is not known to this server")
+                raise not_known("Patient", interaction.resource_id)
         elif action in ("c", "u"):
             body = request.body
             if (
@@ -117,9 +126,10 @@ class SmartAuthorization:
 class SmartRelease:
     """Withholds what the requester's context may not see, then hands over to the next hook."""
 
-    def __init__(self, base_url: str, inner: ReleaseHook) -> None:
+    def __init__(self, base_url: str, inner: ReleaseHook, consent_decides: bool = False) -> None:
         self.base_url = base_url
         self.inner = inner
+        self.consent_decides = consent_decides
 
     def _visible(self, requester: Requester, resource: dict[str, Any]) -> bool:
         resource_type = str(resource.get("resourceType", ""))
@@ -134,7 +144,10 @@ class SmartRelease:
             scopes.allowing("patient", resource_type, "r") or scopes.allowing("patient", resource_type, "s")
         ):
             return in_compartment(resource, requester.patient, self.base_url)
-        return False
+        # user/ scopes: the consent engine (the next hook) decides, item by item.
+        return self.consent_decides and bool(
+            scopes.allowing("user", resource_type, "r") or scopes.allowing("user", resource_type, "s")
+        )
 
     def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
         requester = request.requester
@@ -142,19 +155,16 @@ class SmartRelease:
         if (
             body is not None
             and body.get("resourceType") == "Bundle"
-            and interaction.name
-            not in (
-                "transaction",
-                "batch",
-            )
+            and interaction.name not in ("transaction", "batch")
         ):
             entries = body.get("entry") or []
             kept = [
                 e for e in entries if not isinstance(e.get("resource"), dict) or self._visible(requester, e["resource"])
             ]
             if len(kept) != len(entries):
-                body = {**body, "entry": kept}
-                response = FhirResponse(**{**response.__dict__, "resource": body})
+                if interaction.name == "history-instance":
+                    raise not_known(interaction.resource_type, interaction.resource_id)
+                response = replace(response, resource=withhold_entries(body, kept))
         elif body is not None and interaction.name in ("read", "vread") and not self._visible(requester, body):
-            raise NotFound(f"{interaction.resource_type}/{interaction.resource_id} is not known to this server")
+            raise not_known(interaction.resource_type, interaction.resource_id)
         return self.inner.release(request, interaction, response)

@@ -38,6 +38,7 @@ from gateway.auth.assertions import ASSERTION_TYPE, AssertionRefused, AssertionV
 from gateway.auth.keys import ID_TOKEN_LIFETIME, Keys
 from gateway.auth.scopes import REFRESH_SCOPES, ScopeError, ScopeSet, is_subset, negotiate
 from gateway.auth.tokens import Tokens, digest
+from gateway.store.database import writing
 from gateway.store.schema import launch_context, oauth_code
 
 CODE_LIFETIME = timedelta(seconds=60)
@@ -368,11 +369,12 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         username: str | None = None,
         encounter: str | None = None,
         incident: str | None = None,
+        purpose: str | None = None,
         now: datetime | None = None,
     ) -> str:
         now = now or utcnow()
         launch_id = secrets.token_urlsafe(24)
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             connection.execute(
                 insert(launch_context).values(
                     launch_id=launch_id,
@@ -382,6 +384,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
                     patient=patient,
                     encounter=encounter,
                     incident=incident,
+                    purpose=purpose,
                     expires_at=now + LAUNCH_LIFETIME,
                 )
             )
@@ -390,7 +393,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
     def save_code(self, code: str, request: Any, decision: dict[str, Any]) -> None:
         now = utcnow()
         data = request.payload.data
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             launch = decision.get("launch_id")
             if launch:
                 used = connection.execute(
@@ -421,7 +424,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         now = utcnow()
         key = digest(code)
         family = uuid.uuid4().hex
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             row = connection.execute(select(oauth_code).where(oauth_code.c.code_hash == key)).mappings().first()
             if row is None:
                 return None

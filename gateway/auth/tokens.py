@@ -25,6 +25,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from gateway.auth.accounts import utcnow
 from gateway.auth.scopes import ScopeSet
+from gateway.store.database import writing
 from gateway.store.schema import oauth_token
 
 _CACHE_ENTRIES = 10_000
@@ -102,7 +103,7 @@ class Tokens:
     ) -> str:
         now = now or utcnow()
         family = family or uuid.uuid4().hex
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             connection.execute(
                 insert(oauth_token).values(
                     token_id=uuid.uuid4().hex,
@@ -160,13 +161,13 @@ class Tokens:
         return dict(row) if row else None
 
     def mark_rotated(self, token_id: str, now: datetime | None = None) -> None:
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             connection.execute(
                 update(oauth_token).where(oauth_token.c.token_id == token_id).values(rotated_at=now or utcnow())
             )
 
     def revoke_family(self, family: str, now: datetime | None = None) -> int:
-        with self.database.begin() as connection:
+        with writing(self.database) as connection:
             hashes = (
                 connection.execute(select(oauth_token.c.access_hash).where(oauth_token.c.family == family))
                 .scalars()

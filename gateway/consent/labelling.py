@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from consent_engine.codes import DATA_CLASS_SYSTEM, SENSITIVITY_LABELS
+from consent_engine.codes import DATA_CLASS_SYSTEM, PROJECT, SENSITIVITY_LABELS
 from consent_engine.labels import (
     PART2_PROVENANCE,
     LabelRules,
@@ -40,6 +40,31 @@ def _data_class(content: dict[str, Any]) -> str | None:
     return None
 
 
+SOURCE_ORGANIZATION = f"{PROJECT}/StructureDefinition/source-organization"
+
+
+def source_organization(content: dict[str, Any]) -> str | None:
+    """The organization that sent this resource (the discloser, for the consent engine)."""
+    for extension in (content.get("meta") or {}).get("extension") or []:
+        if isinstance(extension, dict) and extension.get("url") == SOURCE_ORGANIZATION:
+            reference = (extension.get("valueReference") or {}).get("reference")
+            return str(reference) if reference else None
+    return None
+
+
+def previous_source(current: Any) -> str | None:
+    return source_organization(current.content) if isinstance(current, StoredResource) and current.content else None
+
+
+def with_source_organization(content: dict[str, Any], organization: str) -> dict[str, Any]:
+    meta = dict(content.get("meta") or {})
+    others = [
+        e for e in meta.get("extension") or [] if not (isinstance(e, dict) and e.get("url") == SOURCE_ORGANIZATION)
+    ]
+    meta["extension"] = [*others, {"url": SOURCE_ORGANIZATION, "valueReference": {"reference": organization}}]
+    return {**content, "meta": meta}
+
+
 class Labelling:
     """Every version written gets its DS4P labels and data class; the labels of a sensitive item
     propagate to the Encounter, EpisodeOfCare and Conditions it hangs off (a new version of each,
@@ -53,7 +78,9 @@ class Labelling:
             sender_labels(current.content) if isinstance(current, StoredResource) and current.content else frozenset()
         )
         labels = labels_for(content, self.rules, part2_source=request.requester.part2_program, previous=previous)
-        return apply_labels(content, labels, data_class_of(content, self.rules, labels))
+        labelled = apply_labels(content, labels, data_class_of(content, self.rules, labels))
+        organization = request.requester.organization or (previous_source(current) if current else None)
+        return with_source_organization(labelled, organization) if organization else labelled
 
     def after_write(self, request: FhirRequest, written: Any, repository: Repository, now: Any) -> None:
         content = written.content or {}

@@ -93,3 +93,19 @@ def history(base_url: str, versions: list[StoredResource], total: int, links: li
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def withhold_entries(bundle: dict[str, Any], keep: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Bundle with only `keep` of its entries, shaped exactly as if the others had never been
+    stored: `total` counts the kept matches and there is no `next` link (it could only lead to
+    what was withheld, or tell that something was)."""
+    if len(keep) == len(bundle.get("entry") or []):
+        return bundle
+    shaped = {key: value for key, value in bundle.items() if key != "entry"}
+    if "total" in shaped:
+        shaped["total"] = sum(1 for e in keep if (e.get("search") or {}).get("mode", "match") == "match")
+    if "link" in shaped:
+        shaped["link"] = [link for link in shaped["link"] if link.get("relation") != "next"]
+    if keep:
+        shaped["entry"] = keep
+    return shaped

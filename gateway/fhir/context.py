@@ -23,6 +23,9 @@ class Requester:
     own_writes_only: bool = False  # EHR clients: may change only resources whose source is theirs
     organization: str | None = None  # the sending organization (EHR clients), e.g. Organization/eastside-otp
     part2_program: bool = False  # the sender is a registered 42 CFR Part 2 program
+    conceal_deletions: bool = False  # answer 404, not 410, for deleted resources (restricted readers)
+    purpose: str | None = None  # purpose of use (X-Purpose-Of-Use), for the consent engine
+    emergency_nature: str | None = None  # break-the-glass: the nature of the emergency (X-Emergency-Nature)
 
 
 @dataclass
@@ -38,6 +41,9 @@ class FhirRequest:
     # Set by transaction processing: the id a create gets, so that urn:uuid references to it
     # can be rewritten before any entry runs. Never taken from the client.
     assigned_id: str | None = None
+    # Audit records the release hook queued; the engine commits them before the response leaves.
+    # Bundle entries share their Bundle's list.
+    audit: list[Any] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -97,6 +103,11 @@ class WriteAsIs:
 
     def after_write(self, request: FhirRequest, written: Any, repository: Any, now: Any) -> None:
         return None
+
+
+class AuditSink(Protocol):
+    def append(self, records: list[Any]) -> Any:
+        """Commit the records durably, or raise (then nothing may be released)."""
 
 
 class AllowAll:

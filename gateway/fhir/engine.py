@@ -22,6 +22,7 @@ from gateway.fhir import bundles
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.context import (
     AllowAll,
+    AuditSink,
     AuthorizationHook,
     FhirRequest,
     FhirResponse,
@@ -43,7 +44,9 @@ from gateway.fhir.errors import (
     NotFound,
     NotSupported,
     PreconditionFailed,
+    ServiceUnavailable,
     Unprocessable,
+    not_known,
     operation_outcome,
 )
 from gateway.fhir.models import RESOURCE_TYPES
@@ -94,12 +97,14 @@ class Engine:
         authorization: AuthorizationHook | None = None,
         release: ReleaseHook | None = None,
         writes: WriteHook | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.authorization: AuthorizationHook = authorization or AllowAll()
         self.release: ReleaseHook = release or ReleaseAll()
         self.writes: WriteHook = writes or WriteAsIs()
+        self.audit = audit
 
     # -- entry points --------------------------------------------------------------------------
     def handle(self, request: FhirRequest) -> FhirResponse:
@@ -115,18 +120,45 @@ class Engine:
                     interaction = Interaction(bundle_type)
                     self.authorization.authorize(request, interaction)
                     run = run_batch if bundle_type == "batch" else run_transaction
-                    return self.release.release(request, interaction, run(self, request))
+                    try:
+                        response = self.release.release(request, interaction, run(self, request))
+                    except FhirError:
+                        self._commit_audit(request)
+                        raise
+                    self._commit_audit(request)
+                    return response
             raise BadRequest(
                 "POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle.type"
             )
         write = request.method not in ("GET", "HEAD") and not request.path.endswith("_search")
-        with self.store.unit_of_work(write) as (repository, now):
-            return self.dispatch(request, repository, now)
+        try:
+            with self.store.unit_of_work(write) as (repository, now):
+                response = self.dispatch(request, repository, now)
+        except FhirError:
+            self._commit_audit(request)  # denials are audited too
+            raise
+        self._commit_audit(request)
+        return response
+
+    def _commit_audit(self, request: FhirRequest) -> None:
+        """Audit before release: what the release hook decided is committed, or nothing leaves."""
+        if not request.audit or self.audit is None:
+            return
+        try:
+            self.audit.append(request.audit)
+        except Exception as error:
+            raise ServiceUnavailable("the service cannot record this request now; try again") from error
 
     def dispatch(self, request: FhirRequest, repository: Repository, now: datetime) -> FhirResponse:
         interaction, handler = self.route(request)
         self.authorization.authorize(request, interaction)
-        response = handler(request, repository, now, interaction)
+        try:
+            response = handler(request, repository, now, interaction)
+        except Gone:
+            # 410 would tell a requester who may not see the resource that it existed.
+            if request.requester.conceal_deletions and interaction.name in ("read", "vread", "history-instance"):
+                raise not_known(interaction.resource_type, interaction.resource_id) from None
+            raise
         return self.release.release(request, interaction, response)
 
     # -- routing -------------------------------------------------------------------------------
@@ -239,7 +271,7 @@ class Engine:
     def _current(self, repository: Repository, resource_type: str, resource_id: str) -> StoredResource:
         item = repository.read(resource_type, resource_id)
         if item is None:
-            raise NotFound(f"{resource_type}/{resource_id} is not known")
+            raise not_known(resource_type, resource_id)
         if item.deleted:
             raise Gone(f"{resource_type}/{resource_id} was deleted", headers={"ETag": item.etag})
         return item

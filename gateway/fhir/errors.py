@@ -97,6 +97,12 @@ class NotSupported(FhirError):
     default_code = "not-supported"
 
 
+def not_known(resource_type: str | None, resource_id: str | None) -> NotFound:
+    """The one answer for "not here", "not yours" and "not permitted": the same bytes, so that the
+    presence of a record is never revealed (42 CFR 2.13(c))."""
+    return NotFound(f"{resource_type}/{resource_id} is not known")
+
+
 class Unauthorized(FhirError):
     """No valid credentials (RFC 6750): the adapter adds WWW-Authenticate."""
 

@@ -114,6 +114,7 @@ def _entry_request(engine: Engine, outer: FhirRequest, raw: Any, index: int) -> 
             headers=headers,
             requester=outer.requester,
             entry=where,
+            audit=outer.audit,
         ),
         full_url,
     )

@@ -28,6 +28,12 @@ from gateway.fhir.validation import ID_PATTERN
 
 auth_api = Blueprint("auth_api", __name__, template_folder="templates")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# What a responder may say they need the data for (consent_engine.codes); the token carries it.
+PURPOSES = [
+    ("TREAT", "Treatment (crisis response)"),
+    ("ETREAT", "Emergency treatment"),
+    ("crisis-coordination", "Crisis coordination (non-clinical)"),
+]
 SMART_STYLE = {
     "color_background": "#f4f5f7",
     "color_error": "#9b1c1c",
@@ -168,7 +174,7 @@ def logout() -> Response:
 
 # -- authorization code: authorize, consent --------------------------------------------------------
 def _authorization_params() -> list[tuple[str, str]]:
-    skip = {"csrf_token", "decision", "grant_scope", "patient"}
+    skip = {"csrf_token", "decision", "grant_scope", "patient", "purpose"}
     return [(k, v) for k, v in request.values.items(multi=True) if k not in skip]
 
 
@@ -203,6 +209,8 @@ def _consent_page(grant: Any, user: User, params: list[tuple[str, str]], error: 
         launch=launch,
         needs_patient=needs_patient,
         patient=request.form.get("patient"),
+        purposes=PURPOSES,
+        purpose=(launch or {}).get("purpose") or request.form.get("purpose") or "TREAT",
         error=error,
         csrf_token=csrf_token(),
     )
@@ -238,7 +246,10 @@ def consent() -> Response:
     if wants_patient and not launch:
         if not patient or not ID_PATTERN.match(patient) or not _patient_exists(patient):
             return _consent_page(grant, user, params, "No patient with that id; check it and try again.", 400)
-    context: dict[str, Any] = {"need_patient_banner": True}
+    purpose = request.form.get("purpose") or "TREAT"
+    if purpose not in dict(PURPOSES):
+        return _consent_page(grant, user, params, "Choose a purpose of use from the list.", 400)
+    context: dict[str, Any] = {"need_patient_banner": True, "purpose": purpose}
     if patient and wants_patient:
         context["patient"] = patient
     if launch:
@@ -405,6 +416,12 @@ def launch() -> Response:
             {"error": "invalid_request", "error_description": "patient must be the id of a stored Patient"}, 400
         )
     optional: dict[str, str | None] = {}
+    purpose = body.get("purpose", "ETREAT")
+    if purpose not in dict(PURPOSES):
+        return _json(
+            {"error": "invalid_request", "error_description": "purpose must be one of " + ", ".join(dict(PURPOSES))},
+            400,
+        )
     for name in ("encounter", "incident", "user"):
         value = body.get(name)
         if value is not None and (not isinstance(value, str) or not value or len(value) > 100):
@@ -419,6 +436,7 @@ def launch() -> Response:
         username=optional["user"],
         encounter=optional["encounter"],
         incident=optional["incident"],
+        purpose=purpose,
     )
     separator = "&" if "?" in app_client.launch_url else "?"
     url = f"{app_client.launch_url}{separator}{urlencode({'iss': settings.base_url, 'launch': launch_id})}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -117,6 +118,12 @@ def fhir(path: str) -> Response:
         # Before the body is read: a caller without a valid token costs us no parsing.
         requester = requester_for(
             request.headers.get("Authorization"), current_app.extensions["smart_server"].tokens, settings.base_url
+        )
+        requester = replace(
+            requester,
+            # The purpose given at launch or consent, unless the request names another.
+            purpose=request.headers.get("X-Purpose-Of-Use") or requester.purpose,
+            emergency_nature=request.headers.get("X-Emergency-Nature") or None,
         )
     fhir_request = FhirRequest(
         method=request.method,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +98,13 @@ def is_current(engine: Engine) -> bool:
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
     return set(current) == set(script.get_heads())
+
+
+@contextmanager
+def writing(database: Engine) -> Iterator[Connection]:
+    """A write transaction: on SQLite it takes the write lock at BEGIN (IMMEDIATE), so that two
+    writers queue on busy_timeout instead of one failing with "database is locked"."""
+    with database.connect() as connection:
+        connection = connection.execution_options(write=True)
+        with connection.begin():
+            yield connection

@@ -188,6 +188,7 @@ launch_context = Table(
     Column("incident", String(100), nullable=True),
     Column("expires_at", DateTime(), nullable=False),
     Column("used_at", DateTime(), nullable=True),
+    Column("purpose", String(40), nullable=True),  # the purpose of use the dispatcher gave
 )
 
 oauth_token = Table(
@@ -224,4 +225,38 @@ signing_key = Table(
     Column("private_jwk", Document, nullable=False),
     Column("created_at", DateTime(), nullable=False),
     Column("retired_at", DateTime(), nullable=True),  # still published until its tokens expire
+)
+
+# -- Consent engine: the audit trail and the disclosure ledger (docs/consent.md) -----------------
+# Append-only and hash-chained: each row's hash covers its content and the previous row's hash,
+# so an edited or deleted row breaks the chain (`gateway audit verify`).
+
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=True),
+    Column("recorded_at", DateTime(), nullable=False),
+    Column("patient", String(100), nullable=True, index=True),
+    Column("recipient", String(100), nullable=False, index=True),
+    Column("outcome", String(30), nullable=False),
+    Column("purpose", String(40), nullable=True),
+    Column("emergency", Boolean, nullable=False, default=False),
+    Column("body", Document, nullable=False),  # the whole record: items, bases, reasons, alerts, ...
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+disclosure = Table(
+    "disclosure",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=True),
+    Column("audit_seq", BigInteger, nullable=False),
+    Column("disclosed_at", DateTime(), nullable=False),
+    Column("patient", String(100), nullable=False, index=True),
+    Column("item", String(200), nullable=False),
+    Column("discloser", String(200), nullable=True),
+    Column("recipient", String(100), nullable=False),
+    Column("body", Document, nullable=False),  # recipient name and organization, purpose, basis, consents, notice
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
 )

@@ -35,6 +35,13 @@ def episode(episode_id: str, patient_id: str) -> dict[str, Any]:
 PEOPLE = [
     {
         "resourceType": "Organization",
+        "id": "county-mobile-crisis",
+        "name": "County Mobile Crisis Team",
+        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}],
+        "telecom": [{"system": "phone", "value": "555-0988", "use": "work"}],
+    },
+    {
+        "resourceType": "Organization",
         "id": "eastside-clinic",
         "name": "Eastside Community Mental Health",
         "telecom": [{"system": "phone", "value": "555-0199", "use": "work"}],

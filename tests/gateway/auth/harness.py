@@ -73,6 +73,7 @@ class Harness:
 
     def add_user(self, username: str = "ada", role: str = "crisis-clinician", **extra: Any) -> None:
         extra.setdefault("practitioner", "Practitioner/clinician-ada")
+        extra.setdefault("organization", "Organization/county-mobile-crisis")
         self.accounts.add_user(username=username, password=PASSWORD, display_name="Ada Lovelace", role=role, **extra)
 
     def add_backend(
@@ -237,15 +238,21 @@ class Harness:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def get(self, path: str, token: str, **kwargs: Any) -> requests.Response:
-        return requests.get(f"{self.base}/{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs)
+    def get(self, path: str, token: str, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+        return requests.get(f"{self.base}/{path}", headers=headers, timeout=10, **kwargs)
 
 
 def _form(html: str) -> list[tuple[str, str]]:
     """What a browser would submit of the page's first form: hidden fields and checked boxes."""
     document = lxml.html.fromstring(html)
     fields = document.xpath("(//form)[1]//input[@type='hidden' or (@type='checkbox' and @checked)]")
-    return [(str(field.get("name")), str(field.get("value") or "")) for field in fields]
+    found = [(str(field.get("name")), str(field.get("value") or "")) for field in fields]
+    for select in document.xpath("(//form)[1]//select"):
+        options = select.xpath("./option[@selected]") or select.xpath("./option")
+        if options:
+            found.append((str(select.get("name")), str(options[0].get("value"))))
+    return found
 
 
 def _redirected(response: requests.Response) -> Authorization:

@@ -1,0 +1,134 @@
+"""The audit trail and the disclosure ledger: append-only, hash-chained, written before release.
+
+Every decision is recorded (denials included); every released Part 2 item gets a ledger row.
+Each row's hash is SHA-256 over the previous row's hash and the row's canonical JSON, so editing
+or removing a row breaks the chain from there on; `verify` finds the first broken link.
+Appends are serialised (SQLite's write lock; a transaction advisory lock on PostgreSQL) so that
+concurrent workers extend one chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, insert, select, text
+
+from gateway.store.database import writing
+from gateway.store.schema import audit_event, disclosure
+
+GENESIS = "0" * 64
+_CHAIN_LOCK = 0x6175646974  # "audit"
+
+
+def _canonical(row: dict[str, Any]) -> bytes:
+    return orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NAIVE_UTC, default=str)
+
+
+def chain_hash(previous: str, row: dict[str, Any]) -> str:
+    return hashlib.sha256(previous.encode() + _canonical(row)).hexdigest()
+
+
+@dataclass
+class AuditRecord:
+    """One decision: who asked, about whom, what went and what did not, and why."""
+
+    recorded_at: datetime
+    recipient: str
+    outcome: str
+    patient: str | None
+    purpose: str | None
+    emergency: bool
+    body: dict[str, Any]
+    disclosures: list[dict[str, Any]] = field(default_factory=list)  # one per released Part 2 item
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    table: str
+    rows: int
+    first_broken: int | None  # seq of the first row whose hash does not verify
+
+    @property
+    def intact(self) -> bool:
+        return self.first_broken is None
+
+
+class AuditLog:
+    def __init__(self, database: Engine) -> None:
+        self.database = database
+
+    def _lock(self, connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+
+    @staticmethod
+    def _last_hash(connection: Connection, table: Any) -> str:
+        found = connection.execute(select(table.c.hash).order_by(table.c.seq.desc()).limit(1)).scalar()
+        return str(found) if found else GENESIS
+
+    def append(self, records: list[AuditRecord]) -> list[int]:
+        """Commit the records (and their ledger rows); returns their sequence numbers. Raises if
+        the store cannot take them: the caller must then not release anything."""
+        if not records:
+            return []
+        sequences = []
+        with writing(self.database) as connection:
+            self._lock(connection)
+            previous = self._last_hash(connection, audit_event)
+            previous_disclosure = self._last_hash(connection, disclosure)
+            for record in records:
+                row = {
+                    "recorded_at": record.recorded_at,
+                    "patient": record.patient,
+                    "recipient": record.recipient,
+                    "outcome": record.outcome,
+                    "purpose": record.purpose,
+                    "emergency": record.emergency,
+                    "body": record.body,
+                }
+                digest = chain_hash(previous, row)
+                seq = connection.execute(
+                    insert(audit_event).values(**row, prev_hash=previous, hash=digest).returning(audit_event.c.seq)
+                ).scalar_one()
+                sequences.append(int(seq))
+                previous = digest
+                for item in record.disclosures:
+                    ledger_row = {
+                        "audit_seq": int(seq),
+                        "disclosed_at": record.recorded_at,
+                        "patient": record.patient or "",
+                        "item": item["item"],
+                        "discloser": item.get("discloser"),
+                        "recipient": record.recipient,
+                        "body": item,
+                    }
+                    ledger_digest = chain_hash(previous_disclosure, ledger_row)
+                    connection.execute(
+                        insert(disclosure).values(**ledger_row, prev_hash=previous_disclosure, hash=ledger_digest)
+                    )
+                    previous_disclosure = ledger_digest
+        return sequences
+
+    def verify(self) -> list[ChainReport]:
+        reports = []
+        columns = {
+            "audit_event": ("recorded_at", "patient", "recipient", "outcome", "purpose", "emergency", "body"),
+            "disclosure": ("audit_seq", "disclosed_at", "patient", "item", "discloser", "recipient", "body"),
+        }
+        with self.database.connect() as connection:
+            for table in (audit_event, disclosure):
+                previous, count, broken = GENESIS, 0, None
+                for row in connection.execute(select(table).order_by(table.c.seq)).mappings():
+                    count += 1
+                    content = {name: row[name] for name in columns[table.name]}
+                    if broken is None and (
+                        row["prev_hash"] != previous or chain_hash(previous, content) != row["hash"]
+                    ):
+                        broken = int(row["seq"])
+                    previous = row["hash"]
+                reports.append(ChainReport(table.name, count, broken))
+        return reports

@@ -1,0 +1,361 @@
+"""The consent engine in the release hook: no patient data reaches a user (a responder, a
+compliance officer, ...) without a decision, and no decision without its audit record.
+
+For every response that carries patient data (reads, searches and their includes, history,
+Bundle entries) and whose requester is a signed-in user:
+1. the patient's items (from the response, with their labels, data class and source), consents
+   and treating relationships (in-progress Encounters) are gathered from the store;
+2. `consent_engine.decide` decides per item;
+3. an audit record (and a ledger row per released Part 2 item) is queued on the request; the
+   engine commits the queue before the response leaves (Engine.handle), and a failure to commit
+   is a uniform 503;
+4. the response keeps only released items. A read of a withheld item is the same 404 as a read
+   of nothing; a search looks as if the withheld items had never been stored. Released Part 2
+   data carries the §2.32 notice; sensitivity labels are removed for non-clinical roles.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from consent_engine import (
+    DEFAULT_POLICY,
+    ConsentsUnavailable,
+    Decision,
+    DecisionError,
+    DecisionRequest,
+    Emergency,
+    Item,
+    PatientRecord,
+    Policy,
+    Recipient,
+    decide,
+)
+from consent_engine.codes import BTG, DATA_CLASS_SYSTEM, KEPT_LABELS
+from consent_engine.fhir import consent_from_fhir
+from consent_engine.labels import sender_labels
+from gateway.auth.accounts import Accounts, utcnow
+from gateway.auth.resource import is_patient_data
+from gateway.consent.audit import AuditLog, AuditRecord
+from gateway.consent.labelling import source_organization
+from gateway.fhir.bundles import withhold_entries
+from gateway.fhir.context import FhirRequest, FhirResponse, Interaction, ReleaseAll, ReleaseHook
+from gateway.fhir.errors import BadRequest, ServiceUnavailable, not_known
+from gateway.fhir.indexing import split_reference
+from gateway.fhir.repository import Store
+from gateway.fhir.search import SearchQuery, parse_search
+from gateway.fhir.search_parameters import SEARCH_PARAMETERS
+from gateway.fhir.validation import iter_path
+from gateway.store.schema import audit_event
+
+NOTICE_ISSUE = "informational"
+UNAVAILABLE = "the service cannot decide about this request now; try again"
+
+
+def patient_of(resource: dict[str, Any], base_url: str) -> str | None:
+    """The id of the patient a resource is about, or None for non-patient data."""
+    resource_type = str(resource.get("resourceType", ""))
+    if resource_type == "Patient":
+        return str(resource.get("id")) if resource.get("id") else None
+    param = SEARCH_PARAMETERS.get(resource_type, {}).get("patient")
+    if param is None:
+        return None
+    for path in param.paths:
+        for value, _ in iter_path(resource, f"{resource_type}.{path}"):
+            if isinstance(value, dict):
+                target = split_reference(value.get("reference", ""), base_url)
+                if target and target[0] == "Patient":
+                    return target[1]
+    return ""  # patient data about nobody we can name: decided as "unknown patient" (withheld)
+
+
+def _item(resource: dict[str, Any]) -> Item:
+    data_class = "STATUS"
+    for tag in (resource.get("meta") or {}).get("tag") or []:
+        if isinstance(tag, dict) and tag.get("system") == DATA_CLASS_SYSTEM:
+            data_class = str(tag.get("code"))
+    key = f"{resource.get('resourceType')}/{resource.get('id')}"
+    return Item(key, data_class, sender_labels(resource), source_organization(resource))
+
+
+def _strip_labels(resource: dict[str, Any]) -> dict[str, Any]:
+    """Sensitivity labels say what a record is about (an SUD label tells police the diagnosis):
+    non-clinical recipients get only R, 42CFRPart2 and NORDSCLCD."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict) or not meta.get("security"):
+        return resource
+    kept = [c for c in meta["security"] if isinstance(c, dict) and c.get("code") in KEPT_LABELS]
+    new_meta = {k: v for k, v in meta.items() if k != "security"}
+    if kept:
+        new_meta["security"] = kept
+    return {**resource, "meta": new_meta}
+
+
+class ConsentRelease:
+    def __init__(
+        self,
+        base_url: str,
+        store: Store,
+        accounts: Accounts,
+        audit: AuditLog,
+        policy: Policy = DEFAULT_POLICY,
+        inner: ReleaseHook | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.store = store
+        self.accounts = accounts
+        self.audit = audit
+        self.policy = policy
+        self.inner: ReleaseHook = inner or ReleaseAll()
+        self._recipients: dict[str, tuple[float, Recipient | None]] = {}
+        self._lock = threading.Lock()
+
+    # -- who is asking ---------------------------------------------------------------------------
+    def recipient(self, username: str) -> Recipient | None:
+        with self._lock:
+            hit = self._recipients.get(username)
+            if hit and time.monotonic() - hit[0] < 10:
+                return hit[1]
+        user = self.accounts.user(username)
+        found = None
+        if user is not None and not user.disabled:
+            organization = user.organization or ""
+            found = Recipient(
+                user=user.username,
+                name=user.display_name,
+                role=user.role,
+                medical=user.medical,
+                organization=organization,
+                organization_is_provider=self._is_provider(organization),
+                practitioner=user.practitioner,
+            )
+        with self._lock:
+            self._recipients[username] = (time.monotonic(), found)
+        return found
+
+    def _is_provider(self, organization: str) -> bool:
+        """Organization.type includes `prov` (a health-care provider)."""
+        target = split_reference(organization, self.base_url)
+        if not target or target[0] != "Organization":
+            return False
+        with self.store.unit_of_work(False) as (repository, _):
+            found = repository.read("Organization", target[1])
+        if found is None or found.deleted or not found.content:
+            return False
+        return any(
+            coding.get("code") == "prov"
+            for concept in found.content.get("type") or []
+            for coding in concept.get("coding") or []
+            if isinstance(coding, dict)
+        )
+
+    # -- what is on file ---------------------------------------------------------------------------
+    def _patient_context(self, patient: str) -> tuple[list[Any], frozenset[str]]:
+        """The patient's consents (as stored Consent resources) and treating organizations."""
+
+        def query(resource_type: str) -> SearchQuery:
+            return parse_search(resource_type, [("patient", f"Patient/{patient}"), ("_total", "none")],
+                                base_url=self.base_url, strict=True, default_count=1000, max_count=1000)  # fmt: skip
+
+        with self.store.unit_of_work(False) as (repository, _):
+            consents, _ = repository.search(query("Consent"))
+            encounters, _ = repository.search(query("Encounter"))
+        treating = frozenset(
+            str((e.content.get("serviceProvider") or {}).get("reference"))
+            for e in encounters
+            if e.content and e.content.get("status") == "in-progress" and e.content.get("serviceProvider")
+        )
+        scoped = [
+            c.content
+            for c in consents
+            if c.content
+            and any(
+                coding.get("code") == "patient-privacy" for coding in (c.content.get("scope") or {}).get("coding") or []
+            )
+        ]
+        return scoped, treating
+
+    def _emergency(self, request: FhirRequest, recipient: Recipient, patient: str) -> Emergency | None:
+        requester = request.requester
+        if requester.purpose != BTG and not requester.emergency_nature:
+            return None
+        now = utcnow()
+        window = now - self.policy.emergency_window
+        with self.audit.database.connect() as connection:
+            from sqlalchemy import func, select  # noqa: PLC0415
+
+            first = connection.execute(
+                select(func.min(audit_event.c.recorded_at)).where(
+                    audit_event.c.recipient == recipient.user,
+                    audit_event.c.patient == patient,
+                    audit_event.c.emergency.is_(True),
+                    audit_event.c.recorded_at >= window,
+                )
+            ).scalar()
+        return Emergency(requester.emergency_nature or "", first or now)
+
+    # -- the hook -------------------------------------------------------------------------------------
+    def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
+        requester = request.requester
+        body = response.resource
+        if requester.username is None or body is None or interaction.name in ("transaction", "batch", "capabilities"):
+            return self.inner.release(request, interaction, response)
+        bundle = body.get("resourceType") == "Bundle"
+        entries = (body.get("entry") or []) if bundle else [{"resource": body}]
+        by_patient: dict[str, list[dict[str, Any]]] = {}
+        for entry in entries:
+            resource = entry.get("resource")
+            if isinstance(resource, dict) and is_patient_data(str(resource.get("resourceType", ""))):
+                by_patient.setdefault(patient_of(resource, self.base_url) or "", []).append(resource)
+        if not by_patient:
+            return self.inner.release(request, interaction, response)
+        if not requester.purpose:
+            raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
+        recipient = self.recipient(requester.username)
+        released: set[int] = set()
+        strip = True
+        notices: list[Decision] = []
+        for patient, resources in by_patient.items():
+            decision = self._decide(request, recipient, patient, resources)
+            if decision is None:
+                continue
+            keys = {item.key for item in decision.released}
+            released.update(id(r) for r in resources if f"{r.get('resourceType')}/{r.get('id')}" in keys)
+            strip = strip and decision.strip_labels
+            if decision.notice:
+                notices.append(decision)
+        if not bundle:
+            if id(body) not in released:
+                raise not_known(interaction.resource_type, interaction.resource_id)
+            shaped = _strip_labels(body) if strip else body
+            if notices:
+                shaped = _with_notice(shaped, notices)
+            return self.inner.release(request, interaction, replace(response, resource=shaped))
+        kept = []
+        for entry in entries:
+            resource = entry.get("resource")
+            if isinstance(resource, dict) and is_patient_data(str(resource.get("resourceType", ""))):
+                if id(resource) not in released:
+                    continue
+                entry = {**entry, "resource": _strip_labels(resource) if strip else resource}
+            kept.append(entry)
+        if len(kept) != len(entries) and interaction.name == "history-instance":
+            raise not_known(interaction.resource_type, interaction.resource_id)
+        shaped = withhold_entries(body, kept)
+        if notices:
+            shaped = {**shaped, "entry": [*(shaped.get("entry") or []), _notice_entry(notices)]}
+        return self.inner.release(request, interaction, replace(response, resource=shaped))
+
+    def _decide(
+        self, request: FhirRequest, recipient: Recipient | None, patient: str, resources: list[dict[str, Any]]
+    ) -> Decision | None:
+        requester = request.requester
+        items = tuple(dict.fromkeys(_item(r) for r in resources))
+        as_of = utcnow()
+        if recipient is None or not patient:
+            record_body = {
+                "reason": "unknown-recipient" if recipient is None else "no-patient",
+                "withheld": [i.key for i in items],
+            }
+            request.audit.append(AuditRecord(as_of, requester.username or "?", "DENY", patient or None,
+                                             requester.purpose, False, record_body))  # fmt: skip
+            return None
+        try:
+            stored, treating = self._patient_context(patient)
+            consents = [consent_from_fhir(c) for c in stored]
+        except Exception as error:  # the store could not be read: routine requests fail closed
+            if not requester.emergency_nature:
+                raise ServiceUnavailable(UNAVAILABLE) from error
+            consents, treating = None, frozenset()  # type: ignore[assignment]
+        emergency = self._emergency(request, recipient, patient)
+        decision_request = DecisionRequest(recipient, requester.purpose, f"Patient/{patient}", as_of,
+                                           emergency=emergency)  # fmt: skip
+        record = PatientRecord(f"Patient/{patient}", items, treating)
+        try:
+            decision = decide(decision_request, record, consents, self.policy)
+        except DecisionError as error:
+            raise BadRequest(str(error)) from None
+        except ConsentsUnavailable:
+            raise ServiceUnavailable(UNAVAILABLE) from None
+        request.audit.append(_audit_record(decision, decision_request, requester.client_id, request))
+        return decision
+
+
+def _audit_record(
+    decision: Decision, request: DecisionRequest, client_id: str | None, fhir: FhirRequest
+) -> AuditRecord:
+    recipient = request.recipient
+    body = {
+        "request": f"{fhir.method} {fhir.path}",
+        "client": client_id,
+        "recipient": {"user": recipient.user, "name": recipient.name, "role": recipient.role,
+                      "organization": recipient.organization, "medical": recipient.medical},
+        "as_of": request.as_of.isoformat(),
+        "released": [{"item": d.item.key, "basis": d.basis.value if d.basis else None, "consents": list(d.consent_ids)}
+                     for d in decision.items if d.released],
+        "withheld": [{"item": d.item.key, "reason": d.reason} for d in decision.items if not d.released],
+        "policy_version": decision.policy_version,
+        "notice_version": decision.notice_version,
+        "alerts": [{"code": a.code, "detail": a.detail} for a in decision.alerts],
+        "emergency": decision.emergency_record,
+        "reasons": list(decision.reasons),
+    }  # fmt: skip
+    ledger = [
+        {
+            "item": d.item.key,
+            "discloser": d.item.source,
+            "recipient_name": recipient.name,
+            "recipient_organization": recipient.organization,
+            "purpose": request.purpose,
+            "basis": d.basis.value if d.basis else None,
+            "consents": list(d.consent_ids),
+            "notice_version": decision.notice_version,
+            "data_class": d.item.data_class,
+        }
+        for d in decision.items
+        if d.released and d.item.part2
+    ]
+    return AuditRecord(
+        recorded_at=request.as_of,
+        recipient=recipient.user,
+        outcome=decision.outcome.value,
+        patient=request.patient,
+        purpose=request.purpose,
+        emergency=request.emergency is not None,
+        body=body,
+        disclosures=ledger,
+    )
+
+
+def _notice_text(decisions: list[Decision]) -> str:
+    first = decisions[0]
+    explanations = [text for d in decisions for text in d.consent_explanations]
+    return "\n\n".join([first.notice or "", *explanations])
+
+
+def _notice_entry(decisions: list[Decision]) -> dict[str, Any]:
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": NOTICE_ISSUE, "diagnostics": _notice_text(decisions),
+                   "details": {"text": f"42 CFR 2.32 notice ({decisions[0].notice_version})"}}],
+    }  # fmt: skip
+    return {"resource": outcome, "search": {"mode": "outcome"}}
+
+
+NOTICE_EXTENSION = "https://crisis-fhir-gateway.org/fhir/StructureDefinition/redisclosure-notice"
+
+
+def _with_notice(resource: dict[str, Any], decisions: list[Decision]) -> dict[str, Any]:
+    meta = dict(resource.get("meta") or {})
+    meta["extension"] = [
+        *(meta.get("extension") or []),
+        {"url": NOTICE_EXTENSION, "valueString": _notice_text(decisions)},
+    ]
+    return {**resource, "meta": meta}
+
+
+__all__ = ["ConsentRelease", "patient_of", "timedelta"]

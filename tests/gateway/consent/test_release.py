@@ -1,0 +1,170 @@
+"""The consent engine in the release hook, over real HTTP: what responders see, what is audited,
+and that a denial looks exactly like "nothing on file"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import select, text, update
+
+from gateway.store.schema import audit_event, disclosure, oauth_client
+from tests.gateway.auth.harness import Harness
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+PROFILE = Path(__file__).resolve().parents[3] / "docs" / "consent-profile.md"
+
+
+def push(smart: Harness, client_id: str, part2: bool, organization: str, *resources: dict[str, Any]) -> None:
+    backend = smart._backends.get(client_id) or smart.add_backend(client_id)
+    with smart.app.extensions["database"].begin() as connection:
+        connection.execute(update(oauth_client).where(oauth_client.c.client_id == client_id)
+                           .values(part2_program=part2, organization=organization))  # fmt: skip
+    token = smart.backend_token(backend)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
+    response = requests.post(smart.base, json=bundle, timeout=10,
+                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})  # fmt: skip
+    assert response.status_code == 200, response.text
+
+
+def tpo_consent() -> dict[str, Any]:
+    import re
+
+    blocks = re.findall(r"```json\n(.*?)```", PROFILE.read_text(encoding="utf-8"), re.S)
+    consent = next(c for c in map(json.loads, blocks) if c["id"] == "maria-tpo-2026")
+    consent["patient"] = {"reference": "Patient/pat-1"}
+    consent["provision"]["provision"] = []
+    del consent["provision"]["provision"]
+    return consent
+
+
+@pytest.fixture()
+def record(smart: Harness) -> Harness:
+    """pat-1 is in treatment at an opioid treatment program (Part 2) and a mental-health clinic;
+    the mobile crisis team is on scene (an in-progress Encounter)."""
+    push(smart, "eastside-otp-ehr", True, "Organization/eastside-otp",
+         {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/pat-1"},
+          "code": {"coding": [{"system": ICD10, "code": "F11.20", "display": "Opioid dependence"}]}},
+         {"resourceType": "MedicationStatement", "id": "bup", "status": "active", "subject": {"reference": "Patient/pat-1"},
+          "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "352364"}]}})  # fmt: skip
+    push(smart, "harbor-cmhc-ehr", False, "Organization/harbor-cmhc",
+         {"resourceType": "Condition", "id": "mdd", "subject": {"reference": "Patient/pat-1"},
+          "code": {"coding": [{"system": ICD10, "code": "F33.1"}]}})  # fmt: skip
+    push(smart, "county-cad", False, "Organization/county-mobile-crisis",
+         {"resourceType": "Encounter", "id": "crisis-call", "status": "in-progress",
+          "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "FLD"},
+          "subject": {"reference": "Patient/pat-1"},
+          "serviceProvider": {"reference": "Organization/county-mobile-crisis"}})  # fmt: skip
+    smart.add_user("lee", role="police-officer", organization="Organization/metro-pd", practitioner=None)
+    return smart
+
+
+def token(smart: Harness, username: str = "ada") -> str:
+    return str(smart.app_token(scope="openid fhirUser user/*.rs", patient=None, username=username)["access_token"])
+
+
+def ids(bundle: dict[str, Any], resource_type: str = "Condition") -> set[str]:
+    return {e["resource"]["id"] for e in bundle.get("entry", []) if e["resource"]["resourceType"] == resource_type}
+
+
+def comparable(response: requests.Response) -> Any:
+    body = response.json()
+    if body.get("resourceType") == "Bundle":
+        body = {k: v for k, v in body.items() if k not in ("id", "meta", "link")}
+    return response.status_code, body
+
+
+def test_without_consent_part2_is_withheld_and_looks_like_nothing_on_file(record: Harness) -> None:
+    access = token(record)
+    found = record.get("Condition", access, params={"patient": "Patient/pat-1"}).json()
+    assert ids(found) == {"mdd"}  # mental health under the jurisdiction overlay; no Part 2
+    assert found["total"] == 1
+    assert not [e for e in found["entry"] if e["resource"]["resourceType"] == "OperationOutcome"]
+    withheld = record.get("Condition/oud", access)
+    missing = record.get("Condition/no-such-condition", access)
+    assert withheld.status_code == missing.status_code == 404
+    assert withheld.content.replace(b"oud", b"X") == missing.content.replace(b"no-such-condition", b"X")
+
+
+def test_with_a_tpo_consent_part2_goes_to_the_treating_team_with_the_notice(record: Harness) -> None:
+    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    access = token(record)
+    found = record.get("Condition", access, params={"patient": "Patient/pat-1"}).json()
+    assert ids(found) == {"mdd", "oud"}
+    notices = [e["resource"] for e in found["entry"] if e["resource"]["resourceType"] == "OperationOutcome"]
+    assert len(notices) == 1 and "42 CFR part 2" in notices[0]["issue"][0]["diagnostics"]
+    assert "maria-tpo-2026" in notices[0]["issue"][0]["diagnostics"]  # the scope explanation
+    read = record.get("Condition/oud", access).json()
+    assert "42 CFR part 2" in read["meta"]["extension"][-1]["valueString"]
+    assert {"SUD", "OPIOIDUD"} <= {c["code"] for c in read["meta"]["security"]}  # clinicians keep labels
+    with record.app.extensions["database"].connect() as connection:
+        ledger = connection.execute(select(disclosure.c.item, disclosure.c.recipient)).all()
+    assert ("Condition/oud", "ada") in ledger
+
+
+def test_police_get_nothing_without_a_consent_naming_them(record: Harness) -> None:
+    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    access = token(record, "lee")
+    about = comparable(record.get("Condition", access, params={"patient": "Patient/pat-1"}))
+    nobody = comparable(record.get("Condition", access, params={"patient": "Patient/nobody"}))
+    assert about == nobody
+    with record.app.extensions["database"].connect() as connection:
+        outcomes = (
+            connection.execute(select(audit_event.c.outcome).where(audit_event.c.recipient == "lee")).scalars().all()
+        )
+    assert outcomes == ["DENY"]
+
+
+def test_emergency_access_by_a_clinician(record: Harness) -> None:
+    access = token(record)
+    headers = {"X-Purpose-Of-Use": "BTG", "X-Emergency-Nature": "unresponsive, suspected opioid overdose"}
+    found = record.get("Condition", access, params={"patient": "Patient/pat-1"}, headers=headers).json()
+    assert "oud" in ids(found)
+    no_reason = record.get(
+        "Condition", access, params={"patient": "Patient/pat-1"}, headers={"X-Purpose-Of-Use": "BTG"}
+    )
+    assert no_reason.status_code == 400 and "nature" in no_reason.json()["issue"][0]["diagnostics"]
+    with record.app.extensions["database"].connect() as connection:
+        bodies = connection.execute(select(audit_event.c.body).where(audit_event.c.emergency.is_(True))).scalars().all()
+    assert any(b["emergency"] and b["emergency"]["nature"].startswith("unresponsive") for b in bodies)
+
+
+def test_audit_chain_verifies_and_detects_tampering(record: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cli import main
+
+    access = token(record)
+    for _ in range(3):
+        record.get("Condition", access, params={"patient": "Patient/pat-1"})
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", str(record.app.extensions["database"].url.render_as_string(False)))
+    intact = CliRunner().invoke(main, ["audit", "verify", "--json"])
+    assert intact.exit_code == 0, intact.output
+    assert all(r["intact"] for r in json.loads(intact.output))
+    with record.app.extensions["database"].begin() as connection:
+        second = connection.execute(
+            select(audit_event.c.seq).order_by(audit_event.c.seq).offset(1).limit(1)
+        ).scalar_one()
+        connection.execute(update(audit_event).where(audit_event.c.seq == second).values(outcome="PERMIT_TAMPERED"))
+    broken = CliRunner().invoke(main, ["audit", "verify", "--json"])
+    assert broken.exit_code == 1
+    report = {r["table"]: r for r in json.loads(broken.output)}
+    assert report["audit_event"]["first_broken"] == second
+
+
+def test_no_release_when_the_audit_cannot_be_written(record: Harness) -> None:
+    access = token(record)
+    database = record.app.extensions["database"]
+    with database.begin() as connection:
+        connection.execute(text("ALTER TABLE audit_event RENAME TO audit_event_away"))
+    try:
+        response = record.get("Condition", access, params={"patient": "Patient/pat-1"})
+        assert response.status_code == 503
+        assert "mdd" not in response.text
+    finally:
+        with database.begin() as connection:
+            connection.execute(text("ALTER TABLE audit_event_away RENAME TO audit_event"))
