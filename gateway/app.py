@@ -23,9 +23,11 @@ from gateway.auth.server import AuthConfig, SmartServer
 from gateway.auth.tokens import Tokens
 from gateway.consent.audit import AuditLog
 from gateway.consent.labelling import Labelling
+from gateway.consent.notify import ConsentAudit
 from gateway.consent.release import ConsentRelease
 from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.auth_api import auth_api
+from gateway.http.compliance_api import compliance_api
 from gateway.http.fhir_api import fhir_api
 from gateway.settings import Settings, load_settings
 from gateway.store.database import open_database
@@ -61,7 +63,7 @@ def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = Fa
         authorization=SmartAuthorization(settings.base_url, consent_decides=True),
         release=SmartRelease(settings.base_url, consent, consent_decides=True),
         writes=labelling,
-        audit=audit,
+        audit=ConsentAudit(audit, store),
     )
 
 
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     origins = AppOrigins(server.accounts)
     app.after_request(lambda response: _add_cors(response, origins))
     app.register_blueprint(auth_api)
+    app.register_blueprint(compliance_api)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
 
     @app.errorhandler(HTTPException)

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from gateway.store.database import writing
-from gateway.store.schema import audit_event, disclosure
+from gateway.store.schema import audit_event, disclosure, emergency_review
 
 GENESIS = "0" * 64
 _CHAIN_LOCK = 0x6175646974  # "audit"
@@ -96,6 +96,16 @@ class AuditLog:
                 ).scalar_one()
                 sequences.append(int(seq))
                 previous = digest
+                if record.body.get("emergency"):
+                    # §2.51: every emergency access is reviewed by compliance.
+                    connection.execute(
+                        insert(emergency_review).values(
+                            audit_seq=int(seq),
+                            patient=record.patient or "",
+                            recipient=record.recipient,
+                            accessed_at=record.recorded_at,
+                        )
+                    )
                 for item in record.disclosures:
                     ledger_row = {
                         "audit_seq": int(seq),

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import threading
 import time
+import tomllib
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from consent_engine import (
@@ -34,6 +36,7 @@ from consent_engine import (
     Policy,
     Recipient,
     decide,
+    policy_from_mapping,
 )
 from consent_engine.codes import BTG, DATA_CLASS_SYSTEM, KEPT_LABELS
 from consent_engine.fhir import consent_from_fhir
@@ -50,9 +53,20 @@ from gateway.fhir.repository import Store
 from gateway.fhir.search import SearchQuery, parse_search
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS
 from gateway.fhir.validation import iter_path
+from gateway.settings import PROJECT_ROOT
 from gateway.store.schema import audit_event
 
 NOTICE_ISSUE = "informational"
+POLICY_FILE = PROJECT_ROOT / "config" / "consent_policy.toml"
+
+
+def load_policy(path: Path = POLICY_FILE) -> Policy:
+    """The project rules from config/consent_policy.toml (defaults for what it leaves out)."""
+    if not path.exists():
+        return DEFAULT_POLICY
+    return policy_from_mapping(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
 UNAVAILABLE = "the service cannot decide about this request now; try again"
 
 
@@ -102,14 +116,14 @@ class ConsentRelease:
         store: Store,
         accounts: Accounts,
         audit: AuditLog,
-        policy: Policy = DEFAULT_POLICY,
+        policy: Policy | None = None,
         inner: ReleaseHook | None = None,
     ) -> None:
         self.base_url = base_url
         self.store = store
         self.accounts = accounts
         self.audit = audit
-        self.policy = policy
+        self.policy = policy or load_policy()
         self.inner: ReleaseHook = inner or ReleaseAll()
         self._recipients: dict[str, tuple[float, Recipient | None]] = {}
         self._lock = threading.Lock()
@@ -315,6 +329,7 @@ def _audit_record(
             "consents": list(d.consent_ids),
             "notice_version": decision.notice_version,
             "data_class": d.item.data_class,
+            "intermediary": d.item.key in decision.intermediary_disclosures,
         }
         for d in decision.items
         if d.released and d.item.part2

@@ -260,3 +260,15 @@ disclosure = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+emergency_review = Table(
+    "emergency_review",
+    metadata,
+    Column("audit_seq", BigInteger, primary_key=True, autoincrement=False),  # the emergency access
+    Column("patient", String(100), nullable=False),
+    Column("recipient", String(100), nullable=False),
+    Column("accessed_at", DateTime(), nullable=False),
+    Column("reviewed_at", DateTime(), nullable=True),
+    Column("reviewer", String(100), nullable=True),
+    Column("note", Text, nullable=True),
+)

@@ -277,3 +277,18 @@ def test_decision_is_reproducible_for_the_same_as_of() -> None:
     first = decide(request(), RECORD, [TPO, NAMING_POLICE, OPT_OUT])
     assert decide(request(), RECORD, [TPO, NAMING_POLICE, OPT_OUT]) == first
     assert PATIENT == RECORD.patient
+
+
+def test_the_policy_file_states_the_defaults_and_unknown_settings_are_refused() -> None:
+    from consent_engine import DEFAULT_POLICY, policy_from_mapping
+    from gateway.consent.release import load_policy
+
+    assert load_policy() == DEFAULT_POLICY
+    with pytest.raises(ValueError, match="unknown consent policy setting"):
+        policy_from_mapping({"police_may_do_anything": True})
+    with pytest.raises(ValueError, match="unknown data classes"):
+        policy_from_mapping({"role_data_classes": {"ems": ["EVERYTHING"]}})
+    stricter = policy_from_mapping({"emergency_window_minutes": 30, "mental_health_overlay": False})
+    assert stricter.emergency_window == timedelta(minutes=30)
+    decision = decide(request(), RECORD, [], stricter)
+    assert "Condition/major-depression" not in {i.key for i in decision.released}

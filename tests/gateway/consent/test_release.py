@@ -168,3 +168,67 @@ def test_no_release_when_the_audit_cannot_be_written(record: Harness) -> None:
     finally:
         with database.begin() as connection:
             connection.execute(text("ALTER TABLE audit_event_away RENAME TO audit_event"))
+
+
+def officer_token(smart: Harness) -> str:
+    smart.add_user("cora", role="compliance-officer", organization="Organization/eastside-otp", practitioner=None)
+    return token(smart, "cora")
+
+
+def report(smart: Harness, path: str, access: str, **params: str) -> requests.Response:
+    return requests.get(f"{smart.root}/compliance/{path}", params=params, timeout=10,
+                        headers={"Authorization": f"Bearer {access}"})  # fmt: skip
+
+
+def test_disclosure_accounting_for_compliance_officers(record: Harness) -> None:
+    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    record.get("Condition/oud", token(record))
+    cora = officer_token(record)
+    rows = report(record, "disclosures", cora, patient="Patient/pat-1").json()["rows"]
+    oud = [r for r in rows if r["item"] == "Condition/oud"]
+    assert oud and oud[0]["recipient_user"] == "ada" and oud[0]["consents"] == ["maria-tpo-2026"]
+    assert oud[0]["discloser"] == "Organization/eastside-otp" and oud[0]["notice_version"] == "2024"
+    csv_text = report(record, "disclosures", cora, patient="Patient/pat-1", format="csv")
+    assert csv_text.headers["Content-Type"].startswith("text/csv") and "Condition/oud" in csv_text.text
+    assert report(record, "disclosures", token(record), patient="Patient/pat-1").status_code == 403
+    assert requests.get(f"{record.root}/compliance/disclosures", timeout=10).status_code == 401
+    assert report(record, "disclosures", cora).status_code == 400
+
+
+def test_emergency_access_is_queued_for_review_and_reported_to_the_program(record: Harness) -> None:
+    headers = {"X-Purpose-Of-Use": "BTG", "X-Emergency-Nature": "overdose, not breathing"}
+    record.get("Condition", token(record), params={"patient": "Patient/pat-1"}, headers=headers)
+    cora = officer_token(record)
+    pending = report(record, "emergency-reviews", cora).json()["rows"]
+    assert len(pending) == 1 and pending[0]["nature"] == "overdose, not breathing"
+    seq = pending[0]["audit_seq"]
+    reviewer = {"Authorization": f"Bearer {cora}"}
+    assert requests.post(f"{record.root}/compliance/emergency-reviews/{seq}", json={"note": "bona fide overdose"},
+                         headers=reviewer, timeout=10).status_code == 200  # fmt: skip
+    assert requests.post(f"{record.root}/compliance/emergency-reviews/{seq}", json={"note": "again"},
+                         headers=reviewer, timeout=10).status_code == 409  # fmt: skip
+    assert report(record, "emergency-reviews", cora).json()["rows"] == []
+    system = record.backend_token(
+        record.add_backend("otp-inbox", scope="system/Communication.rs"), "system/Communication.rs"
+    )
+    notes = record.get("Communication", system).json()
+    texts = [e["resource"]["payload"][0]["contentString"] for e in notes.get("entry", [])]
+    assert any("2.51(c)" in t and "overdose, not breathing" in t and "Ada Lovelace" in t for t in texts)
+    assert all(e["resource"]["recipient"] == [{"reference": "Organization/eastside-otp"}] for e in notes["entry"])
+
+
+def test_alerts_and_consents_that_cannot_be_relied_on(record: Harness) -> None:
+    record.get("Condition", token(record, "lee"), params={"patient": "Patient/pat-1"},
+               headers={"X-Purpose-Of-Use": "law-enforcement"})  # fmt: skip
+    import re
+
+    blocks = re.findall(r"```json\n(.*?)```", PROFILE.read_text(encoding="utf-8"), re.S)
+    incomplete = next(c for c in map(json.loads, blocks) if c["id"] == "incomplete")
+    incomplete["patient"] = {"reference": "Patient/pat-1"}
+    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", incomplete)
+    cora = officer_token(record)
+    alerts = report(record, "alerts", cora).json()["rows"]
+    assert [a["alert"] for a in alerts if a["recipient"] == "lee"] == ["law-enforcement-purpose"]
+    flagged = report(record, "consents-not-relied-on", cora).json()["rows"]
+    assert [f["consent"] for f in flagged] == ["Consent/incomplete"]
+    assert any(p.startswith("2.31(a)(8)") for p in flagged[0]["problems"])

@@ -53,9 +53,21 @@ def upgrade() -> None:
     op.create_index("ix_disclosure_patient", "disclosure", ["patient"])
     with op.batch_alter_table("launch_context") as batch:
         batch.add_column(sa.Column("purpose", sa.String(40), nullable=True))
+    op.create_table(
+        "emergency_review",
+        sa.Column("audit_seq", sa.BigInteger, nullable=False, autoincrement=False),
+        sa.Column("patient", sa.String(100), nullable=False),
+        sa.Column("recipient", sa.String(100), nullable=False),
+        sa.Column("accessed_at", sa.DateTime(), nullable=False),
+        sa.Column("reviewed_at", sa.DateTime(), nullable=True),
+        sa.Column("reviewer", sa.String(100), nullable=True),
+        sa.Column("note", sa.Text, nullable=True),
+        sa.PrimaryKeyConstraint("audit_seq", name="pk_emergency_review"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("emergency_review")
     with op.batch_alter_table("launch_context") as batch:
         batch.drop_column("purpose")
     op.drop_table("disclosure")

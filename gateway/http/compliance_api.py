@@ -1,0 +1,220 @@
+"""Reports for compliance officers (documented JSON, or CSV with ?format=csv), over a SMART user
+token of a user whose role is compliance-officer:
+
+- GET  /compliance/disclosures?patient=Patient/x[&since=YYYY-MM-DD]  §2.25 accounting (3 years)
+- GET  /compliance/intermediary-disclosures?patient=Patient/x          §2.24 list
+- GET  /compliance/emergency-reviews[?status=pending|reviewed|all]     §2.51 accesses to review
+- POST /compliance/emergency-reviews/<seq>  {"note": "..."}            mark one reviewed
+- GET  /compliance/alerts[?since=YYYY-MM-DD]                           police releases, conflicts, ...
+- GET  /compliance/consents-not-relied-on                              Consents missing §2.31 elements
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select, update
+
+from consent_engine.fhir import consent_from_fhir, parse_datetime
+from gateway.auth.accounts import utcnow
+from gateway.auth.bearer import requester_for
+from gateway.fhir.errors import FhirError
+from gateway.fhir.search import parse_search
+from gateway.store.database import writing
+from gateway.store.schema import audit_event, disclosure, emergency_review
+
+compliance_api = Blueprint("compliance_api", __name__, url_prefix="/compliance")
+ACCOUNTING_PERIOD = timedelta(days=3 * 365)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, error: str, description: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.status, self.error, self.headers = status, error, headers or {}
+
+
+@compliance_api.errorhandler(_Refused)
+def _refused(error: _Refused) -> Response:
+    response = jsonify({"error": error.error, "error_description": str(error)})
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _officer() -> str:
+    server = current_app.extensions["smart_server"]
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    try:
+        requester = requester_for(request.headers.get("Authorization"), server.tokens, settings.base_url)
+    except FhirError as error:
+        raise _Refused(401, "invalid_token", str(error), error.headers) from None
+    user = server.accounts.user(requester.username) if requester.username else None
+    if user is None or user.role != "compliance-officer":
+        raise _Refused(403, "insufficient_scope", "compliance reports are for compliance officers")
+    return user.username
+
+
+def _database() -> Any:
+    return current_app.extensions["database"]
+
+
+def _since(default: timedelta | None = None) -> datetime | None:
+    given = request.args.get("since")
+    if given:
+        found = parse_datetime(given)
+        if found is None:
+            raise _Refused(400, "invalid_request", "since must be a date, e.g. 2026-01-31")
+        return found
+    return utcnow() - default if default else None
+
+
+def _answer(rows: list[dict[str, Any]], name: str) -> Response:
+    if request.args.get("format") == "csv":
+        buffer = io.StringIO()
+        columns = list(rows[0]) if rows else ["empty"]
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (v if not isinstance(v, list | dict) else str(v)) for k, v in row.items()})
+        response = Response(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    else:
+        response = jsonify({"report": name, "generated_at": utcnow().isoformat() + "Z", "rows": rows})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _patient() -> str:
+    patient = request.args.get("patient", "")
+    if not patient.startswith("Patient/"):
+        raise _Refused(400, "invalid_request", "patient=Patient/<id> is required")
+    return patient
+
+
+def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> list[dict[str, Any]]:
+    query = select(disclosure).where(disclosure.c.patient == patient).order_by(disclosure.c.seq)
+    if since:
+        query = query.where(disclosure.c.disclosed_at >= since)
+    with _database().connect() as connection:
+        rows = connection.execute(query).mappings().all()
+    return [
+        {
+            "disclosed_at": row["disclosed_at"].isoformat() + "Z",
+            "item": row["item"],
+            "data_class": row["body"].get("data_class"),
+            "discloser": row["discloser"],
+            "recipient": row["body"].get("recipient_name"),
+            "recipient_user": row["recipient"],
+            "recipient_organization": row["body"].get("recipient_organization"),
+            "purpose": row["body"].get("purpose"),
+            "basis": row["body"].get("basis"),
+            "consents": row["body"].get("consents"),
+            "notice_version": row["body"].get("notice_version"),
+        }
+        for row in rows
+        if not intermediary_only or row["body"].get("intermediary")
+    ]
+
+
+@compliance_api.get("/disclosures")
+def disclosures() -> Response:
+    _officer()
+    return _answer(_ledger(_patient(), _since(ACCOUNTING_PERIOD), False), "disclosures")
+
+
+@compliance_api.get("/intermediary-disclosures")
+def intermediary_disclosures() -> Response:
+    _officer()
+    return _answer(_ledger(_patient(), _since(ACCOUNTING_PERIOD), True), "intermediary-disclosures")
+
+
+@compliance_api.get("/emergency-reviews")
+def emergency_reviews() -> Response:
+    _officer()
+    status = request.args.get("status", "pending")
+    query = select(emergency_review, audit_event.c.body).join(
+        audit_event, audit_event.c.seq == emergency_review.c.audit_seq
+    )
+    if status == "pending":
+        query = query.where(emergency_review.c.reviewed_at.is_(None))
+    elif status == "reviewed":
+        query = query.where(emergency_review.c.reviewed_at.is_not(None))
+    elif status != "all":
+        raise _Refused(400, "invalid_request", "status is pending, reviewed or all")
+    with _database().connect() as connection:
+        rows = connection.execute(query.order_by(emergency_review.c.audit_seq)).mappings().all()
+    return _answer(
+        [
+            {
+                "audit_seq": row["audit_seq"],
+                "accessed_at": row["accessed_at"].isoformat() + "Z",
+                "patient": row["patient"],
+                "recipient": row["recipient"],
+                "nature": (row["body"].get("emergency") or {}).get("nature"),
+                "released": [r["item"] for r in row["body"].get("released", [])],
+                "reviewed_at": row["reviewed_at"].isoformat() + "Z" if row["reviewed_at"] else None,
+                "reviewer": row["reviewer"],
+                "note": row["note"],
+            }
+            for row in rows
+        ],
+        "emergency-reviews",
+    )
+
+
+@compliance_api.post("/emergency-reviews/<int:seq>")
+def review_emergency(seq: int) -> Response:
+    officer = _officer()
+    body = request.get_json(silent=True)
+    note = body.get("note") if isinstance(body, dict) else None
+    if not isinstance(note, str) or not note.strip():
+        raise _Refused(400, "invalid_request", 'send {"note": "..."}: what the review found')
+    with writing(_database()) as connection:
+        changed = connection.execute(
+            update(emergency_review)
+            .where(emergency_review.c.audit_seq == seq, emergency_review.c.reviewed_at.is_(None))
+            .values(reviewed_at=utcnow(), reviewer=officer, note=note.strip())
+        ).rowcount
+    if not changed:
+        raise _Refused(409, "invalid_request", "no pending emergency access with that number")
+    return jsonify({"audit_seq": seq, "reviewed": True})
+
+
+@compliance_api.get("/alerts")
+def alerts() -> Response:
+    _officer()
+    since = _since(timedelta(days=90))
+    with _database().connect() as connection:
+        rows = connection.execute(
+            select(audit_event.c.seq, audit_event.c.recorded_at, audit_event.c.recipient, audit_event.c.patient,
+                   audit_event.c.body).where(audit_event.c.recorded_at >= since).order_by(audit_event.c.seq)
+        ).mappings().all()  # fmt: skip
+    found = [
+        {"audit_seq": row["seq"], "recorded_at": row["recorded_at"].isoformat() + "Z", "recipient": row["recipient"],
+         "patient": row["patient"], "alert": alert["code"], "detail": alert["detail"]}
+        for row in rows
+        for alert in row["body"].get("alerts", [])
+    ]  # fmt: skip
+    return _answer(found, "alerts")
+
+
+@compliance_api.get("/consents-not-relied-on")
+def consents_not_relied_on() -> Response:
+    _officer()
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    store = current_app.extensions["fhir_engine"].store
+    query = parse_search("Consent", [("_count", "1000")], base_url=settings.base_url, strict=True,
+                         default_count=1000, max_count=1000)  # fmt: skip
+    with store.unit_of_work(False) as (repository, _):
+        consents, _ = repository.search(query)
+    rows = []
+    for item in consents:
+        consent = consent_from_fhir(item.content or {})
+        if consent.problems:
+            rows.append({"consent": f"Consent/{item.id}", "patient": consent.patient, "kind": consent.kind.value,
+                         "problems": list(consent.problems)})  # fmt: skip
+    return _answer(rows, "consents-not-relied-on")
