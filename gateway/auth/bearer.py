@@ -30,6 +30,7 @@ def requester_for(authorization: str | None, tokens: Tokens, realm: str) -> Requ
         scopes=tuple(grant.scope.split()),
         patient=grant.patient,
         username=grant.username,
+        role=grant.context.get("role"),
         own_writes_only=grant.context.get("purpose") == "ehr",
         organization=grant.context.get("organization"),
         part2_program=bool(grant.context.get("part2")),

@@ -55,6 +55,9 @@ def _context_of(requester: Requester, resource_type: str, action: str) -> str | 
     return None
 
 
+COMPLIANCE_OFFICER = "compliance-officer"
+
+
 class SmartAuthorization:
     """`consent_decides`: user-level reads of patient data go on to the consent engine (in the
     release hook) instead of being refused here."""
@@ -89,7 +92,9 @@ class SmartAuthorization:
                     raise Forbidden(
                         f"{resource_type} is patient data; user-level access to it needs the consent engine's decision"
                     )
-                if action not in ("r", "s"):
+                # Compliance officers create and revoke Consents; otherwise users read, never write.
+                officer_consent = resource_type == "Consent" and request.requester.role == COMPLIANCE_OFFICER
+                if action not in ("r", "s") and not (officer_consent and action in ("c", "u")):
                     raise Forbidden("user-level tokens read patient data; they do not write it")
             return
         self._patient_context(request, interaction, requester, resource_type, action)

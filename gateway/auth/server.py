@@ -483,9 +483,10 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
             refresh_lifetime = self.config.online_refresh
         if not refresh_lifetime or not (scopes.others & REFRESH_SCOPES):
             token.pop("refresh_token", None)
-        if username and "openid" in scopes.others and scopes.others & {"fhirUser", "profile"}:
-            user = self.accounts.user(username)
-            if user is not None:
+        user = self.accounts.user(username) if username else None
+        if user is not None:
+            context["role"] = user.role  # what the resource server may let this user do
+            if "openid" in scopes.others and scopes.others & {"fhirUser", "profile"}:
                 token["id_token"] = self._id_token(user, client, code, context)
                 context["id_token"] = True
         self.tokens.save(

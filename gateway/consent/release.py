@@ -42,7 +42,7 @@ from consent_engine.codes import BTG, DATA_CLASS_SYSTEM, KEPT_LABELS
 from consent_engine.fhir import consent_from_fhir
 from consent_engine.labels import sender_labels
 from gateway.auth.accounts import Accounts, utcnow
-from gateway.auth.resource import is_patient_data
+from gateway.auth.resource import COMPLIANCE_OFFICER, is_patient_data
 from gateway.consent.audit import AuditLog, AuditRecord
 from gateway.consent.labelling import source_organization
 from gateway.fhir.bundles import withhold_entries
@@ -221,16 +221,22 @@ class ConsentRelease:
         bundle = body.get("resourceType") == "Bundle"
         entries = (body.get("entry") or []) if bundle else [{"resource": body}]
         by_patient: dict[str, list[dict[str, Any]]] = {}
+        administered: list[dict[str, Any]] = []
         for entry in entries:
             resource = entry.get("resource")
             if isinstance(resource, dict) and is_patient_data(str(resource.get("resourceType", ""))):
+                if requester.role == COMPLIANCE_OFFICER and resource.get("resourceType") == "Consent":
+                    administered.append(resource)  # managing consents is the officer's job (audited)
+                    continue
                 by_patient.setdefault(patient_of(resource, self.base_url) or "", []).append(resource)
+        if administered:
+            request.audit.append(_administration_record(requester.username, request, administered))
         if not by_patient:
             return self.inner.release(request, interaction, response)
+        released: set[int] = {id(r) for r in administered}
         if not requester.purpose:
             raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
         recipient = self.recipient(requester.username)
-        released: set[int] = set()
         strip = True
         notices: list[Decision] = []
         for patient, resources in by_patient.items():
@@ -297,6 +303,26 @@ class ConsentRelease:
             raise ServiceUnavailable(UNAVAILABLE) from None
         request.audit.append(_audit_record(decision, decision_request, requester.client_id, request))
         return decision
+
+
+def _administration_record(username: str, request: FhirRequest, consents: list[dict[str, Any]]) -> AuditRecord:
+    patients = sorted({str((c.get("patient") or {}).get("reference")) for c in consents})
+    return AuditRecord(
+        recorded_at=utcnow(),
+        recipient=username,
+        outcome="PERMIT",
+        patient=patients[0] if len(patients) == 1 else None,
+        purpose="HOPERAT",
+        emergency=False,
+        body={
+            "request": f"{request.method} {request.path}",
+            "basis": "compliance-administration",
+            "released": [{"item": f"Consent/{c.get('id')}", "basis": "compliance-administration"} for c in consents],
+            "withheld": [],
+            "alerts": [],
+            "emergency": None,
+        },  # fmt: skip
+    )
 
 
 def _audit_record(

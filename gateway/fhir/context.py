@@ -20,6 +20,7 @@ class Requester:
     scopes: tuple[str, ...] = ()
     patient: str | None = None  # the launch context's patient, for patient/ scopes
     username: str | None = None  # the signed-in user behind an app's token
+    role: str | None = None  # that user's role (config/roles.toml)
     own_writes_only: bool = False  # EHR clients: may change only resources whose source is theirs
     organization: str | None = None  # the sending organization (EHR clients), e.g. Organization/eastside-otp
     part2_program: bool = False  # the sender is a registered 42 CFR Part 2 program

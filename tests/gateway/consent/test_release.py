@@ -232,3 +232,71 @@ def test_alerts_and_consents_that_cannot_be_relied_on(record: Harness) -> None:
     flagged = report(record, "consents-not-relied-on", cora).json()["rows"]
     assert [f["consent"] for f in flagged] == ["Consent/incomplete"]
     assert any(p.startswith("2.31(a)(8)") for p in flagged[0]["problems"])
+
+
+def test_compliance_officer_records_and_revokes_a_consent(record: Harness) -> None:
+    record.add_app("compliance-console", scope="openid fhirUser user/*.rs user/Consent.cruds")
+    officer_token(record)
+    cora = str(record.app_token(client_id="compliance-console", scope="openid fhirUser user/Consent.cru user/*.rs",
+                                patient=None, username="cora")["access_token"])  # fmt: skip
+    headers = {"Authorization": f"Bearer {cora}", "Content-Type": "application/fhir+json"}
+    consent = tpo_consent()
+    created = requests.put(f"{record.base}/Consent/{consent['id']}", json=consent, headers=headers, timeout=10)
+    assert created.status_code == 201, created.text
+    ada = token(record)
+    assert record.get("Condition/oud", ada).status_code == 200
+    revoked = {**consent, "status": "inactive", "extension": [*consent["extension"], {
+        "url": "https://crisis-fhir-gateway.org/fhir/StructureDefinition/consent-revoked",
+        "valueDateTime": "2026-01-01T00:00:00Z"}]}  # fmt: skip
+    assert (
+        requests.put(f"{record.base}/Consent/{consent['id']}", json=revoked, headers=headers, timeout=10).status_code
+        == 200
+    )
+    assert record.get("Condition/oud", ada).status_code == 404
+    clinician = requests.put(f"{record.base}/Consent/{consent['id']}", json=consent, timeout=10,
+                             headers={"Authorization": f"Bearer {ada}", "Content-Type": "application/fhir+json"})  # fmt: skip
+    assert clinician.status_code == 403
+
+
+def test_properties_over_http(record: Harness) -> None:
+    """For any user, purpose and item: a withheld read is byte-for-byte a read of nothing, every
+    request about patient data leaves exactly one audit row, and the 2.32 notice comes with a
+    released item iff it is Part 2."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    record.add_user("sam", role="peer-specialist", organization="Organization/county-mobile-crisis", practitioner=None)
+    record.add_user("dee", role="dispatcher", organization="Organization/county-911", practitioner=None)
+    tokens = {name: token(record, name) for name in ("ada", "sam", "dee", "lee")}
+    database = record.app.extensions["database"]
+
+    def audit_rows() -> int:
+        with database.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM audit_event")).scalar_one())
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        st.sampled_from(sorted(tokens)),
+        st.sampled_from(["TREAT", "ETREAT", "crisis-coordination", "law-enforcement", "HPAYMT"]),
+        st.sampled_from(["Condition/oud", "Condition/mdd", "MedicationStatement/bup", "Patient/pat-1"]),
+    )
+    def check(user: str, purpose: str, path: str) -> None:
+        before = audit_rows()
+        response = record.get(path, tokens[user], headers={"X-Purpose-Of-Use": purpose})
+        assert audit_rows() == before + 1
+        assert response.status_code in (200, 404)
+        if response.status_code == 404:
+            missing = record.get(
+                path.split("/")[0] + "/never-stored", tokens[user], headers={"X-Purpose-Of-Use": purpose}
+            )
+            assert response.content.replace(path.split("/")[1].encode(), b"X") == missing.content.replace(
+                b"never-stored", b"X"
+            )
+            return
+        body = response.json()
+        labels = {c["code"] for c in body["meta"].get("security", [])}
+        notice = any(e["url"].endswith("redisclosure-notice") for e in body["meta"].get("extension", []))
+        assert notice == ("42CFRPart2" in labels)
+
+    check()
