@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -18,7 +19,8 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from gateway.auth.accounts import Client, LoginRefused, User
+from consent_engine.labels import apply_labels
+from gateway.auth.accounts import Client, LoginRefused, User, utcnow
 from gateway.auth.bearer import requester_for
 from gateway.auth.discovery import openid_configuration, smart_configuration
 from gateway.auth.scopes import ScopeError, ScopeSet
@@ -427,20 +429,47 @@ def launch() -> Response:
         if value is not None and (not isinstance(value, str) or not value or len(value) > 100):
             return _json({"error": "invalid_request", "error_description": f"{name} must be a short string"}, 400)
         optional[name] = value
-    if optional["user"] and server.accounts.user(optional["user"]) is None:
+    responder = server.accounts.user(optional["user"]) if optional["user"] else None
+    if optional["user"] and responder is None:
         return _json({"error": "invalid_request", "error_description": "user is not a known user"}, 400)
+    encounter = optional["encounter"]
+    if responder is not None and responder.organization and not encounter:
+        # Dispatching a team starts the crisis Encounter: the treating relationship the consent
+        # engine looks for (TPO and intermediary consents).
+        encounter = _start_crisis_encounter(patient, responder.organization, optional["incident"], backend.client_id)
     launch_id = server.create_launch(
         client_id=app_client.client_id,
         created_by=backend.client_id,
         patient=patient,
         username=optional["user"],
-        encounter=optional["encounter"],
+        encounter=encounter,
         incident=optional["incident"],
         purpose=purpose,
     )
     separator = "&" if "?" in app_client.launch_url else "?"
     url = f"{app_client.launch_url}{separator}{urlencode({'iss': settings.base_url, 'launch': launch_id})}"
     return _json({"launch": launch_id, "iss": settings.base_url, "launch_url": url, "expires_in": 300}, 201, NO_STORE)
+
+
+def _start_crisis_encounter(patient: str, organization: str, incident: str | None, dispatcher: str) -> str:
+    encounter_id = str(uuid.uuid4())
+    content: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": encounter_id,
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "FLD", "display": "field"},
+        "type": [{"text": "Mobile crisis response"}],
+        "subject": {"reference": f"Patient/{patient}"},
+        "serviceProvider": {"reference": organization},
+        "period": {"start": utcnow().isoformat() + "Z"},
+    }
+    if incident:
+        content["identifier"] = [{"system": "urn:crisis-gateway:cad-incident", "value": incident}]
+    content = apply_labels(content, frozenset(), "STATUS")  # nothing sensitive; its data class
+    store = current_app.extensions["fhir_engine"].store
+    with store.unit_of_work(True) as (repository, now):
+        repository.write(content, current=None, method="POST", source=f"client:{dispatcher}", now=now)
+    return encounter_id
 
 
 @auth_api.errorhandler(ScopeError)

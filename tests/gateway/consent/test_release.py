@@ -300,3 +300,21 @@ def test_properties_over_http(record: Harness) -> None:
         assert notice == ("42CFRPart2" in labels)
 
     check()
+
+
+def test_dispatch_launch_starts_the_treating_relationship(smart: Harness) -> None:
+    push(smart, "eastside-otp-ehr", True, "Organization/eastside-otp",
+         {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/pat-2"},
+          "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}})  # fmt: skip
+    consent = tpo_consent()
+    consent["patient"] = {"reference": "Patient/pat-2"}
+    push(smart, "eastside-otp-ehr", True, "Organization/eastside-otp", consent)
+    ada = token(smart)
+    assert smart.get("Condition/oud", ada).status_code == 404  # no treating relationship yet
+    cad = smart.backend_token(smart.add_backend("county-cad", scope="system/Patient.rs", purpose="dispatch"),
+                              "system/Patient.rs")  # fmt: skip
+    launched = requests.post(f"{smart.root}/launch", headers={"Authorization": f"Bearer {cad}"}, timeout=10,
+                             json={"client_id": "responder-app", "patient": "pat-2", "user": "ada",
+                                   "incident": "CAD-0042", "purpose": "ETREAT"})  # fmt: skip
+    assert launched.status_code == 201
+    assert smart.get("Condition/oud", ada).status_code == 200
