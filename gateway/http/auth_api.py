@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-import uuid
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -19,12 +18,12 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from consent_engine.labels import apply_labels
-from gateway.auth.accounts import Client, LoginRefused, User, utcnow
+from gateway.auth.accounts import Client, LoginRefused, User
 from gateway.auth.bearer import requester_for
 from gateway.auth.discovery import openid_configuration, smart_configuration
 from gateway.auth.scopes import ScopeError, ScopeSet
 from gateway.auth.server import SmartServer
+from gateway.consent.encounters import start_crisis_encounter
 from gateway.fhir.errors import FhirError
 from gateway.fhir.validation import ID_PATTERN
 
@@ -436,7 +435,9 @@ def launch() -> Response:
     if responder is not None and responder.organization and not encounter:
         # Dispatching a team starts the crisis Encounter: the treating relationship the consent
         # engine looks for (TPO and intermediary consents).
-        encounter = _start_crisis_encounter(patient, responder.organization, optional["incident"], backend.client_id)
+        store = current_app.extensions["fhir_engine"].store
+        encounter = start_crisis_encounter(store, patient, responder.organization, optional["incident"],
+                                           f"client:{backend.client_id}")  # fmt: skip
     launch_id = server.create_launch(
         client_id=app_client.client_id,
         created_by=backend.client_id,
@@ -449,27 +450,6 @@ def launch() -> Response:
     separator = "&" if "?" in app_client.launch_url else "?"
     url = f"{app_client.launch_url}{separator}{urlencode({'iss': settings.base_url, 'launch': launch_id})}"
     return _json({"launch": launch_id, "iss": settings.base_url, "launch_url": url, "expires_in": 300}, 201, NO_STORE)
-
-
-def _start_crisis_encounter(patient: str, organization: str, incident: str | None, dispatcher: str) -> str:
-    encounter_id = str(uuid.uuid4())
-    content: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "id": encounter_id,
-        "status": "in-progress",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "FLD", "display": "field"},
-        "type": [{"text": "Mobile crisis response"}],
-        "subject": {"reference": f"Patient/{patient}"},
-        "serviceProvider": {"reference": organization},
-        "period": {"start": utcnow().isoformat() + "Z"},
-    }
-    if incident:
-        content["identifier"] = [{"system": "urn:crisis-gateway:cad-incident", "value": incident}]
-    content = apply_labels(content, frozenset(), "STATUS")  # nothing sensitive; its data class
-    store = current_app.extensions["fhir_engine"].store
-    with store.unit_of_work(True) as (repository, now):
-        repository.write(content, current=None, method="POST", source=f"client:{dispatcher}", now=now)
-    return encounter_id
 
 
 @auth_api.errorhandler(ScopeError)

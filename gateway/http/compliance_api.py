@@ -7,6 +7,7 @@ token of a user whose role is compliance-officer:
 - POST /compliance/emergency-reviews/<seq>  {"note": "..."}            mark one reviewed
 - GET  /compliance/alerts[?since=YYYY-MM-DD]                           police releases, conflicts, ...
 - GET  /compliance/consents-not-relied-on                              Consents missing §2.31 elements
+- GET  /compliance/audit-events[?patient=&since=&_count=]                the audit trail as FHIR AuditEvents
 """
 
 from __future__ import annotations
@@ -218,3 +219,70 @@ def consents_not_relied_on() -> Response:
             rows.append({"consent": f"Consent/{item.id}", "patient": consent.patient, "kind": consent.kind.value,
                          "problems": list(consent.problems)})  # fmt: skip
     return _answer(rows, "consents-not-relied-on")
+
+
+def audit_event_resource(row: Any, base_url: str) -> dict[str, Any]:
+    """One audit row as a FHIR R4 AuditEvent (a disclosure decision: type rest, subtype read)."""
+    body = row["body"]
+    outcome = row["outcome"]
+    recipient = body.get("recipient") or {}
+    entities: list[dict[str, Any]] = []
+    if row["patient"]:
+        entities.append({"what": {"reference": row["patient"]}, "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}})  # fmt: skip
+    for released in body.get("released", []):
+        entities.append({"what": {"reference": released["item"]}, "description": "released",
+                         "detail": [{"type": "basis", "valueString": str(released.get("basis"))}]})  # fmt: skip
+    for withheld in body.get("withheld", []):
+        entities.append({"what": {"reference": withheld["item"]}, "description": "withheld",
+                         "detail": [{"type": "reason", "valueString": str(withheld.get("reason"))}]})  # fmt: skip
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(row["seq"]),
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "read"}],
+        "action": "R",
+        "recorded": row["recorded_at"].isoformat() + "Z",
+        "outcome": "0" if outcome in ("PERMIT", "PERMIT_WITH_REDACTION") else "4",
+        "outcomeDesc": outcome,
+        "agent": [{
+            "who": {"identifier": {"system": "urn:crisis-gateway:user", "value": row["recipient"]},
+                    "display": recipient.get("name") or row["recipient"]},
+            "requestor": True,
+            "role": [{"text": recipient.get("role") or "unknown"}],
+        }],
+        "source": {"site": base_url, "observer": {"display": "crisis-response gateway consent engine"}},
+    }  # fmt: skip
+    if row["purpose"]:
+        event["purposeOfEvent"] = [{"coding": [{"code": row["purpose"]}]}]
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+@compliance_api.get("/audit-events")
+def audit_events() -> Response:
+    """The audit trail as a FHIR searchset Bundle of AuditEvents (?patient=, ?since=, ?_count=)."""
+    _officer()
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    query = select(audit_event).order_by(audit_event.c.seq.desc())
+    if request.args.get("patient"):
+        query = query.where(audit_event.c.patient == _patient())
+    since = _since()
+    if since:
+        query = query.where(audit_event.c.recorded_at >= since)
+    count = request.args.get("_count", "100")
+    if not count.isdigit() or not 0 < int(count) <= 1000:
+        raise _Refused(400, "invalid_request", "_count is a whole number from 1 to 1000")
+    with _database().connect() as connection:
+        rows = connection.execute(query.limit(int(count))).mappings().all()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(rows),
+        "entry": [{"resource": audit_event_resource(row, settings.base_url)} for row in rows] or None,
+    }
+    response = jsonify({k: v for k, v in bundle.items() if v is not None})
+    response.headers["Content-Type"] = "application/fhir+json"
+    response.headers["Cache-Control"] = "no-store"
+    return response

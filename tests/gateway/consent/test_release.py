@@ -318,3 +318,39 @@ def test_dispatch_launch_starts_the_treating_relationship(smart: Harness) -> Non
                                    "incident": "CAD-0042", "purpose": "ETREAT"})  # fmt: skip
     assert launched.status_code == 201
     assert smart.get("Condition/oud", ada).status_code == 200
+
+
+def test_the_audit_trail_as_fhir_audit_events(record: Harness) -> None:
+    from gateway.fhir.validation import validate_resource
+
+    record.get("Condition", token(record), params={"patient": "Patient/pat-1"})
+    record.get("Condition", token(record, "lee"), params={"patient": "Patient/pat-1"})
+    bundle = report(record, "audit-events", officer_token(record), patient="Patient/pat-1").json()
+    assert bundle["resourceType"] == "Bundle" and bundle["total"] == 2
+    events = [e["resource"] for e in bundle["entry"]]
+    for event in events:
+        validate_resource(event, "AuditEvent")
+    by_user = {e["agent"][0]["who"]["identifier"]["value"]: e for e in events}
+    assert by_user["lee"]["outcome"] == "4" and by_user["ada"]["outcome"] == "0"
+    withheld = [x for x in by_user["ada"]["entity"] if x.get("description") == "withheld"]
+    assert any(x["what"]["reference"] == "Condition/oud" for x in withheld)
+
+
+def test_a_responder_on_scene_starts_the_treating_relationship(record: Harness) -> None:
+    consent = tpo_consent()
+    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp",
+         {"resourceType": "Condition", "id": "oud-2", "subject": {"reference": "Patient/pat-2"},
+          "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}},
+         {**consent, "id": "tpo-pat-2", "patient": {"reference": "Patient/pat-2"}})  # fmt: skip
+    ada = token(record)
+    assert record.get("Condition/oud-2", ada).status_code == 404
+
+    def on_scene(access: str, patient: str) -> requests.Response:
+        return requests.post(f"{record.root}/responder/on-scene", json={"patient": patient, "incident": "CAD-7"},
+                             headers={"Authorization": f"Bearer {access}"}, timeout=10)  # fmt: skip
+
+    known, unknown = on_scene(ada, "pat-2"), on_scene(ada, "nobody-here")
+    assert known.status_code == unknown.status_code == 202 and known.content == unknown.content
+    assert record.get("Condition/oud-2", ada).status_code == 200
+    assert on_scene(token(record, "lee"), "pat-2").status_code == 403  # police never treat
+    assert requests.post(f"{record.root}/responder/on-scene", json={"patient": "pat-2"}, timeout=10).status_code == 401
