@@ -22,9 +22,8 @@ from sqlalchemy import select, update
 
 from consent_engine.fhir import consent_from_fhir, parse_datetime
 from gateway.auth.accounts import utcnow
-from gateway.auth.bearer import requester_for
-from gateway.fhir.errors import FhirError
 from gateway.fhir.search import parse_search
+from gateway.http.token_user import Refused, refused, token_user
 from gateway.store.database import writing
 from gateway.store.schema import audit_event, disclosure, emergency_review
 
@@ -32,30 +31,11 @@ compliance_api = Blueprint("compliance_api", __name__, url_prefix="/compliance")
 ACCOUNTING_PERIOD = timedelta(days=3 * 365)
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, error: str, description: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(description)
-        self.status, self.error, self.headers = status, error, headers or {}
-
-
-@compliance_api.errorhandler(_Refused)
-def _refused(error: _Refused) -> Response:
-    response = jsonify({"error": error.error, "error_description": str(error)})
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
+compliance_api.register_error_handler(Refused, refused)
 
 
 def _officer() -> str:
-    server = current_app.extensions["smart_server"]
-    settings = current_app.config["GATEWAY_SETTINGS"]
-    try:
-        requester = requester_for(request.headers.get("Authorization"), server.tokens, settings.base_url)
-    except FhirError as error:
-        raise _Refused(401, "invalid_token", str(error), error.headers) from None
-    user = server.accounts.user(requester.username) if requester.username else None
-    if user is None or user.role != "compliance-officer":
-        raise _Refused(403, "insufficient_scope", "compliance reports are for compliance officers")
+    user = token_user(lambda u: u.role == "compliance-officer", "compliance reports are for compliance officers")
     return user.username
 
 
@@ -68,7 +48,7 @@ def _since(default: timedelta | None = None) -> datetime | None:
     if given:
         found = parse_datetime(given)
         if found is None:
-            raise _Refused(400, "invalid_request", "since must be a date, e.g. 2026-01-31")
+            raise Refused(400, "invalid_request", "since must be a date, e.g. 2026-01-31")
         return found
     return utcnow() - default if default else None
 
@@ -92,7 +72,7 @@ def _answer(rows: list[dict[str, Any]], name: str) -> Response:
 def _patient() -> str:
     patient = request.args.get("patient", "")
     if not patient.startswith("Patient/"):
-        raise _Refused(400, "invalid_request", "patient=Patient/<id> is required")
+        raise Refused(400, "invalid_request", "patient=Patient/<id> is required")
     return patient
 
 
@@ -145,7 +125,7 @@ def emergency_reviews() -> Response:
     elif status == "reviewed":
         query = query.where(emergency_review.c.reviewed_at.is_not(None))
     elif status != "all":
-        raise _Refused(400, "invalid_request", "status is pending, reviewed or all")
+        raise Refused(400, "invalid_request", "status is pending, reviewed or all")
     with _database().connect() as connection:
         rows = connection.execute(query.order_by(emergency_review.c.audit_seq)).mappings().all()
     return _answer(
@@ -173,7 +153,7 @@ def review_emergency(seq: int) -> Response:
     body = request.get_json(silent=True)
     note = body.get("note") if isinstance(body, dict) else None
     if not isinstance(note, str) or not note.strip():
-        raise _Refused(400, "invalid_request", 'send {"note": "..."}: what the review found')
+        raise Refused(400, "invalid_request", 'send {"note": "..."}: what the review found')
     with writing(_database()) as connection:
         changed = connection.execute(
             update(emergency_review)
@@ -181,7 +161,7 @@ def review_emergency(seq: int) -> Response:
             .values(reviewed_at=utcnow(), reviewer=officer, note=note.strip())
         ).rowcount
     if not changed:
-        raise _Refused(409, "invalid_request", "no pending emergency access with that number")
+        raise Refused(409, "invalid_request", "no pending emergency access with that number")
     return jsonify({"audit_seq": seq, "reviewed": True})
 
 
@@ -273,7 +253,7 @@ def audit_events() -> Response:
         query = query.where(audit_event.c.recorded_at >= since)
     count = request.args.get("_count", "100")
     if not count.isdigit() or not 0 < int(count) <= 1000:
-        raise _Refused(400, "invalid_request", "_count is a whole number from 1 to 1000")
+        raise Refused(400, "invalid_request", "_count is a whole number from 1 to 1000")
     with _database().connect() as connection:
         rows = connection.execute(query.limit(int(count))).mappings().all()
     bundle = {

@@ -10,42 +10,30 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.auth.bearer import requester_for
 from gateway.consent.encounters import start_crisis_encounter
-from gateway.fhir.errors import FhirError
 from gateway.fhir.validation import ID_PATTERN
+from gateway.http.token_user import Refused, refused, token_user
 
 responder_api = Blueprint("responder_api", __name__, url_prefix="/responder")
 TREATING_ROLES = frozenset({"crisis-clinician", "peer-specialist", "ems", "ed-physician"})
 
 
-def _error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
-    response = jsonify({"error": error, "error_description": description})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
+responder_api.register_error_handler(Refused, refused)
 
 
 @responder_api.post("/on-scene")
 def on_scene() -> Response:
-    server = current_app.extensions["smart_server"]
-    settings = current_app.config["GATEWAY_SETTINGS"]
-    try:
-        requester = requester_for(request.headers.get("Authorization"), server.tokens, settings.base_url)
-    except FhirError as error:
-        return _error(401, "invalid_token", str(error), error.headers)
-    user = server.accounts.user(requester.username) if requester.username else None
-    if user is None or user.role not in TREATING_ROLES or not user.organization:
-        return _error(
-            403, "insufficient_scope", "only responders in a treating role, with an organization, record this"
-        )
+    user = token_user(
+        lambda u: u.role in TREATING_ROLES and bool(u.organization),
+        "only responders in a treating role, with an organization, record this",
+    )
     body = request.get_json(silent=True)
     patient = body.get("patient") if isinstance(body, dict) else None
     incident = body.get("incident") if isinstance(body, dict) else None
     if not isinstance(patient, str) or not ID_PATTERN.match(patient):
-        return _error(400, "invalid_request", 'send {"patient": "<Patient id>"}')
+        raise Refused(400, "invalid_request", 'send {"patient": "<Patient id>"}')
     if incident is not None and (not isinstance(incident, str) or len(incident) > 100):
-        return _error(400, "invalid_request", "incident must be a short string")
+        raise Refused(400, "invalid_request", "incident must be a short string")
     store = current_app.extensions["fhir_engine"].store
     with store.unit_of_work(False) as (repository, _):
         found = repository.read("Patient", patient)

@@ -134,14 +134,21 @@ class Harness:
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
-    def seed(self, *resources: dict[str, Any]) -> None:
-        """Store resources through the API, as an EHR pushing a transaction Bundle."""
-        try:
-            backend = self.add_backend("seeding-ehr")
-        except ValueError:
-            backend = self._seeder
-        self._seeder = backend
-        token = self.backend_token(backend)
+    def push(self, client_id: str, *resources: dict[str, Any], part2: bool = False,
+             organization: str = "Organization/eastside-otp") -> None:  # fmt: skip
+        """PUT resources in a transaction as EHR `client_id` (registered on first use), whose
+        organization and Part 2 registration are set as given."""
+        from sqlalchemy import update
+
+        from gateway.store.schema import oauth_client
+
+        backend = self._backends.get(client_id) or self.add_backend(client_id)
+        with self.app.extensions["database"].begin() as connection:
+            connection.execute(update(oauth_client).where(oauth_client.c.client_id == client_id)
+                               .values(part2_program=part2, organization=organization))  # fmt: skip
+        self._post_transaction(self.backend_token(backend), resources)
+
+    def _post_transaction(self, token: str, resources: tuple[dict[str, Any], ...]) -> None:
         bundle = {
             "resourceType": "Bundle",
             "type": "transaction",
@@ -155,6 +162,10 @@ class Harness:
             timeout=30,
         )  # fmt: skip
         assert response.status_code == 200, response.text
+
+    def seed(self, *resources: dict[str, Any]) -> None:
+        """Store resources through the API, as an EHR pushing a transaction Bundle."""
+        self.push("seeding-ehr", *resources)
 
     # -- app launch ---------------------------------------------------------------------------
     def authorize(

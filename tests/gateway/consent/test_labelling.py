@@ -16,25 +16,6 @@ def codes(resource: dict[str, Any], element: str = "security") -> set[str]:
     return {c["code"] for c in resource["meta"].get(element, [])}
 
 
-def push(smart: Harness, client_id: str, part2: bool, *resources: dict[str, Any]) -> None:
-    backend = smart._backends.get(client_id) or smart.add_backend(client_id)
-    if part2:
-        from sqlalchemy import update
-
-        from gateway.store.schema import oauth_client
-
-        with smart.app.extensions["database"].begin() as connection:
-            connection.execute(
-                update(oauth_client).where(oauth_client.c.client_id == client_id).values(part2_program=True)
-            )
-    token = smart.backend_token(backend)
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
-    response = requests.post(smart.base, json=bundle, timeout=10,
-                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})  # fmt: skip
-    assert response.status_code == 200, response.text
-
-
 def read(smart: Harness, path: str) -> dict[str, Any]:
     reader = smart._backends.get("reader") or smart.add_backend("reader", scope="system/*.rs")
     token = smart.backend_token(reader, "system/*.rs")
@@ -50,7 +31,7 @@ def test_a_part2_programs_records_are_labelled_and_labels_propagate(smart: Harne
     diagnosis = {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/pat-1"},
                  "code": {"coding": [{"system": ICD10, "code": "F11.20", "display": "Opioid dependence"}]},
                  "encounter": {"reference": "Encounter/otp-intake"}}  # fmt: skip
-    push(smart, "eastside-otp-ehr", True, encounter, diagnosis)
+    smart.push("eastside-otp-ehr", encounter, diagnosis, part2=True)
     stored = read(smart, "Condition/oud")
     assert {"42CFRPart2", "R", "NORDSCLCD", "SUD", "OPIOIDUD"} <= codes(stored)
     assert codes(stored, "tag") == {"DX"}
@@ -62,7 +43,7 @@ def test_a_clinics_depression_diagnosis_is_mental_health_not_part2(smart: Harnes
                          "patient": {"reference": "Patient/pat-1"}}}  # fmt: skip
     diagnosis = {"resourceType": "Condition", "id": "mdd", "subject": {"reference": "Patient/pat-1"},
                  "code": {"coding": [{"system": ICD10, "code": "F33.1"}]}}  # fmt: skip
-    push(smart, "harbor-cmhc-ehr", False, diagnosis)
+    smart.push("harbor-cmhc-ehr", diagnosis, part2=False)
     stored = read(smart, "Condition/mdd")
     assert codes(stored) == {"MH", "R"}
     assert episode_update["id"] == "eoc-1"
@@ -75,8 +56,8 @@ def test_labels_survive_updates_and_reimport_creates_no_version(smart: Harness) 
 
     diagnosis = {"resourceType": "Condition", "id": "oud-2", "subject": {"reference": "Patient/pat-1"},
                  "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}}  # fmt: skip
-    push(smart, "otp-ehr-2", True, diagnosis)
-    push(smart, "otp-ehr-2", True, diagnosis)  # the same again: unchanged
+    smart.push("otp-ehr-2", diagnosis, part2=True)
+    smart.push("otp-ehr-2", diagnosis, part2=True)  # the same again: unchanged
     assert read(smart, "Condition/oud-2")["meta"]["versionId"] == "1"
     # The program's registration changes; its earlier record stays Part 2 when it updates it.
     with smart.app.extensions["database"].begin() as connection:

@@ -12,25 +12,12 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
-from gateway.store.schema import audit_event, disclosure, oauth_client
+from gateway.store.schema import audit_event, disclosure
 from tests.gateway.auth.harness import Harness
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 PROFILE = Path(__file__).resolve().parents[3] / "docs" / "consent-profile.md"
-
-
-def push(smart: Harness, client_id: str, part2: bool, organization: str, *resources: dict[str, Any]) -> None:
-    backend = smart._backends.get(client_id) or smart.add_backend(client_id)
-    with smart.app.extensions["database"].begin() as connection:
-        connection.execute(update(oauth_client).where(oauth_client.c.client_id == client_id)
-                           .values(part2_program=part2, organization=organization))  # fmt: skip
-    token = smart.backend_token(backend)
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
-    response = requests.post(smart.base, json=bundle, timeout=10,
-                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})  # fmt: skip
-    assert response.status_code == 200, response.text
 
 
 def tpo_consent() -> dict[str, Any]:
@@ -48,19 +35,19 @@ def tpo_consent() -> dict[str, Any]:
 def record(smart: Harness) -> Harness:
     """pat-1 is in treatment at an opioid treatment program (Part 2) and a mental-health clinic;
     the mobile crisis team is on scene (an in-progress Encounter)."""
-    push(smart, "eastside-otp-ehr", True, "Organization/eastside-otp",
+    smart.push("eastside-otp-ehr",
          {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/pat-1"},
           "code": {"coding": [{"system": ICD10, "code": "F11.20", "display": "Opioid dependence"}]}},
          {"resourceType": "MedicationStatement", "id": "bup", "status": "active", "subject": {"reference": "Patient/pat-1"},
-          "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "352364"}]}})  # fmt: skip
-    push(smart, "harbor-cmhc-ehr", False, "Organization/harbor-cmhc",
+          "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "352364"}]}}, part2=True, organization="Organization/eastside-otp")  # fmt: skip
+    smart.push("harbor-cmhc-ehr",
          {"resourceType": "Condition", "id": "mdd", "subject": {"reference": "Patient/pat-1"},
-          "code": {"coding": [{"system": ICD10, "code": "F33.1"}]}})  # fmt: skip
-    push(smart, "county-cad", False, "Organization/county-mobile-crisis",
+          "code": {"coding": [{"system": ICD10, "code": "F33.1"}]}}, part2=False, organization="Organization/harbor-cmhc")  # fmt: skip
+    smart.push("county-cad",
          {"resourceType": "Encounter", "id": "crisis-call", "status": "in-progress",
           "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "FLD"},
           "subject": {"reference": "Patient/pat-1"},
-          "serviceProvider": {"reference": "Organization/county-mobile-crisis"}})  # fmt: skip
+          "serviceProvider": {"reference": "Organization/county-mobile-crisis"}}, part2=False, organization="Organization/county-mobile-crisis")  # fmt: skip
     smart.add_user("lee", role="police-officer", organization="Organization/metro-pd", practitioner=None)
     return smart
 
@@ -93,7 +80,7 @@ def test_without_consent_part2_is_withheld_and_looks_like_nothing_on_file(record
 
 
 def test_with_a_tpo_consent_part2_goes_to_the_treating_team_with_the_notice(record: Harness) -> None:
-    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    record.push("eastside-otp-ehr", tpo_consent(), part2=True, organization="Organization/eastside-otp")
     access = token(record)
     found = record.get("Condition", access, params={"patient": "Patient/pat-1"}).json()
     assert ids(found) == {"mdd", "oud"}
@@ -109,7 +96,7 @@ def test_with_a_tpo_consent_part2_goes_to_the_treating_team_with_the_notice(reco
 
 
 def test_police_get_nothing_without_a_consent_naming_them(record: Harness) -> None:
-    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    record.push("eastside-otp-ehr", tpo_consent(), part2=True, organization="Organization/eastside-otp")
     access = token(record, "lee")
     about = comparable(record.get("Condition", access, params={"patient": "Patient/pat-1"}))
     nobody = comparable(record.get("Condition", access, params={"patient": "Patient/nobody"}))
@@ -181,7 +168,7 @@ def report(smart: Harness, path: str, access: str, **params: str) -> requests.Re
 
 
 def test_disclosure_accounting_for_compliance_officers(record: Harness) -> None:
-    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    record.push("eastside-otp-ehr", tpo_consent(), part2=True, organization="Organization/eastside-otp")
     record.get("Condition/oud", token(record))
     cora = officer_token(record)
     rows = report(record, "disclosures", cora, patient="Patient/pat-1").json()["rows"]
@@ -225,7 +212,7 @@ def test_alerts_and_consents_that_cannot_be_relied_on(record: Harness) -> None:
     blocks = re.findall(r"```json\n(.*?)```", PROFILE.read_text(encoding="utf-8"), re.S)
     incomplete = next(c for c in map(json.loads, blocks) if c["id"] == "incomplete")
     incomplete["patient"] = {"reference": "Patient/pat-1"}
-    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", incomplete)
+    record.push("eastside-otp-ehr", incomplete, part2=True, organization="Organization/eastside-otp")
     cora = officer_token(record)
     alerts = report(record, "alerts", cora).json()["rows"]
     assert [a["alert"] for a in alerts if a["recipient"] == "lee"] == ["law-enforcement-purpose"]
@@ -265,7 +252,7 @@ def test_properties_over_http(record: Harness) -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp", tpo_consent())
+    record.push("eastside-otp-ehr", tpo_consent(), part2=True, organization="Organization/eastside-otp")
     record.add_user("sam", role="peer-specialist", organization="Organization/county-mobile-crisis", practitioner=None)
     record.add_user("dee", role="dispatcher", organization="Organization/county-911", practitioner=None)
     tokens = {name: token(record, name) for name in ("ada", "sam", "dee", "lee")}
@@ -303,12 +290,12 @@ def test_properties_over_http(record: Harness) -> None:
 
 
 def test_dispatch_launch_starts_the_treating_relationship(smart: Harness) -> None:
-    push(smart, "eastside-otp-ehr", True, "Organization/eastside-otp",
+    smart.push("eastside-otp-ehr",
          {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/pat-2"},
-          "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}})  # fmt: skip
+          "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}}, part2=True, organization="Organization/eastside-otp")  # fmt: skip
     consent = tpo_consent()
     consent["patient"] = {"reference": "Patient/pat-2"}
-    push(smart, "eastside-otp-ehr", True, "Organization/eastside-otp", consent)
+    smart.push("eastside-otp-ehr", consent, part2=True, organization="Organization/eastside-otp")
     ada = token(smart)
     assert smart.get("Condition/oud", ada).status_code == 404  # no treating relationship yet
     cad = smart.backend_token(smart.add_backend("county-cad", scope="system/Patient.rs", purpose="dispatch"),
@@ -338,10 +325,10 @@ def test_the_audit_trail_as_fhir_audit_events(record: Harness) -> None:
 
 def test_a_responder_on_scene_starts_the_treating_relationship(record: Harness) -> None:
     consent = tpo_consent()
-    push(record, "eastside-otp-ehr", True, "Organization/eastside-otp",
+    record.push("eastside-otp-ehr",
          {"resourceType": "Condition", "id": "oud-2", "subject": {"reference": "Patient/pat-2"},
           "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}},
-         {**consent, "id": "tpo-pat-2", "patient": {"reference": "Patient/pat-2"}})  # fmt: skip
+         {**consent, "id": "tpo-pat-2", "patient": {"reference": "Patient/pat-2"}}, part2=True, organization="Organization/eastside-otp")  # fmt: skip
     ada = token(record)
     assert record.get("Condition/oud-2", ada).status_code == 404
 
