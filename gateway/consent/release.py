@@ -216,38 +216,23 @@ class ConsentRelease:
     def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
         requester = request.requester
         body = response.resource
-        if requester.username is None or body is None or interaction.name in ("transaction", "batch", "capabilities"):
+        if body is None or interaction.name in ("transaction", "batch", "capabilities"):
             return self.inner.release(request, interaction, response)
         bundle = body.get("resourceType") == "Bundle"
         entries = (body.get("entry") or []) if bundle else [{"resource": body}]
-        by_patient: dict[str, list[dict[str, Any]]] = {}
-        administered: list[dict[str, Any]] = []
-        for entry in entries:
-            resource = entry.get("resource")
-            if isinstance(resource, dict) and is_patient_data(str(resource.get("resourceType", ""))):
-                if requester.role == COMPLIANCE_OFFICER and resource.get("resourceType") == "Consent":
-                    administered.append(resource)  # managing consents is the officer's job (audited)
-                    continue
-                by_patient.setdefault(patient_of(resource, self.base_url) or "", []).append(resource)
-        if administered:
-            request.audit.append(_administration_record(requester.username, request, administered))
-        if not by_patient:
+        patient_data = [
+            e["resource"]
+            for e in entries
+            if isinstance(e.get("resource"), dict) and is_patient_data(str(e["resource"].get("resourceType", "")))
+        ]
+        if not patient_data:
             return self.inner.release(request, interaction, response)
-        released: set[int] = {id(r) for r in administered}
-        if not requester.purpose:
-            raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
-        recipient = self.recipient(requester.username)
-        strip = True
+        strip = False
         notices: list[Decision] = []
-        for patient, resources in by_patient.items():
-            decision = self._decide(request, recipient, patient, resources)
-            if decision is None:
-                continue
-            keys = {item.key for item in decision.released}
-            released.update(id(r) for r in resources if f"{r.get('resourceType')}/{r.get('id')}" in keys)
-            strip = strip and decision.strip_labels
-            if decision.notice:
-                notices.append(decision)
+        if requester.username is None:
+            released = self._own_records(request, patient_data)
+        else:
+            released, strip, notices = self._decided(request, patient_data)
         if not bundle:
             if id(body) not in released:
                 raise not_known(interaction.resource_type, interaction.resource_id)
@@ -269,6 +254,80 @@ class ConsentRelease:
         if notices:
             shaped = {**shaped, "entry": [*(shaped.get("entry") or []), _notice_entry(notices)]}
         return self.inner.release(request, interaction, replace(response, resource=shaped))
+
+    def _own_records(self, request: FhirRequest, resources: list[dict[str, Any]]) -> set[int]:
+        """Backend (system) clients are not recipients: an EHR reads back what its organization
+        sent and what is addressed to it (the §2.51 notifications), nothing else (deny by
+        default). Audited like any decision."""
+        requester = request.requester
+        own = requester.organization
+
+        def ours(resource: dict[str, Any]) -> bool:
+            if own is None:
+                return False
+            addressed = [r.get("reference") for r in resource.get("recipient") or [] if isinstance(r, dict)]
+            return source_organization(resource) == own or (
+                resource.get("resourceType") == "Communication" and own in addressed
+            )
+
+        released = [r for r in resources if ours(r)]
+        withheld = [r for r in resources if r not in released]
+        keys = [f"{r.get('resourceType')}/{r.get('id')}" for r in released]
+        patients = sorted({patient_of(r, self.base_url) or "" for r in resources})
+        request.audit.append(
+            AuditRecord(
+                recorded_at=utcnow(),
+                recipient=f"client:{requester.client_id}",
+                outcome="PERMIT" if not withheld else ("PERMIT_WITH_REDACTION" if released else "DENY"),
+                patient=f"Patient/{patients[0]}" if len(patients) == 1 and patients[0] else None,
+                purpose=requester.purpose,
+                emergency=False,
+                body={
+                    "request": f"{request.method} {request.path}",
+                    "client": requester.client_id,
+                    "released": [{"item": key, "basis": "own-records"} for key in keys],
+                    "withheld": [
+                        {"item": f"{r.get('resourceType')}/{r.get('id')}", "reason": "not-own-records"}
+                        for r in withheld
+                    ],
+                    "alerts": [],
+                    "emergency": None,
+                },  # fmt: skip
+            )
+        )
+        return {id(r) for r in released}
+
+    def _decided(self, request: FhirRequest, resources: list[dict[str, Any]]) -> tuple[set[int], bool, list[Decision]]:
+        """A signed-in user: the consent engine decides, patient by patient."""
+        requester = request.requester
+        assert requester.username is not None
+        by_patient: dict[str, list[dict[str, Any]]] = {}
+        administered: list[dict[str, Any]] = []
+        for resource in resources:
+            if requester.role == COMPLIANCE_OFFICER and resource.get("resourceType") == "Consent":
+                administered.append(resource)  # managing consents is the officer's job (audited)
+                continue
+            by_patient.setdefault(patient_of(resource, self.base_url) or "", []).append(resource)
+        if administered:
+            request.audit.append(_administration_record(requester.username, request, administered))
+        released: set[int] = {id(r) for r in administered}
+        if not by_patient:
+            return released, False, []
+        if not requester.purpose:
+            raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
+        recipient = self.recipient(requester.username)
+        strip = True
+        notices: list[Decision] = []
+        for patient, patient_resources in by_patient.items():
+            decision = self._decide(request, recipient, patient, patient_resources)
+            if decision is None:
+                continue
+            keys = {item.key for item in decision.released}
+            released.update(id(r) for r in patient_resources if f"{r.get('resourceType')}/{r.get('id')}" in keys)
+            strip = strip and decision.strip_labels
+            if decision.notice:
+                notices.append(decision)
+        return released, strip, notices
 
     def _decide(
         self, request: FhirRequest, recipient: Recipient | None, patient: str, resources: list[dict[str, Any]]

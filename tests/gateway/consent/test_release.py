@@ -12,7 +12,7 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
-from gateway.store.schema import audit_event, disclosure
+from gateway.store.schema import audit_event, disclosure, oauth_client
 from tests.gateway.auth.harness import Harness
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -341,3 +341,18 @@ def test_a_responder_on_scene_starts_the_treating_relationship(record: Harness) 
     assert record.get("Condition/oud-2", ada).status_code == 200
     assert on_scene(token(record, "lee"), "pat-2").status_code == 403  # police never treat
     assert requests.post(f"{record.root}/responder/on-scene", json={"patient": "pat-2"}, timeout=10).status_code == 401
+
+
+def test_backend_clients_read_back_only_their_own_organizations_records(record: Harness) -> None:
+    westside = record.add_backend("westside-ehr")
+    with record.app.extensions["database"].begin() as connection:
+        connection.execute(update(oauth_client).where(oauth_client.c.client_id == "westside-ehr")
+                           .values(organization="Organization/westside-clinic"))  # fmt: skip
+    theirs = record.backend_token(westside)
+    assert record.get("Condition/oud", theirs).status_code == 404
+    assert record.get("Condition", theirs, params={"patient": "Patient/pat-1"}).json()["total"] == 0
+    eastside = record.backend_token(record._backends["eastside-otp-ehr"])
+    assert record.get("Condition/oud", eastside).status_code == 200
+    with record.app.extensions["database"].connect() as connection:
+        rows = connection.execute(select(audit_event.c.recipient, audit_event.c.outcome)).all()
+    assert ("client:westside-ehr", "DENY") in rows
