@@ -1,4 +1,8 @@
-"""FHIR record -> responder brief (pure functions, no Flask or SQLAlchemy).
+"""FHIR records → what responders see: the responder brief (a FHIR document Bundle).
 
-Empty until the responder-brief issue: the spine only stores and serves FHIR.
+Pure functions, no Flask or SQLAlchemy: `build_brief(patient_id, released_resources, context)`.
 """
+
+from mappings.brief import BriefContext, build_brief, diagnosis_category
+
+__all__ = ["BriefContext", "build_brief", "diagnosis_category"]
