@@ -22,9 +22,10 @@ from gateway.auth.resource import SmartAuthorization, SmartRelease
 from gateway.auth.server import AuthConfig, SmartServer
 from gateway.auth.tokens import Tokens
 from gateway.consent.audit import AuditLog
+from gateway.consent.brief import BriefRelease
 from gateway.consent.labelling import Labelling
 from gateway.consent.notify import ConsentAudit
-from gateway.consent.release import ConsentRelease
+from gateway.consent.release import ConsentRelease, load_policy
 from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.auth_api import auth_api
 from gateway.http.compliance_api import compliance_api
@@ -54,10 +55,15 @@ def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = Fa
         security=capability_security(public_root(settings.base_url)) if smart else None,
     )
     labelling = Labelling()  # every version is labelled, whoever writes it
+    policy = load_policy()
+    brief = BriefRelease(settings.base_url, policy.clinical_roles)
     if not smart:
-        return Engine(store, config, writes=labelling)
+        return Engine(store, config, writes=labelling, release=brief)
     audit = AuditLog(database)
-    consent = ConsentRelease(settings.base_url, store, Accounts(database), audit)
+    consent = ConsentRelease(
+        settings.base_url, store, Accounts(database), audit, policy,
+        inner=brief,
+    )  # fmt: skip
     return Engine(
         store,
         config,

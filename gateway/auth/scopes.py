@@ -37,6 +37,7 @@ INTERACTION_ACTION = {
     "update": "u",
     "patch": "u",
     "delete": "d",
+    "responder-brief": "r",  # Patient/{id}/$responder-brief reads the patient's record
 }
 
 

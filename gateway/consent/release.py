@@ -227,6 +227,16 @@ class ConsentRelease:
         ]
         if not patient_data:
             return self.inner.release(request, interaction, response)
+        if interaction.name == "responder-brief":
+            request.requester = requester = replace(
+                requester,
+                purpose=request.param("purpose") or requester.purpose,
+                emergency_nature=request.param("reason") or requester.emergency_nature,
+            )
+            if request.param("confirmed") != "true":
+                # Identity first: until the responder confirms it is the right person, only
+                # what confirms identity is considered.
+                patient_data = [r for r in patient_data if r.get("resourceType") == "Patient"]
         strip = False
         notices: list[Decision] = []
         if requester.username is None:
@@ -402,6 +412,7 @@ def _audit_record(
         "alerts": [{"code": a.code, "detail": a.detail} for a in decision.alerts],
         "emergency": decision.emergency_record,
         "reasons": list(decision.reasons),
+        "identity_confirmed": fhir.param("confirmed") == "true" if fhir.path.endswith("$responder-brief") else None,
     }  # fmt: skip
     ledger = [
         {

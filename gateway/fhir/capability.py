@@ -18,7 +18,16 @@ TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-inst
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 
 # Operations, declared as data; later work adds $responder-match and $responder-brief here.
-OPERATIONS: dict[str, list[dict[str, str]]] = {}
+OPERATIONS: dict[str, list[dict[str, str]]] = {
+    "Patient": [
+        {
+            "name": "responder-brief",
+            "definition": "https://crisis-fhir-gateway.org/fhir/OperationDefinition/Patient-responder-brief",
+            "documentation": "GET Patient/{id}/$responder-brief?purpose=TREAT|ETREAT|BTG[&reason=][&class=]"
+            "[&confirmed=true]: the responder brief, a document Bundle built from what the consent engine releases",
+        }
+    ]
+}
 
 
 def _search_param(param: SearchParameter) -> dict[str, Any]:

@@ -49,6 +49,10 @@ class FhirRequest:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def param(self, name: str) -> str | None:
+        """The first value of a query parameter."""
+        return next((value for key, value in self.params if key == name), None)
+
     def prefer(self, key: str) -> str | None:
         """A token of the Prefer header (RFC 7240), e.g. prefer('return') -> 'minimal'."""
         for part in (self.header("prefer") or "").split(","):

@@ -49,6 +49,7 @@ from gateway.fhir.errors import (
     not_known,
     operation_outcome,
 )
+from gateway.fhir.everything import patient_record
 from gateway.fhir.models import RESOURCE_TYPES
 from gateway.fhir.repository import Repository, Store, StoredResource
 from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset, summarize
@@ -173,6 +174,10 @@ class Engine:
             return self._only(method, "GET", Interaction("capabilities"), self._capabilities)
         if parts == ["_history"]:
             return self._only(method, "GET", Interaction("history-system"), self._history)
+        if len(parts) == 3 and parts[0] == "Patient" and parts[2] == "$responder-brief":
+            if not ID_PATTERN.match(parts[1]):
+                raise BadRequest(f"{parts[1]!r} is not a valid resource id", expression="request.url")
+            return self._only(method, "GET", Interaction("responder-brief", "Patient", parts[1]), self._responder_brief)
         if any(part.startswith("$") for part in parts):
             raise NotSupported(f"operation {request.path} is not supported by this server")
         resource_type = parts[0]
@@ -454,6 +459,24 @@ class Engine:
             repository.delete(found[0], source=request.requester.source, now=now)
         return FhirResponse(204)
 
+    def _responder_brief(
+        self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction
+    ) -> FhirResponse:
+        """The patient's record as a collection Bundle. The release hooks decide what of it may
+        go, and the last of them turns what is left into the brief document (one door out)."""
+        assert i.resource_id
+        record = patient_record(repository, self.config.base_url, i.resource_id)
+        if not record:
+            raise not_known("Patient", i.resource_id)
+        wanted = request.param("class")
+        classes = {c.strip() for c in wanted.split(",") if c.strip()} if wanted else None
+        entries = [
+            bundles.entry_for(self.config.base_url, item)
+            for item in record
+            if classes is None or item.type == "Patient" or _data_class(item.content) in classes
+        ]
+        return FhirResponse(200, {"resourceType": "Bundle", "type": "collection", "entry": entries})
+
     def _search(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
         assert i.resource_type
         handling = request.prefer("handling")
@@ -513,6 +536,13 @@ def _shaped(content: dict[str, Any] | None, summary: str | None, elements: tuple
     if elements:
         content = subset(content, elements)
     return content
+
+
+def _data_class(content: dict[str, Any] | None) -> str | None:
+    for tag in ((content or {}).get("meta") or {}).get("tag") or []:
+        if isinstance(tag, dict) and str(tag.get("system", "")).endswith("/CodeSystem/data-class"):
+            return str(tag.get("code"))
+    return None
 
 
 def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:

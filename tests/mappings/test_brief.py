@@ -182,3 +182,18 @@ def test_brief_from_hl7_examples() -> None:
     brief = build_brief("example", about_example, context())
     validate_resource(brief, "Bundle")
     assert "Peter James Chalmers" in text(sections(brief)["identity"])
+
+
+def test_the_safety_plan_example_in_the_profiles_page() -> None:
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text(encoding="utf-8")
+    plan = json.loads(re.findall(r"```json\n(.*?)```", page, re.S)[0])
+    validate_resource(plan, "CarePlan")
+    patient = {"resourceType": "Patient", "id": "maria-rivera", "name": [{"family": "Rivera", "given": ["Maria"]}]}
+    safety = text(sections(build_brief("maria-rivera", [patient, plan], context()))["safety"])
+    assert (
+        "Trigger: Loud voices and being touched | What helps: Quiet room, offer water, let her sit | Call: Sister Ana"
+        in safety
+    )

@@ -1,0 +1,60 @@
+"""GET Patient/{id}/$responder-brief over HTTP, through the consent engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from gateway.fhir.validation import validate_resource
+from tests.gateway.auth.harness import Harness
+from tests.gateway.consent.test_release import ICD10, record, token, tpo_consent  # noqa: F401 (record is a fixture)
+
+
+def brief(smart: Harness, access: str, patient: str = "pat-1", **params: str) -> requests.Response:
+    return requests.get(f"{smart.base}/Patient/{patient}/$responder-brief", params=params, timeout=10,
+                        headers={"Authorization": f"Bearer {access}"})  # fmt: skip
+
+
+def section_text(document: dict[str, Any], key: str) -> str:
+    composition = document["entry"][0]["resource"]
+    return next(str(s["text"]["div"]) for s in composition["section"] if s["code"]["coding"][0]["code"] == key)
+
+
+def test_clinician_gets_the_brief_with_part2_under_a_tpo_consent(record: Harness) -> None:  # noqa: F811
+    record.push("eastside-otp-ehr", tpo_consent(), part2=True, organization="Organization/eastside-otp")
+    response = brief(record, token(record), purpose="TREAT", confirmed="true")
+    assert response.status_code == 200, response.text
+    document = response.json()
+    validate_resource(document, "Bundle")
+    assert document["type"] == "document"
+    assert "Opioid dependence" in section_text(document, "treatment")  # clinicians see the diagnosis text
+    basis = section_text(document, "basis")
+    assert "maria-tpo-2026" in basis and "42 CFR part 2" in basis
+
+
+def test_without_confirmation_only_identity(record: Harness) -> None:  # noqa: F811
+    record.push("eastside-otp-ehr", tpo_consent(), part2=True, organization="Organization/eastside-otp")
+    document = brief(record, token(record), purpose="TREAT").json()
+    kinds = {e["resource"]["resourceType"] for e in document["entry"][1:]}
+    assert kinds == {"Patient"}
+    assert "Nothing on file for this section." in section_text(document, "treatment")
+
+
+def test_police_and_unknown_patients_get_the_same_answer(record: Harness) -> None:  # noqa: F811
+    lee = token(record, "lee")
+    withheld = brief(record, lee, purpose="crisis-coordination", confirmed="true")
+    missing = brief(record, lee, patient="nobody", purpose="crisis-coordination", confirmed="true")
+    assert withheld.status_code == missing.status_code == 404
+    assert withheld.content.replace(b"pat-1", b"X") == missing.content.replace(b"nobody", b"X")
+
+
+def test_emergency_brief_by_a_clinician_is_limited_to_the_emergency_set(record: Harness) -> None:  # noqa: F811
+    document = brief(record, token(record), purpose="BTG", reason="unresponsive, suspected overdose",
+                     confirmed="true").json()  # fmt: skip
+    treatment = section_text(document, "treatment")
+    assert "Opioid dependence" in treatment
+    assert "a medical emergency (42 CFR 2.51)" in section_text(document, "basis")
+    narrowed = brief(record, token(record), purpose="TREAT", confirmed="true", **{"class": "CONTACT"}).json()
+    assert {e["resource"]["resourceType"] for e in narrowed["entry"][1:]} <= {"Patient", "CareTeam", "Organization",
+                                                                             "Practitioner", "PractitionerRole"}  # fmt: skip
