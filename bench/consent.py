@@ -5,9 +5,9 @@
 1. decisions per second, in process, for a 60-item record (Part 2, mental-health and general
    items from two sources) with 5 consents (TPO, a specific consent, a restriction with a nested
    exception, a counseling-notes consent, an expired one), for a clinician, a peer and an officer;
-2. the engine's share of a request that gathers the same 60 resources from the store: a FHIR
-   search returning 60 resources through the engine (SQLite, in process), measured in the same
-   run. (The brief itself arrives with issue 5; this is the nearest request that exists.)
+2. the engine's share of a brief request: `$responder-brief` for a 60-resource record through
+   the production hooks (SMART, consent, audit commit, document building), in process on SQLite,
+   with the time spent inside consent_engine.decide summed in the same run.
 Target (issue 4): >= 5,000 decisions/s in process.
 """
 
@@ -36,7 +36,8 @@ from consent_engine import (  # noqa: E402
     decide,
 )
 from gateway.app import build_engine  # noqa: E402
-from gateway.fhir.context import FhirRequest  # noqa: E402
+from gateway.auth.accounts import Accounts  # noqa: E402
+from gateway.fhir.context import FhirRequest, Requester  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 from gateway.store.database import open_database  # noqa: E402
 
@@ -111,23 +112,105 @@ def main() -> None:
         print(f"  {label:17} {best:9,.0f} decisions/s  ({1e6 / best:6.1f} us each; {released} of 60 released)")
 
     workdir = Path(tempfile.mkdtemp(prefix="gateway-consent-bench-"))
-    settings = load_settings(database_url=f"sqlite:///{workdir / 'bench.sqlite3'}", auth="off")
+    brief_share(workdir, args.seconds)
+
+
+def brief_share(workdir: Path, seconds: float) -> None:
+    """The consent engine's share of a $responder-brief request, in process (the SMART and consent
+    hooks as in production; no HTTP, no token look-up): the whole request is timed, and the time
+    spent in consent_engine.decide is summed by wrapping it."""
+    import gateway.consent.release as release_module
+
+    settings = load_settings(database_url=f"sqlite:///{workdir / 'bench.sqlite3'}", base_url="http://bench/fhir")
     database = open_database(settings.database_url)
-    engine = build_engine(settings, database, operator=True)
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {"resourceType": "Observation", "id": f"item-{n}", "status": "final", "code": {"text": "x"},
-                      "subject": {"reference": "Patient/bench"}},
-         "request": {"method": "PUT", "url": f"Observation/item-{n}"}} for n in range(60)]}  # fmt: skip
-    engine.handle(FhirRequest("POST", "", body=bundle))
+    operator = build_engine(settings, database, operator=True)
+    smart_engine = build_engine(settings, database)
+    team = {
+        "resourceType": "Organization",
+        "id": "county-mobile-crisis",
+        "name": "County Mobile Crisis",
+        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}],
+    }
+    resources: list[dict[str, object]] = [
+        team,
+        {"resourceType": "Patient", "id": "bench", "name": [{"family": "Rivera"}], "birthDate": "1988-04-12"},
+    ]
+    for n in range(58):
+        kind = ["Observation", "Condition", "Flag", "Encounter"][n % 4]
+        resource: dict[str, object] = {"resourceType": kind, "id": f"item-{n}"}
+        if kind == "Observation":
+            resource.update(status="final", code={"text": "x"}, subject={"reference": "Patient/bench"})
+        elif kind == "Condition":
+            resource.update(
+                subject={"reference": "Patient/bench"},
+                code={
+                    "coding": [
+                        {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F33.1" if n % 8 == 1 else "E11.9"}
+                    ]
+                },
+            )
+        elif kind == "Flag":
+            resource.update(status="active", code={"text": "note"}, subject={"reference": "Patient/bench"})
+        else:
+            resource.update(
+                status="finished",
+                subject={"reference": "Patient/bench"},
+                **{"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}},
+            )
+        resources.append(resource)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
+        ],
+    }
+    operator.handle(FhirRequest("POST", "", body=bundle))
+    Accounts(database).add_user(
+        username="ada",
+        password="correct horse battery staple",
+        display_name="Ada",
+        role="crisis-clinician",
+        organization="Organization/county-mobile-crisis",
+    )
+    requester = Requester(
+        source="user:ada",
+        client_id="bench-app",
+        scopes=("user/*.rs",),
+        username="ada",
+        role="crisis-clinician",
+        purpose="TREAT",
+        conceal_deletions=True,
+    )
+    spent = [0.0]
+    original = release_module.decide
 
-    def search() -> None:
-        engine.handle(FhirRequest("GET", "Observation", params=[("subject", "Patient/bench"), ("_count", "60")]))
+    def timed_decide(*args: object, **kwargs: object) -> object:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            spent[0] += time.perf_counter() - started
 
-    search_rate = statistics.median(rate(search, args.seconds / 3) for _ in range(3))
-    decision_s = statistics.median(per_decision)
-    share = decision_s / (decision_s + 1 / search_rate)
-    print(f"  baseline: FHIR search returning the 60 resources, in process: {1e3 / search_rate:.2f} ms")
-    print(f"  one decision is {decision_s * 1e3:.3f} ms: {share:.1%} of search + decision")
+    release_module.decide = timed_decide  # type: ignore[assignment]
+
+    def brief() -> None:
+        response = smart_engine.handle(
+            FhirRequest("GET", "Patient/bench/$responder-brief", requester=requester, params=[("confirmed", "true")])
+        )
+        assert response.status == 200
+
+    brief()
+    spent[0], count, started = 0.0, 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        brief()
+        count += 1
+    total = time.perf_counter() - started
+    release_module.decide = original
+    print(
+        f"  $responder-brief (60 resources, in process, audit committed): {total / count * 1e3:.2f} ms each; "
+        f"consent_engine.decide {spent[0] / count * 1e3:.3f} ms = {spent[0] / total:.1%} of the request"
+    )
     database.dispose()
 
 
