@@ -110,6 +110,8 @@ class SmartAuthorization:
                 raise Forbidden(f"patient-level tokens may not write {resource_type}")
             return
         if action == "s":
+            if interaction.name == "responder-match":
+                raise Forbidden("matching a person is for user-level tokens")
             if interaction.name != "search-type":
                 raise Forbidden("history is not available to patient-level tokens")
             request.params.append(("_id", patient) if resource_type == "Patient" else ("patient", patient))

@@ -38,6 +38,7 @@ INTERACTION_ACTION = {
     "patch": "u",
     "delete": "d",
     "responder-brief": "r",  # Patient/{id}/$responder-brief reads the patient's record
+    "responder-match": "s",  # Patient/$responder-match searches for a person
 }
 
 

@@ -225,6 +225,8 @@ class ConsentRelease:
             for e in entries
             if isinstance(e.get("resource"), dict) and is_patient_data(str(e["resource"].get("resourceType", "")))
         ]
+        if interaction.name == "responder-match":
+            request.audit.append(_match_record(request, len(patient_data)))  # every match is audited
         if not patient_data:
             return self.inner.release(request, interaction, response)
         if interaction.name == "responder-brief":
@@ -372,6 +374,32 @@ class ConsentRelease:
             raise ServiceUnavailable(UNAVAILABLE) from None
         request.audit.append(_audit_record(decision, decision_request, requester.client_id, request))
         return decision
+
+
+def _match_record(request: FhirRequest, candidates: int) -> AuditRecord:
+    requester = request.requester
+    asked = [
+        {"name": p.get("name"), "value": next((v for k, v in p.items() if k.startswith("value")), None)}
+        for p in (request.body or {}).get("parameter") or []
+        if isinstance(p, dict) and p.get("name") != "resource"
+    ]
+    return AuditRecord(
+        recorded_at=utcnow(),
+        recipient=requester.username or f"client:{requester.client_id}",
+        outcome="MATCH",
+        patient=None,
+        purpose=requester.purpose,
+        emergency=False,
+        body={
+            "request": "POST Patient/$responder-match",
+            "asked": asked,
+            "candidates_found": candidates,
+            "released": [],
+            "withheld": [],
+            "alerts": [],
+            "emergency": None,
+        },  # fmt: skip
+    )
 
 
 def _administration_record(username: str, request: FhirRequest, consents: list[dict[str, Any]]) -> AuditRecord:

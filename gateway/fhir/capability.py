@@ -25,7 +25,13 @@ OPERATIONS: dict[str, list[dict[str, str]]] = {
             "definition": "https://crisis-fhir-gateway.org/fhir/OperationDefinition/Patient-responder-brief",
             "documentation": "GET Patient/{id}/$responder-brief?purpose=TREAT|ETREAT|BTG[&reason=][&class=]"
             "[&confirmed=true]: the responder brief, a document Bundle built from what the consent engine releases",
-        }
+        },
+        {
+            "name": "responder-match",
+            "definition": "https://crisis-fhir-gateway.org/fhir/OperationDefinition/Patient-responder-match",
+            "documentation": "POST Patient/$responder-match (Parameters): at most 3 candidates with a match-grade, "
+            "identity fields only, each shown only if the consent engine allows",
+        },
     ]
 }
 

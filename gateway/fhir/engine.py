@@ -49,11 +49,12 @@ from gateway.fhir.errors import (
     not_known,
     operation_outcome,
 )
-from gateway.fhir.everything import patient_record
+from gateway.fhir.everything import find_candidates, identity_view, patient_record
 from gateway.fhir.models import RESOURCE_TYPES
 from gateway.fhir.repository import Repository, Store, StoredResource
 from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset, summarize
 from gateway.fhir.validation import ID_PATTERN, validate_resource
+from mappings.matching import match_query_from_parameters, rank
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
 
@@ -174,6 +175,8 @@ class Engine:
             return self._only(method, "GET", Interaction("capabilities"), self._capabilities)
         if parts == ["_history"]:
             return self._only(method, "GET", Interaction("history-system"), self._history)
+        if parts == ["Patient", "$responder-match"]:
+            return self._only(method, "POST", Interaction("responder-match", "Patient"), self._responder_match)
         if len(parts) == 3 and parts[0] == "Patient" and parts[2] == "$responder-brief":
             if not ID_PATTERN.match(parts[1]):
                 raise BadRequest(f"{parts[1]!r} is not a valid resource id", expression="request.url")
@@ -477,6 +480,41 @@ class Engine:
         ]
         return FhirResponse(200, {"resourceType": "Bundle", "type": "collection", "entry": entries})
 
+    def _responder_match(
+        self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction
+    ) -> FhirResponse:
+        """Candidates for who the responder is looking at, graded; identity fields only. What of
+        it may be shown (and so whether a person's presence may be revealed) is for the release
+        hooks to decide."""
+        body = request.body
+        if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+            raise BadRequest("$responder-match takes a Parameters resource", expression="Parameters")
+        parameters = body.get("parameter")
+        if not isinstance(parameters, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                                        for p in parameters):  # fmt: skip
+            raise BadRequest("each parameter needs a name", expression="Parameters.parameter")
+        query = match_query_from_parameters(body)
+        if not (query.family or query.given or query.phone or query.identifier):
+            raise BadRequest("give at least a name, a phone number or an identifier", expression="Parameters.parameter")
+        candidates = find_candidates(repository, self.config.base_url, query)
+        ranked = rank(query, [c.content for c in candidates if c.content], now.date())
+        entries = [
+            {
+                "fullUrl": f"{self.config.base_url}/Patient/{c.patient['id']}",
+                "resource": identity_view(c.patient),
+                "search": {
+                    "mode": "match",
+                    "score": round(min(1.0, max(0.0, c.score / 30)), 3),
+                    "extension": [{"url": MATCH_GRADE_URL, "valueCode": c.grade}],
+                },
+            }
+            for c in ranked
+        ]
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
+        if entries:
+            bundle["entry"] = entries
+        return FhirResponse(200, bundle)
+
     def _search(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
         assert i.resource_type
         handling = request.prefer("handling")
@@ -536,6 +574,9 @@ def _shaped(content: dict[str, Any] | None, summary: str | None, elements: tuple
     if elements:
         content = subset(content, elements)
     return content
+
+
+MATCH_GRADE_URL = "http://hl7.org/fhir/StructureDefinition/match-grade"
 
 
 def _data_class(content: dict[str, Any] | None) -> str | None:

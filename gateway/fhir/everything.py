@@ -57,3 +57,39 @@ def patient_record(repository: Repository, base_url: str, patient_id: str) -> li
         pending = [found for key in wanted if (found := repository.read(*key)) is not None and not found.deleted]
         record.extend(pending)
     return record
+
+
+IDENTITY_ELEMENTS = ("resourceType", "id", "meta", "identifier", "name", "gender", "birthDate", "telecom", "address",
+                     "photo", "communication", "extension")  # fmt: skip
+CANDIDATES_PER_KEY = 200
+
+
+def identity_view(patient: dict[str, Any]) -> dict[str, Any]:
+    """Only what confirms identity (issue 5: a match returns nothing clinical)."""
+    return {key: value for key, value in patient.items() if key in IDENTITY_ELEMENTS}
+
+
+def find_candidates(repository: Repository, base_url: str, query: Any) -> list[StoredResource]:
+    """Blocking: Patients that agree on at least one cheap key (an identifier, a phone number,
+    the first letters of a name, the birth date or its day/month swap), at most a few hundred."""
+    keys: list[list[tuple[str, str]]] = []
+    if query.identifier:
+        keys.append([("identifier", query.identifier)])
+    if query.phone:
+        keys.append([("phone", query.phone)])
+    for name in (query.family, query.given, query.nickname):
+        if len(name) >= 2:
+            keys.append([("name", name[:3])])
+    if query.birth_date and len(query.birth_date) == 10:
+        keys.append([("birthdate", query.birth_date)])
+        year, month, day = query.birth_date.split("-")
+        if int(day) <= 12:
+            keys.append([("birthdate", f"{year}-{day}-{month}")])
+    found: dict[str, StoredResource] = {}
+    for params in keys:
+        search = parse_search("Patient", [*params, ("_total", "none")], base_url=base_url, strict=False,
+                              default_count=CANDIDATES_PER_KEY, max_count=CANDIDATES_PER_KEY)  # fmt: skip
+        matches, _ = repository.search(search)
+        for item in matches:
+            found.setdefault(item.id, item)
+    return list(found.values())

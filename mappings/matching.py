@@ -1,0 +1,344 @@
+"""Probabilistic patient matching for `$responder-match` (docs/matching.md).
+
+Fellegi–Sunter style: each compared field adds a weight — log2(m/u), where m is how often the
+field agrees for the same person and u how often it agrees by chance — so agreement on a rare
+field (an identifier, a full birth date) counts more than agreement on a common one (a given
+name). Disagreement subtracts. Responders' details are partial and noisy (a nickname, an
+approximate age, a transposed day and month, a typo), so the comparisons are graded: exact,
+nickname, close spelling (Jaro–Winkler), sound-alike, swapped.
+
+Grades are conservative: `certain` needs agreement on a strong identifier or on name, full birth
+date and one more independent field; a wrong person must never be `certain`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+# Weights (bits). m and u estimated for a county population of ~100k, from the literature on
+# name/DOB linkage (Grannis et al.; the ONC Patient Matching challenge) and rounded.
+W_IDENTIFIER = 14.0
+W_FAMILY_EXACT, W_FAMILY_CLOSE, W_FAMILY_SOUND, W_FAMILY_MISS = 6.0, 4.0, 2.5, -4.0
+W_GIVEN_EXACT, W_GIVEN_NICK, W_GIVEN_CLOSE, W_GIVEN_INITIAL, W_GIVEN_MISS = 4.0, 3.5, 2.5, 0.5, -3.0
+W_SWAPPED_NAMES = -1.0  # given and family exchanged: a match, slightly discounted
+W_DOB_EXACT, W_DOB_SWAP, W_DOB_NEAR, W_DOB_YEAR, W_DOB_MISS = 8.0, 5.0, 3.0, 1.0, -6.0
+W_AGE_NEAR, W_AGE_MISS = 1.0, -4.0
+W_PHONE, W_POSTAL, W_ADDRESS = 6.0, 1.5, 2.5
+CERTAIN, PROBABLE, POSSIBLE = 20.0, 12.0, 7.0
+MAX_CANDIDATES = 3
+
+# Common English nickname equivalences (both directions); extend as the population needs.
+NICKNAMES = {
+    "robert": {"bob", "bobby", "rob", "robbie", "bert"},
+    "william": {"bill", "billy", "will", "willie", "liam"},
+    "elizabeth": {"liz", "lizzie", "beth", "betty", "eliza", "libby"},
+    "margaret": {"maggie", "meg", "peggy", "marge", "greta"},
+    "james": {"jim", "jimmy", "jamie"},
+    "john": {"jack", "johnny", "jon"},
+    "richard": {"rick", "ricky", "dick", "rich"},
+    "michael": {"mike", "mikey", "mick"},
+    "katherine": {"kate", "katie", "kathy", "kat", "kay"},
+    "catherine": {"cathy", "cat", "kate"},
+    "jennifer": {"jen", "jenny"},
+    "joseph": {"joe", "joey"},
+    "thomas": {"tom", "tommy"},
+    "christopher": {"chris", "topher"},
+    "daniel": {"dan", "danny"},
+    "anthony": {"tony"},
+    "patricia": {"pat", "patty", "trish"},
+    "alexander": {"alex", "xander", "sandy"},
+    "alexandra": {"alex", "sandra", "lexi"},
+    "maria": {"mari", "mary", "marie"},
+    "jose": {"pepe", "chepe"},
+    "francisco": {"paco", "pancho", "frank"},
+    "guadalupe": {"lupe"},
+    "dolores": {"lola"},
+    "samuel": {"sam", "sammy"},
+    "samantha": {"sam", "sammy"},
+    "deborah": {"deb", "debbie"},
+    "victoria": {"vicky", "tori"},
+    "andrew": {"andy", "drew"},
+    "steven": {"steve"},
+    "stephen": {"steve"},
+    "edward": {"ed", "eddie", "ted"},
+    "charles": {"charlie", "chuck"},
+    "nicholas": {"nick", "nicky"},
+    "benjamin": {"ben", "benny"},
+    "rebecca": {"becky", "becca"},
+    "susan": {"sue", "susie"},
+    "jacqueline": {"jackie"},
+    "gregory": {"greg"},
+    "timothy": {"tim", "timmy"},
+}
+_NICK_GROUPS: dict[str, set[str]] = {}
+for _formal, _short in NICKNAMES.items():
+    for _name in {_formal, *_short}:
+        _NICK_GROUPS.setdefault(_name, set()).update({_formal, *_short})
+
+
+def normalize(text: str) -> str:
+    """Lower case, no accents, letters only."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return re.sub(r"[^a-z]", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def digits(text: str) -> str:
+    found = re.sub(r"\D", "", text)
+    return found[-10:]
+
+
+def jaro_winkler(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    if not a or not b:
+        return 0.0
+    window = max(len(a), len(b)) // 2 - 1
+    matched_a = [False] * len(a)
+    matched_b = [False] * len(b)
+    matches = 0
+    for i, char in enumerate(a):
+        for j in range(max(0, i - window), min(len(b), i + window + 1)):
+            if not matched_b[j] and b[j] == char:
+                matched_a[i] = matched_b[j] = True
+                matches += 1
+                break
+    if not matches:
+        return 0.0
+    transpositions, k = 0, 0
+    for i, char in enumerate(a):
+        if matched_a[i]:
+            while not matched_b[k]:
+                k += 1
+            transpositions += char != b[k]
+            k += 1
+    jaro = (matches / len(a) + matches / len(b) + (matches - transpositions / 2) / matches) / 3
+    prefix = 0
+    for x, y in zip(a[:4], b[:4], strict=False):
+        if x != y:
+            break
+        prefix += 1
+    return jaro + prefix * 0.1 * (1 - jaro)
+
+
+def soundex(text: str) -> str:
+    name = normalize(text)
+    if not name:
+        return ""
+    codes = {**dict.fromkeys("bfpv", "1"), **dict.fromkeys("cgjkqsxz", "2"), **dict.fromkeys("dt", "3"), "l": "4",
+             **dict.fromkeys("mn", "5"), "r": "6"}  # fmt: skip
+    result, last = name[0].upper(), codes.get(name[0], "")
+    for char in name[1:]:
+        code = codes.get(char, "")
+        if code and code != last:
+            result += code
+        if char not in "hw":
+            last = code
+    return (result + "000")[:4]
+
+
+@dataclass(frozen=True)
+class MatchQuery:
+    given: str = ""
+    family: str = ""
+    nickname: str = ""
+    birth_date: str = ""  # YYYY-MM-DD
+    approximate_age: int | None = None
+    phone: str = ""
+    address: str = ""  # a line, a place the person is known to stay
+    postal_code: str = ""
+    identifier: str = ""  # system|value or value
+
+
+@dataclass
+class Candidate:
+    patient: dict[str, Any]
+    score: float
+    grade: str
+    agreed: list[str] = field(default_factory=list)
+
+
+def _names(patient: dict[str, Any]) -> tuple[set[str], set[str]]:
+    givens: set[str] = set()
+    families: set[str] = set()
+    for name in patient.get("name") or []:
+        if not isinstance(name, dict):
+            continue
+        givens.update(normalize(g) for g in name.get("given") or [] if normalize(g))
+        if name.get("family"):
+            families.add(normalize(str(name["family"])))
+        if name.get("text") and not name.get("given"):
+            parts = [normalize(p) for p in str(name["text"]).split() if normalize(p)]
+            givens.update(parts[:-1])
+            families.update(parts[-1:])
+    return givens, families
+
+
+def _best_family(query: str, families: set[str]) -> tuple[float, str]:
+    if not query or not families:
+        return 0.0, ""
+    if query in families:
+        return W_FAMILY_EXACT, "family"
+    if max(jaro_winkler(query, f) for f in families) >= 0.9:
+        return W_FAMILY_CLOSE, "family~"
+    if soundex(query) in {soundex(f) for f in families}:
+        return W_FAMILY_SOUND, "family(sound)"
+    return W_FAMILY_MISS, ""
+
+
+def _best_given(queries: list[str], givens: set[str]) -> tuple[float, str]:
+    queries = [q for q in queries if q]
+    if not queries or not givens:
+        return 0.0, ""
+    best, label = W_GIVEN_MISS, ""
+    for query in queries:
+        if query in givens:
+            return W_GIVEN_EXACT, "given"
+        if _NICK_GROUPS.get(query, set()) & givens:
+            best, label = max((best, label), (W_GIVEN_NICK, "given(nickname)"))
+        elif max(jaro_winkler(query, g) for g in givens) >= 0.88:
+            best, label = max((best, label), (W_GIVEN_CLOSE, "given~"))
+        elif any(g[0] == query[0] for g in givens) and (len(query) == 1 or len(min(givens, key=len)) == 1):
+            best, label = max((best, label), (W_GIVEN_INITIAL, "given(initial)"))
+    return best, label
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def _birth(query: MatchQuery, patient: dict[str, Any], today: date) -> tuple[float, str]:
+    born = _date(str(patient.get("birthDate") or ""))
+    if born is None:
+        return 0.0, ""
+    asked = _date(query.birth_date) if query.birth_date else None
+    if asked is not None:
+        if asked == born:
+            return W_DOB_EXACT, "birthDate"
+        if (asked.year, asked.month, asked.day) == (born.year, born.day, born.month):
+            return W_DOB_SWAP, "birthDate(day/month swapped)"
+        if (asked.month, asked.day) == (born.month, born.day) and abs(asked.year - born.year) == 1:
+            return W_DOB_NEAR, "birthDate(year off by one)"
+        if asked.year == born.year:
+            return W_DOB_YEAR, "birth year"
+        return W_DOB_MISS, ""
+    if query.approximate_age is not None:
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        return (W_AGE_NEAR, "age") if abs(age - query.approximate_age) <= 3 else (W_AGE_MISS, "")
+    return 0.0, ""
+
+
+def score(query: MatchQuery, patient: dict[str, Any], today: date) -> Candidate:
+    total, agreed = 0.0, []
+    strong = False
+    if query.identifier:
+        wanted = query.identifier.split("|")
+        for identifier in patient.get("identifier") or []:
+            if not isinstance(identifier, dict):
+                continue
+            if identifier.get("value") == wanted[-1] and (len(wanted) == 1 or identifier.get("system") == wanted[0]):
+                total += W_IDENTIFIER
+                agreed.append("identifier")
+                strong = True
+                break
+    givens, families = _names(patient)
+    query_given = [normalize(query.given), normalize(query.nickname)]
+    family_weight, family_label = _best_family(normalize(query.family), families)
+    given_weight, given_label = _best_given(query_given, givens)
+    swapped_family, _ = _best_family(normalize(query.given), families)
+    swapped_given, _ = _best_given([normalize(query.family)], givens)
+    if family_weight <= 0 and given_weight <= 0 and swapped_family > 0 and swapped_given > 0:
+        family_weight, given_weight = swapped_family + W_SWAPPED_NAMES, swapped_given
+        family_label, given_label = "family(swapped)", "given(swapped)"
+    total += family_weight + given_weight
+    agreed += [label for label in (family_label, given_label) if label]
+    birth_weight, birth_label = _birth(query, patient, today)
+    total += birth_weight
+    if birth_label:
+        agreed.append(birth_label)
+    if query.phone:
+        phones = {digits(str(t.get("value", ""))) for t in patient.get("telecom") or [] if isinstance(t, dict)}
+        if digits(query.phone) and digits(query.phone) in phones:
+            total += W_PHONE
+            agreed.append("phone")
+    if query.postal_code or query.address:
+        for address in patient.get("address") or []:
+            if not isinstance(address, dict):
+                continue
+            if query.postal_code and str(address.get("postalCode", "")).startswith(query.postal_code[:5]):
+                total += W_POSTAL
+                agreed.append("postalCode")
+            lines = " ".join([*address.get("line", []), str(address.get("text", "")), str(address.get("city", ""))])
+            asked = {w for w in re.findall(r"[a-z0-9]+", query.address.lower()) if len(w) > 2}
+            if asked and asked & set(re.findall(r"[a-z0-9]+", lines.lower())):
+                total += W_ADDRESS
+                agreed.append("address")
+            break
+    name_and_birth = (
+        family_label in ("family", "family~") and given_label.startswith("given") and birth_label == "birthDate"
+    )
+    independent = any(a in agreed for a in ("phone", "address", "postalCode"))
+    if total >= CERTAIN and (strong or (name_and_birth and independent)):
+        grade = "certain"
+    elif total >= PROBABLE:
+        grade = "probable"
+    elif total >= POSSIBLE:
+        grade = "possible"
+    else:
+        grade = "certainly-not"
+    return Candidate(patient, round(total, 2), grade, agreed)
+
+
+def rank(
+    query: MatchQuery, patients: list[dict[str, Any]], today: date, limit: int = MAX_CANDIDATES
+) -> list[Candidate]:
+    """The best candidates, best first, graded `possible` or better; at most `limit`."""
+    scored = [score(query, patient, today) for patient in patients]
+    kept = [c for c in scored if c.grade != "certainly-not"]
+    kept.sort(key=lambda c: c.score, reverse=True)
+    return kept[:limit]
+
+
+def match_query_from_parameters(parameters: dict[str, Any]) -> MatchQuery:
+    """A `$responder-match` Parameters resource: either a `resource` Patient (as in $match) or
+    flat parameters (given, family, nickname, birthDate, age, phone, address, postalCode,
+    identifier)."""
+    values: dict[str, Any] = {}
+    for parameter in parameters.get("parameter") or []:
+        if not isinstance(parameter, dict):
+            continue
+        name = parameter.get("name")
+        value = next((v for k, v in parameter.items() if k.startswith("value")), None)
+        if name == "resource" and isinstance(parameter.get("resource"), dict):
+            patient = parameter["resource"]
+            for human in patient.get("name") or []:
+                key = "nickname" if human.get("use") == "nickname" else "given"
+                values.setdefault(key, " ".join(human.get("given") or []))
+                if human.get("family"):
+                    values.setdefault("family", human["family"])
+            if patient.get("birthDate"):
+                values.setdefault("birth_date", patient["birthDate"])
+            for telecom in patient.get("telecom") or []:
+                values.setdefault("phone", telecom.get("value", ""))
+            for address in patient.get("address") or []:
+                values.setdefault("postal_code", address.get("postalCode", ""))
+                values.setdefault("address", " ".join([*address.get("line", []), address.get("text", "")]))
+            for identifier in patient.get("identifier") or []:
+                values.setdefault("identifier", f"{identifier.get('system', '')}|{identifier.get('value', '')}")
+        elif name in ("given", "family", "nickname", "phone", "address", "identifier") and isinstance(value, str):
+            values[name] = value
+        elif name == "birthDate" and isinstance(value, str):
+            values["birth_date"] = value
+        elif name == "postalCode" and isinstance(value, str):
+            values["postal_code"] = value
+        elif name == "age" and isinstance(value, int) and not isinstance(value, bool):
+            values["approximate_age"] = value
+    if isinstance(values.get("given"), str):
+        values["given"] = values["given"].split(" ")[0]
+    return MatchQuery(**values)

@@ -1,0 +1,61 @@
+"""POST Patient/$responder-match over HTTP: graded candidates, identity fields only, presence
+protected by the consent engine, every request audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from sqlalchemy import select
+
+from gateway.store.schema import audit_event
+from tests.gateway.auth.harness import Harness
+from tests.gateway.consent.test_release import record, token  # noqa: F401 (record is a fixture)
+
+
+def match(smart: Harness, access: str, **fields: Any) -> requests.Response:
+    parameters = {"resourceType": "Parameters", "parameter": [
+        {"name": name, ("valueInteger" if isinstance(value, int) else "valueString"): value}
+        for name, value in fields.items()]}  # fmt: skip
+    return requests.post(f"{smart.base}/Patient/$responder-match", json=parameters, timeout=10,
+                         headers={"Authorization": f"Bearer {access}", "Content-Type": "application/fhir+json"})  # fmt: skip
+
+
+def grades(bundle: dict[str, Any]) -> dict[str, str]:
+    return {e["resource"]["id"]: e["search"]["extension"][0]["valueCode"] for e in bundle.get("entry", [])}
+
+
+def test_clinician_finds_the_person_with_a_typo_and_a_nickname(record: Harness) -> None:  # noqa: F811
+    response = match(record, token(record), given="Mari", family="Rivero", birthDate="1988-04-12")
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    assert grades(bundle) == {"pat-1": "probable"}
+    candidate = bundle["entry"][0]["resource"]
+    assert set(candidate) <= {"resourceType", "id", "meta", "identifier", "name", "gender", "birthDate", "telecom",
+                              "address", "photo", "communication", "extension"}  # fmt: skip
+    assert 0 < bundle["entry"][0]["search"]["score"] <= 1
+    certain = match(record, token(record), given="Maria", family="Rivera", birthDate="1988-04-12", phone="555-0100")
+    assert grades(certain.json()) == {"pat-1": "certain"}
+
+
+def test_police_learn_nothing_and_every_match_is_audited(record: Harness) -> None:  # noqa: F811
+    lee = token(record, "lee")
+    about = match(record, lee, given="Maria", family="Rivera", birthDate="1988-04-12").json()
+    nobody = match(record, lee, given="Nobody", family="Atall", birthDate="1901-01-01").json()
+    assert about == nobody == {"resourceType": "Bundle", "type": "searchset", "total": 0}
+    with record.app.extensions["database"].connect() as connection:
+        outcomes = (
+            connection.execute(
+                select(audit_event.c.outcome).where(audit_event.c.recipient == "lee", audit_event.c.outcome == "MATCH")
+            )
+            .scalars()
+            .all()
+        )
+    assert len(outcomes) == 2
+
+
+def test_bad_match_requests_are_400(record: Harness) -> None:  # noqa: F811
+    assert match(record, token(record)).status_code == 400
+    response = requests.post(f"{record.base}/Patient/$responder-match", json={"resourceType": "Patient"}, timeout=10,
+                             headers={"Authorization": f"Bearer {token(record)}", "Content-Type": "application/fhir+json"})  # fmt: skip
+    assert response.status_code == 400
