@@ -1,0 +1,225 @@
+"""Responder brief and matching at scale. Prints its figures; asserts nothing.
+
+  .venv/bin/python bench/brief.py [--small 1000] [--large 100000] [--samples 300] [--seconds 10]
+                                  [--postgres URL]
+
+On SQLite (and PostgreSQL when --postgres is given), with `gateway serve` (gunicorn, SMART on):
+1. a population from gateway.demo.population: `--small` people with full records (10–50
+   resources each, two sources, Part 2 data, consents, siblings who look alike), loaded through
+   the engine as their EHRs would send them;
+2. brief latency: GET Patient/{id}/$responder-brief sampled alternately with a plain
+   GET Patient/{id} (the baseline, same run), one client; then 20 concurrent clients;
+3. `--large - --small` more people (Patient only) are added and 2. is repeated: flat or not;
+4. matching: typo'd descriptions of known people (nicknames, misspellings, swapped day and month,
+   approximate ages) sent to $responder-match: recall at probable-or-better, wrong `certain`
+   grades, median latency.
+Targets (issue 5): brief p95 <= 150 ms at 20 concurrent clients, brief/read <= 5, flat 1k->100k;
+match recall >= 0.95, no certain on a wrong person, median <= 50 ms at 100k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import Server  # noqa: E402
+
+from gateway.app import build_engine  # noqa: E402
+from gateway.auth.accounts import Accounts  # noqa: E402
+from gateway.auth.tokens import Tokens  # noqa: E402
+from gateway.demo import _clinician, _organizations  # noqa: E402
+from gateway.demo.population import Person, records, typo_queries  # noqa: E402
+from gateway.fhir.context import FhirRequest, Requester  # noqa: E402
+from gateway.settings import load_settings  # noqa: E402
+from gateway.store.database import open_database, upgrade  # noqa: E402
+
+TEAM = {"resourceType": "Organization", "id": "county-mobile-crisis", "name": "County Mobile Crisis Team",
+        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}]}  # fmt: skip
+TOKEN = "bench-clinician-token-" + "x" * 30
+CHUNK = 1000
+
+
+def post(engine: Any, resources: list[dict[str, Any]], requester: Requester) -> None:
+    for start in range(0, len(resources), CHUNK):
+        entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                   for r in resources[start : start + CHUNK]]  # fmt: skip
+        response = engine.handle(FhirRequest("POST", "", body={"resourceType": "Bundle", "type": "transaction",
+                                                                "entry": entries}, requester=requester))  # fmt: skip
+        assert response.status == 200
+
+
+class Population:
+    def __init__(self, database_url: str, base_url: str) -> None:
+        self.settings = load_settings(database_url=database_url, base_url=base_url)
+        self.database = open_database(database_url)
+        upgrade(self.database)
+        self.engine = build_engine(self.settings, self.database, operator=True)
+        self.cmhc = Requester(source="client:harbor-ehr", organization="Organization/harbor-cmhc")
+        self.otp = Requester(source="client:eastside-ehr", organization="Organization/eastside-otp", part2_program=True)
+        self.patients: list[dict[str, Any]] = []
+
+    def setup(self) -> None:
+        import random
+
+        rng = random.Random(1)
+        base = [*_organizations(), TEAM]
+        for org in ("harbor-cmhc", "eastside-otp"):
+            for index in range(2):
+                base += _clinician(org, index, rng)
+        post(self.engine, base, self.cmhc)
+        Accounts(self.database).add_user(username="ada", password="correct horse battery staple",
+                                         display_name="Ada Lovelace", role="crisis-clinician",
+                                         organization="Organization/county-mobile-crisis")  # fmt: skip
+        Tokens(self.database).save(access_token=TOKEN, refresh_token=None, client_id="bench-app", username="ada",
+                                   scope="openid fhirUser user/*.rs", context={"role": "crisis-clinician",
+                                                                              "purpose": "TREAT"},
+                                   lifetime=36000)  # fmt: skip
+
+    def load(self, people: list[Person]) -> float:
+        started = time.perf_counter()
+        cmhc = [r for p in people for r in (p.patient, *p.cmhc)]
+        otp = [r for p in people for r in p.otp]
+        post(self.engine, cmhc, self.cmhc)
+        post(self.engine, otp, self.otp)
+        self.patients.extend(p.patient for p in people)
+        return len(cmhc) + len(otp) / max(time.perf_counter() - started, 1e-9)
+
+
+def timed(session: requests.Session, url: str, **kwargs: Any) -> float:
+    started = time.perf_counter()
+    response = session.request(kwargs.pop("method", "GET"), url, timeout=60, **kwargs)
+    elapsed = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, (response.status_code, response.text[:300])
+    return elapsed
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+def latency(server: Server, ids: list[str], samples: int, seconds: float) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    session = requests.Session()
+    brief_ms, read_ms = [], []
+    for index in range(samples):
+        pid = ids[index % len(ids)]
+        brief_ms.append(timed(session, f"{server.base}/Patient/{pid}/$responder-brief",
+                              params={"confirmed": "true"}, headers=headers))  # fmt: skip
+        read_ms.append(timed(session, f"{server.base}/Patient/{pid}", headers=headers))
+    concurrent: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client(offset: int) -> None:
+        own = requests.Session()
+        index = offset
+        while time.monotonic() < stop:
+            elapsed = timed(own, f"{server.base}/Patient/{ids[index % len(ids)]}/$responder-brief",
+                            params={"confirmed": "true"}, headers=headers)  # fmt: skip
+            with lock:
+                concurrent.append(elapsed)
+            index += 20
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "brief_median": statistics.median(brief_ms), "brief_p95": p95(brief_ms),
+        "read_median": statistics.median(read_ms), "concurrent_median": statistics.median(concurrent),
+        "concurrent_p95": p95(concurrent), "concurrent_rps": len(concurrent) / seconds,
+    }  # fmt: skip
+
+
+def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
+    session = requests.Session()
+    found = wrong_certain = 0
+    times = []
+    for fields, true_id in typo_queries(patients, count):
+        parameters = {"resourceType": "Parameters", "parameter": [
+            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        started = time.perf_counter()
+        response = session.post(f"{server.base}/Patient/$responder-match", json=parameters, headers=headers, timeout=60)
+        times.append((time.perf_counter() - started) * 1000)
+        grades = {e["resource"]["id"]: e["search"]["extension"][0]["valueCode"]
+                  for e in response.json().get("entry", [])}  # fmt: skip
+        if grades.get(true_id) in ("certain", "probable"):
+            found += 1
+        wrong_certain += sum(1 for pid, grade in grades.items() if grade == "certain" and pid != true_id)
+    return {"recall": found / count, "wrong_certain": wrong_certain, "median": statistics.median(times)}
+
+
+def report(label: str, figures: dict[str, float]) -> None:
+    print(f"  {label}: brief median {figures['brief_median']:.1f} ms (p95 {figures['brief_p95']:.1f}), "
+          f"plain read median {figures['read_median']:.1f} ms, ratio {figures['brief_median'] / figures['read_median']:.1f}; "
+          f"20 clients: median {figures['concurrent_median']:.1f} ms, p95 {figures['concurrent_p95']:.1f} ms, "
+          f"{figures['concurrent_rps']:.0f} briefs/s")  # fmt: skip
+
+
+def run(database_url: str, args: argparse.Namespace, label: str) -> None:
+    print(f"{label}:")
+    server = Server(database_url, auth="smart")
+    try:
+        population = Population(database_url, server.base)
+        population.setup()
+        people = list(records(args.large, rich=args.small))
+        started = time.perf_counter()
+        population.load(people[: args.small])
+        loaded = sum(1 + len(p.cmhc) + len(p.otp) for p in people[: args.small])
+        print(
+            f"  loaded {args.small} people with full records ({loaded} resources) in {time.perf_counter() - started:.0f} s"
+        )
+        ids = [p.patient["id"] for p in people[: args.small]]
+        small = latency(server, ids, args.samples, args.seconds)
+        report(f"{args.small:,} people", small)
+        started = time.perf_counter()
+        population.load(people[args.small :])
+        print(f"  added {len(people) - args.small:,} more people in {time.perf_counter() - started:.0f} s")
+        large = latency(server, ids, args.samples, args.seconds)
+        report(f"{len(people):,} people", large)
+        print(f"  flatness (large/small brief median): {large['brief_median'] / small['brief_median']:.2f}")
+        match = matching(server, population.patients[: args.small], min(args.samples, args.small))
+        print(f"  match at {len(people):,}: recall (probable or better) {match['recall']:.3f}, "
+              f"wrong certain {match['wrong_certain']:.0f}, median {match['median']:.1f} ms")  # fmt: skip
+        population.database.dispose()
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--postgres", default="")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-brief-bench-"))
+    run(f"sqlite:///{workdir / 'brief.sqlite3'}", args, "SQLite")
+    if args.postgres:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(args.postgres)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        run(args.postgres, args, "PostgreSQL")
+
+
+if __name__ == "__main__":
+    main()
