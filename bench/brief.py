@@ -147,7 +147,7 @@ def latency(server: Server, ids: list[str], samples: int, seconds: float) -> dic
 def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
     session = requests.Session()
-    found = wrong_certain = 0
+    found = wrong_certain = wrong_probable = 0
     times = []
     for fields, true_id in typo_queries(patients, count):
         parameters = {"resourceType": "Parameters", "parameter": [
@@ -160,7 +160,10 @@ def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict
         if grades.get(true_id) in ("certain", "probable"):
             found += 1
         wrong_certain += sum(1 for pid, grade in grades.items() if grade == "certain" and pid != true_id)
-    return {"recall": found / count, "wrong_certain": wrong_certain, "median": statistics.median(times)}
+        wrong_probable += sum(1 for pid, grade in grades.items() if grade == "probable" and pid != true_id)
+    precision = found / max(found + wrong_probable + wrong_certain, 1)
+    return {"recall": found / count, "wrong_certain": wrong_certain, "precision": precision,
+            "median": statistics.median(times)}  # fmt: skip
 
 
 def report(label: str, figures: dict[str, float]) -> None:
@@ -194,7 +197,8 @@ def run(database_url: str, args: argparse.Namespace, label: str) -> None:
         print(f"  flatness (large/small brief median): {large['brief_median'] / small['brief_median']:.2f}")
         match = matching(server, population.patients[: args.small], min(args.samples, args.small))
         print(f"  match at {len(people):,}: recall (probable or better) {match['recall']:.3f}, "
-              f"wrong certain {match['wrong_certain']:.0f}, median {match['median']:.1f} ms")  # fmt: skip
+              f"precision {match['precision']:.3f}, wrong certain {match['wrong_certain']:.0f}, "
+              f"median {match['median']:.1f} ms")  # fmt: skip
         population.database.dispose()
     finally:
         server.stop()

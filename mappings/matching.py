@@ -26,9 +26,12 @@ W_FAMILY_EXACT, W_FAMILY_CLOSE, W_FAMILY_SOUND, W_FAMILY_MISS = 6.0, 4.0, 2.5, -
 W_GIVEN_EXACT, W_GIVEN_NICK, W_GIVEN_CLOSE, W_GIVEN_INITIAL, W_GIVEN_MISS = 4.0, 3.5, 2.5, 0.5, -3.0
 W_SWAPPED_NAMES = -1.0  # given and family exchanged: a match, slightly discounted
 W_DOB_EXACT, W_DOB_SWAP, W_DOB_NEAR, W_DOB_YEAR, W_DOB_MISS = 8.0, 5.0, 3.0, 1.0, -6.0
-W_AGE_NEAR, W_AGE_MISS = 1.0, -4.0
+W_AGE_NEAR, W_AGE_MISS = 1.5, -4.0
 W_PHONE, W_POSTAL, W_ADDRESS = 6.0, 1.5, 2.5
 CERTAIN, PROBABLE, POSSIBLE = 20.0, 12.0, 7.0
+# A `possible` best candidate this strong, with no rival within MARGIN bits, is `probable`: the
+# description fits one person on file and no other comes close.
+UNIQUE_PROBABLE, MARGIN = 9.5, 4.0
 MAX_CANDIDATES = 3
 
 # Common English nickname equivalences (both directions); extend as the population needs.
@@ -302,6 +305,11 @@ def rank(
     scored = [score(query, patient, today) for patient in patients]
     kept = [c for c in scored if c.grade != "certainly-not"]
     kept.sort(key=lambda c: c.score, reverse=True)
+    if kept and kept[0].grade == "possible" and kept[0].score >= UNIQUE_PROBABLE:
+        runner_up = kept[1].score if len(kept) > 1 else float("-inf")
+        if kept[0].score - runner_up >= MARGIN:
+            kept[0].grade = "probable"
+            kept[0].agreed.append("unique")
     return kept[:limit]
 
 

@@ -84,3 +84,29 @@ def test_parameters_in_both_forms() -> None:
     query = match_query_from_parameters(embedded)
     assert (query.given, query.family, query.birth_date, query.identifier) == ("Maria", "Rivera", "1988-04-12",
                                                                              "urn:mrn|MRN-1")  # fmt: skip
+
+
+def test_a_strong_possible_with_no_rival_is_probable() -> None:
+    query = MatchQuery(given="Maria", family="Rivera", approximate_age=38)
+    alone = rank(query, [MARIA, JOHN, OTHER], TODAY)
+    assert alone[0].patient["id"] == "maria" and alone[0].grade == "probable" and "unique" in alone[0].agreed
+    namesake = patient("maria-2", "Maria", "Rivera", "1989-02-02")
+    crowded = rank(query, [MARIA, namesake], TODAY)
+    assert {c.grade for c in crowded} == {"possible"}  # two fit: neither is probable
+
+
+def test_population_recall_and_no_wrong_certain() -> None:
+    from gateway.demo.population import records, typo_queries
+    from mappings.matching import match_query_from_parameters
+
+    people = [p.patient for p in records(400, rich=0)]
+    found = wrong_certain = 0
+    queries = typo_queries(people, 150)
+    for fields, true_id in queries:
+        parameters = {"resourceType": "Parameters", "parameter": [
+            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        grades = {c.patient["id"]: c.grade for c in rank(match_query_from_parameters(parameters), people, TODAY)}
+        found += grades.get(true_id) in ("certain", "probable")
+        wrong_certain += sum(1 for pid, grade in grades.items() if grade == "certain" and pid != true_id)
+    assert wrong_certain == 0
+    assert found / len(queries) >= 0.9
