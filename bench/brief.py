@@ -174,8 +174,8 @@ def report(label: str, figures: dict[str, float]) -> None:
 
 
 def run(database_url: str, args: argparse.Namespace, label: str) -> None:
-    print(f"{label}:")
-    server = Server(database_url, auth="smart")
+    print(f"{label} ({args.workers} gunicorn worker{'s' if args.workers > 1 else ''}):")
+    server = Server(database_url, auth="smart", workers=args.workers)
     try:
         population = Population(database_url, server.base)
         population.setup()
@@ -211,6 +211,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--postgres", default="")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="gateway-brief-bench-"))
     run(f"sqlite:///{workdir / 'brief.sqlite3'}", args, "SQLite")

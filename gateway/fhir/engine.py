@@ -496,7 +496,7 @@ class Engine:
         query = match_query_from_parameters(body)
         if not (query.family or query.given or query.phone or query.identifier):
             raise BadRequest("give at least a name, a phone number or an identifier", expression="Parameters.parameter")
-        candidates = find_candidates(repository, self.config.base_url, query)
+        candidates = find_candidates(repository, self.config.base_url, query, now.date())
         ranked = rank(query, [c.content for c in candidates if c.content], now.date())
         entries = [
             {

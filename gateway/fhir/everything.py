@@ -4,6 +4,7 @@ what may be released of it is the release hooks' decision, not this module's."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from gateway.fhir.indexing import split_reference
@@ -69,22 +70,34 @@ def identity_view(patient: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in patient.items() if key in IDENTITY_ELEMENTS}
 
 
-def find_candidates(repository: Repository, base_url: str, query: Any) -> list[StoredResource]:
-    """Blocking: Patients that agree on at least one cheap key (an identifier, a phone number,
-    the first letters of a name, the birth date or its day/month swap), at most a few hundred."""
+def find_candidates(repository: Repository, base_url: str, query: Any, today: date) -> list[StoredResource]:
+    """Blocking: Patients that agree on at least one cheap, indexed key: the identifier, the
+    phone number, the birth date or its day/month swap, the first letters of family and given
+    name together, or a name with the birth years an approximate age allows."""
     keys: list[list[tuple[str, str]]] = []
     if query.identifier:
         keys.append([("identifier", query.identifier)])
     if query.phone:
         keys.append([("phone", query.phone)])
-    for name in (query.family, query.given, query.nickname):
-        if len(name) >= 2:
-            keys.append([("name", name[:3])])
     if query.birth_date and len(query.birth_date) == 10:
         keys.append([("birthdate", query.birth_date)])
         year, month, day = query.birth_date.split("-")
         if int(day) <= 12:
             keys.append([("birthdate", f"{year}-{day}-{month}")])
+    # Names are common: each name key is narrowed by another field, so that a frequent family
+    # name does not crowd the right person out of the block.
+    family = query.family[:3]
+    for given in (query.given[:3], query.nickname[:3]):
+        if len(family) >= 2 and len(given) >= 2:
+            keys.append([("family", family), ("given", given)])
+    if len(family) >= 2 and query.approximate_age is not None:
+        year_now = today.year
+        keys.append([("family", family), ("birthdate", f"ge{year_now - query.approximate_age - 4}-01-01"),
+                     ("birthdate", f"le{year_now - query.approximate_age + 4}-12-31")])  # fmt: skip
+    if len(query.given) >= 2 and query.approximate_age is not None:
+        year_now = today.year
+        keys.append([("given", query.given[:3]), ("birthdate", f"ge{year_now - query.approximate_age - 4}-01-01"),
+                     ("birthdate", f"le{year_now - query.approximate_age + 4}-12-31")])  # fmt: skip
     found: dict[str, StoredResource] = {}
     for params in keys:
         search = parse_search("Patient", [*params, ("_total", "none")], base_url=base_url, strict=False,
