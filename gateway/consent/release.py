@@ -50,7 +50,6 @@ from gateway.fhir.context import FhirRequest, FhirResponse, Interaction, Release
 from gateway.fhir.errors import BadRequest, ServiceUnavailable, not_known
 from gateway.fhir.indexing import split_reference
 from gateway.fhir.repository import Store
-from gateway.fhir.search import SearchQuery, parse_search
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS
 from gateway.fhir.validation import iter_path
 from gateway.settings import PROJECT_ROOT
@@ -171,13 +170,10 @@ class ConsentRelease:
     def _patient_context(self, patient: str) -> tuple[list[Any], frozenset[str]]:
         """The patient's consents (as stored Consent resources) and treating organizations."""
 
-        def query(resource_type: str) -> SearchQuery:
-            return parse_search(resource_type, [("patient", f"Patient/{patient}"), ("_total", "none")],
-                                base_url=self.base_url, strict=True, default_count=1000, max_count=1000)  # fmt: skip
-
         with self.store.unit_of_work(False) as (repository, _):
-            consents, _ = repository.search(query("Consent"))
-            encounters, _ = repository.search(query("Encounter"))
+            found = repository.compartment(patient, ["Consent", "Encounter"])
+        consents = [c for c in found if c.type == "Consent"]
+        encounters = [e for e in found if e.type == "Encounter"]
         treating = frozenset(
             str((e.content.get("serviceProvider") or {}).get("reference"))
             for e in encounters

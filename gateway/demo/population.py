@@ -24,8 +24,34 @@ MORE_GIVEN = ["Robert", "William", "Elizabeth", "Margaret", "Katherine", "Michae
               "Patricia", "Samantha", "Victoria", "Benjamin", "Rebecca", "Susan", "Timothy", "Guadalupe"]  # fmt: skip
 MORE_FAMILY = ["Anderson", "Thomas", "Thompson", "White", "Harris", "Sanchez", "Ramirez", "Robinson", "Walker",
                "Young", "Allen", "King", "Wright", "Scott", "Torres", "Hill", "Flores", "Green", "Adams", "Baker"]  # fmt: skip
-ALL_GIVEN = GIVEN + MORE_GIVEN
-ALL_FAMILY = FAMILY + MORE_FAMILY
+EVEN_MORE_GIVEN = ["Aaliyah", "Abdul", "Adrian", "Alicia", "Amir", "Angela", "Antonio", "Ashley", "Brandon", "Brianna",
+                   "Cameron", "Carmen", "Cedric", "Chloe", "Darnell", "Destiny", "Diego", "Ebony", "Emily", "Eric",
+                   "Esperanza", "Fatima", "Gabriel", "Hannah", "Hector", "Imani", "Isaac", "Jamal", "Jasmine", "Javier",
+                   "Jessica", "Juan", "Kayla", "Lamar", "Latoya", "Leticia", "Malik", "Megan", "Miguel", "Monique",
+                   "Nadia", "Nathan", "Omar", "Paula", "Rafael", "Raymond", "Sofia", "Tariq", "Trinh", "Yolanda"]  # fmt: skip
+_FIRST = ["Ash", "Bar", "Bel", "Bran", "Car", "Dal", "Dun", "Fair", "Gar", "Hart", "Hol", "Kel", "Lang", "Mar", "Mor",
+          "Nor", "Pem", "Ral", "Ros", "Stan", "Thorn", "Wal", "Wes", "Win"]  # fmt: skip
+_SECOND = [
+    "by",
+    "ford",
+    "ton",
+    "well",
+    "wood",
+    "ley",
+    "man",
+    "son",
+    "ston",
+    "more",
+    "field",
+    "wick",
+    "dale",
+    "croft",
+    "er",
+]
+ALL_GIVEN = GIVEN + MORE_GIVEN + EVEN_MORE_GIVEN
+# A long tail of family names, as in a real county (a few hundred names cover most people, and
+# many more are rare): the common ones plus generated ones.
+ALL_FAMILY = FAMILY + MORE_FAMILY + [first + second for first in _FIRST for second in _SECOND]
 SAFETY_STEPS = ("warning-signs", "coping-strategies", "people-to-ask-for-help", "professionals-to-contact")
 
 

@@ -37,14 +37,8 @@ def patient_record(repository: Repository, base_url: str, patient_id: str) -> li
     patient = repository.read("Patient", patient_id)
     if patient is None or patient.deleted:
         return []
-    record = [patient]
-    for resource_type in BRIEF_TYPES:
-        if "patient" not in SEARCH_PARAMETERS.get(resource_type, {}):
-            continue
-        query = parse_search(resource_type, [("patient", f"Patient/{patient_id}"), ("_total", "none")],
-                             base_url=base_url, strict=True, default_count=MAX_PER_TYPE, max_count=MAX_PER_TYPE)  # fmt: skip
-        matches, _ = repository.search(query)
-        record.extend(matches)
+    types = [t for t in BRIEF_TYPES if "patient" in SEARCH_PARAMETERS.get(t, {})]
+    record = [patient, *repository.compartment(patient_id, types)]
     seen = {(item.type, item.id) for item in record}
     pending = [item for item in record]
     for _ in range(2):  # CareTeam -> PractitionerRole -> Practitioner/Organization

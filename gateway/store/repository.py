@@ -78,6 +78,22 @@ _VREAD = select(resource_version).where(
     resource_version.c.version == bindparam("v"),
 )
 _COPY_THRESHOLD = 20
+_COMPARTMENT = (
+    select(*_RESOURCE_COLUMNS)
+    .where(
+        resource.c.pk.in_(
+            select(search_reference.c.resource_pk).where(
+                search_reference.c.type.in_(bindparam("types", expanding=True)),  # the lookup index leads with type
+                search_reference.c.param == "patient",
+                search_reference.c.target_type == "Patient",
+                search_reference.c.target_id == bindparam("patient"),
+            )
+        ),
+        resource.c.deleted == false(),
+    )
+    .order_by(resource.c.pk)
+    .limit(bindparam("limit"))
+)
 _MAX_PK = select(func.coalesce(func.max(resource.c.pk), 0))
 _NEXT_PKS = text("SELECT nextval(pg_get_serial_sequence('resource', 'pk')) FROM generate_series(1, :n)")
 _UPDATE_RESOURCE = (
@@ -403,6 +419,15 @@ class SqlRepository:
             else:
                 total = self.connection.execute(count_statement).scalar_one()
         return [_stored(row) for row in rows], total
+
+    def compartment(self, patient_id: str, types: Sequence[str], limit: int = 5000) -> list[StoredResource]:
+        """The live resources of these types whose `patient` parameter points at the patient, in
+        one query (a brief reads a dozen types; a search each took most of its time)."""
+        self.flush()
+        rows = self.connection.execute(
+            _COMPARTMENT, {"patient": patient_id, "types": list(types), "limit": limit}
+        ).all()
+        return [_stored(row) for row in rows]
 
     def find(self, resource_type: str, criteria: Sequence[Criterion], limit: int = 2) -> list[StoredResource]:
         """Matches of a conditional request (If-None-Exist, conditional update/delete)."""
