@@ -93,6 +93,11 @@ class Population:
         otp = [r for p in people for r in p.otp]
         post(self.engine, cmhc, self.cmhc)
         post(self.engine, otp, self.otp)
+        if self.database.dialect.name == "postgresql":
+            # After a bulk load, as autovacuum would do (it is off on this machine): without
+            # statistics PostgreSQL plans the search joins badly.
+            with self.database.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
         self.patients.extend(p.patient for p in people)
         return len(cmhc) + len(otp) / max(time.perf_counter() - started, 1e-9)
 
