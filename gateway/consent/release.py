@@ -56,6 +56,7 @@ from gateway.settings import PROJECT_ROOT
 from gateway.store.schema import audit_event
 
 NOTICE_ISSUE = "informational"
+CERTAIN_MATCH_VALID = timedelta(hours=1)  # a certain match confirms identity for the brief this long
 POLICY_FILE = PROJECT_ROOT / "config" / "consent_policy.toml"
 
 
@@ -221,8 +222,10 @@ class ConsentRelease:
             for e in entries
             if isinstance(e.get("resource"), dict) and is_patient_data(str(e["resource"].get("resourceType", "")))
         ]
+        match_record = None
         if interaction.name == "responder-match":
-            request.audit.append(_match_record(request, len(patient_data)))  # every match is audited
+            match_record = _match_record(request, len(patient_data))
+            request.audit.append(match_record)  # every match is audited
         if not patient_data:
             return self.inner.release(request, interaction, response)
         if interaction.name == "responder-brief":
@@ -231,9 +234,9 @@ class ConsentRelease:
                 purpose=request.param("purpose") or requester.purpose,
                 emergency_nature=request.param("reason") or requester.emergency_nature,
             )
-            if request.param("confirmed") != "true":
-                # Identity first: until the responder confirms it is the right person, only
-                # what confirms identity is considered.
+            if request.param("confirmed") != "true" and not self._certain_match(requester, interaction.resource_id):
+                # Identity first: until the responder confirms it is the right person (or a
+                # recent match of theirs was certain), only what confirms identity is considered.
                 patient_data = [r for r in patient_data if r.get("resourceType") == "Patient"]
         strip = False
         notices: list[Decision] = []
@@ -259,9 +262,36 @@ class ConsentRelease:
         if len(kept) != len(entries) and interaction.name == "history-instance":
             raise not_known(interaction.resource_type, interaction.resource_id)
         shaped = withhold_entries(body, kept)
+        if match_record is not None:
+            match_record.body["shown"] = [
+                {"patient": e["resource"].get("id"),
+                 "grade": next((x.get("valueCode") for x in (e.get("search") or {}).get("extension") or []), None)}
+                for e in shaped.get("entry") or []
+            ]  # fmt: skip
         if notices:
             shaped = {**shaped, "entry": [*(shaped.get("entry") or []), _notice_entry(notices)]}
         return self.inner.release(request, interaction, replace(response, resource=shaped))
+
+    def _certain_match(self, requester: Any, patient_id: str | None) -> bool:
+        """Did this user's own $responder-match grade this patient `certain` in the last hour?"""
+        if not requester.username or not patient_id:
+            return False
+        from sqlalchemy import select  # noqa: PLC0415
+
+        since = utcnow() - CERTAIN_MATCH_VALID
+        with self.audit.database.connect() as connection:
+            bodies = connection.execute(
+                select(audit_event.c.body)
+                .where(audit_event.c.recipient == requester.username, audit_event.c.outcome == "MATCH",
+                       audit_event.c.recorded_at >= since)
+                .order_by(audit_event.c.seq.desc())
+                .limit(20)
+            ).scalars().all()  # fmt: skip
+        return any(
+            shown.get("patient") == patient_id and shown.get("grade") == "certain"
+            for body in bodies
+            for shown in (body or {}).get("shown", [])
+        )
 
     def _own_records(self, request: FhirRequest, resources: list[dict[str, Any]]) -> set[int]:
         """Backend (system) clients are not recipients: an EHR reads back what its organization
@@ -437,6 +467,7 @@ def _audit_record(
         "emergency": decision.emergency_record,
         "reasons": list(decision.reasons),
         "identity_confirmed": fhir.param("confirmed") == "true" if fhir.path.endswith("$responder-brief") else None,
+        "released_beyond_identity": any(d.released and d.item.key.split("/")[0] != "Patient" for d in decision.items),
     }  # fmt: skip
     ledger = [
         {
@@ -493,4 +524,4 @@ def _with_notice(resource: dict[str, Any], decisions: list[Decision]) -> dict[st
     return {**resource, "meta": meta}
 
 
-__all__ = ["ConsentRelease", "patient_of", "timedelta"]
+__all__ = ["ConsentRelease", "load_policy", "patient_of"]

@@ -58,3 +58,21 @@ def test_emergency_brief_by_a_clinician_is_limited_to_the_emergency_set(record: 
     narrowed = brief(record, token(record), purpose="TREAT", confirmed="true", **{"class": "CONTACT"}).json()
     assert {e["resource"]["resourceType"] for e in narrowed["entry"][1:]} <= {"Patient", "CareTeam", "Organization",
                                                                              "Practitioner", "PractitionerRole"}  # fmt: skip
+
+
+def test_a_certain_match_confirms_identity_for_the_brief(record: Harness) -> None:  # noqa: F811
+    from tests.gateway.consent.test_match_operation import grades, match
+
+    ada = token(record)
+    probable = match(record, ada, given="Mari", family="Rivero", birthDate="1988-04-12").json()
+    assert grades(probable) == {"pat-1": "probable"}
+    unconfirmed = brief(record, ada, purpose="TREAT").json()
+    assert {e["resource"]["resourceType"] for e in unconfirmed["entry"][1:]} == {"Patient"}
+    certain = match(record, ada, given="Maria", family="Rivera", birthDate="1988-04-12", phone="555-0100").json()
+    assert grades(certain) == {"pat-1": "certain"}
+    after_match = brief(record, ada, purpose="TREAT").json()
+    assert "Condition: Mood condition" in section_text(after_match, "treatment")  # clinical sections now in
+    # Another user's certain match confirms nothing for this one.
+    record.add_user("cyd", role="crisis-clinician", organization="Organization/county-mobile-crisis", practitioner=None)
+    cyd = brief(record, token(record, "cyd"), purpose="TREAT").json()
+    assert {e["resource"]["resourceType"] for e in cyd["entry"][1:]} == {"Patient"}
