@@ -76,3 +76,23 @@ def test_a_certain_match_confirms_identity_for_the_brief(record: Harness) -> Non
     record.add_user("cyd", role="crisis-clinician", organization="Organization/county-mobile-crisis", practitioner=None)
     cyd = brief(record, token(record, "cyd"), purpose="TREAT").json()
     assert {e["resource"]["resourceType"] for e in cyd["entry"][1:]} == {"Patient"}
+
+
+def test_nobody_sees_a_part2_only_patient_without_a_basis(record: Harness) -> None:  # noqa: F811
+    from tests.gateway.consent.test_match_operation import match
+
+    record.push("eastside-otp-ehr",
+                {"resourceType": "Patient", "id": "otp-only", "name": [{"family": "Quinlan", "given": ["Dana"]}],
+                 "birthDate": "1979-08-30", "telecom": [{"system": "phone", "value": "555-0777"}]},
+                {"resourceType": "Condition", "id": "otp-only-oud", "subject": {"reference": "Patient/otp-only"},
+                 "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}},
+                part2=True, organization="Organization/eastside-otp")  # fmt: skip
+    ada = token(record)
+    hidden = brief(record, ada, patient="otp-only", purpose="TREAT", confirmed="true")
+    missing = brief(record, ada, patient="nobody", purpose="TREAT", confirmed="true")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.content.replace(b"otp-only", b"X") == missing.content.replace(b"nobody", b"X")
+    found = match(record, ada, given="Dana", family="Quinlan", birthDate="1979-08-30", phone="555-0777").json()
+    assert found == {"resourceType": "Bundle", "type": "searchset", "total": 0}
+    emergency = brief(record, ada, patient="otp-only", purpose="BTG", reason="overdose", confirmed="true")
+    assert emergency.status_code == 404  # the emergency set has no demographics: still nothing without a basis
