@@ -35,16 +35,18 @@ class Keys:
         with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < _CACHE_SECONDS:
                 return self._cached[1], self._cached[2]
-            with writing(self.database) as connection:
-                rows: list[Any] = list(
-                    connection.execute(select(signing_key).order_by(signing_key.c.created_at)).mappings().all()
-                )
-                current = [row for row in rows if row["retired_at"] is None]
-                if not current:
-                    row = _new_key_row()
-                    connection.execute(insert(signing_key).values(**row))
-                    rows = [*rows, row]
-                    current = [row]
+            query = select(signing_key).order_by(signing_key.c.created_at)
+            with self.database.connect() as connection:
+                rows: list[Any] = list(connection.execute(query).mappings().all())
+            current = [row for row in rows if row["retired_at"] is None]
+            if not current:  # the first start: make a key (a write only then)
+                with writing(self.database) as connection:
+                    rows = list(connection.execute(query).mappings().all())
+                    current = [row for row in rows if row["retired_at"] is None]
+                    if not current:
+                        row = _new_key_row()
+                        connection.execute(insert(signing_key).values(**row))
+                        rows, current = [*rows, row], [row]
             key = RSAKey.import_key(current[-1]["private_jwk"])
             published = [RSAKey.import_key(row["private_jwk"]).as_dict(private=False) for row in rows]
             self._cached = (time.monotonic(), key, published)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from gateway.auth.scopes import INTERACTION_ACTION, ScopeSet
+from gateway.auth.scopes import INTERACTION_ACTION, scopes_of
 from gateway.fhir.bundles import withhold_entries
 from gateway.fhir.context import FhirRequest, FhirResponse, Interaction, ReleaseHook, Requester
 from gateway.fhir.errors import Forbidden, not_known
@@ -48,7 +48,7 @@ def in_compartment(resource: dict[str, Any], patient_id: str, base_url: str) -> 
 
 def _context_of(requester: Requester, resource_type: str, action: str) -> str | None:
     """The broadest context whose scopes allow the action: system, then user, then patient."""
-    scopes = ScopeSet.parse(requester.scopes)
+    scopes = scopes_of(requester.scopes)
     for context in ("system", "user", "patient"):
         if scopes.allowing(context, resource_type, action):
             return context
@@ -142,7 +142,7 @@ class SmartRelease:
         resource_type = str(resource.get("resourceType", ""))
         if resource_type == "OperationOutcome":
             return True
-        scopes = ScopeSet.parse(requester.scopes)
+        scopes = scopes_of(requester.scopes)
         if scopes.allowing("system", resource_type, "r") or scopes.allowing("system", resource_type, "s"):
             return True
         if not is_patient_data(resource_type):

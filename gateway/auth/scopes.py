@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from gateway.fhir.models import RESOURCE_TYPES
 
@@ -131,6 +132,12 @@ class ScopeSet:
 
     def has(self, name: str) -> bool:
         return name in self.others
+
+
+@lru_cache(maxsize=4096)
+def scopes_of(scopes: tuple[str, ...]) -> ScopeSet:
+    """A requester's scopes, parsed once: the hooks ask on every request and every Bundle entry."""
+    return ScopeSet.parse(scopes)
 
 
 def negotiate(requested: str, ceiling: str, *, allow_query: bool = False) -> ScopeSet:
