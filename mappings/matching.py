@@ -333,12 +333,12 @@ def match_query_from_parameters(parameters: dict[str, Any]) -> MatchQuery:
             if patient.get("birthDate"):
                 values.setdefault("birth_date", patient["birthDate"])
             for telecom in patient.get("telecom") or []:
-                values.setdefault("phone", telecom.get("value", ""))
+                values.setdefault("phone", telecom.get("value") or "")
             for address in patient.get("address") or []:
-                values.setdefault("postal_code", address.get("postalCode", ""))
-                values.setdefault("address", " ".join([*address.get("line", []), address.get("text", "")]))
+                values.setdefault("postal_code", address.get("postalCode") or "")
+                values.setdefault("address", " ".join([*(address.get("line") or []), address.get("text") or ""]))
             for identifier in patient.get("identifier") or []:
-                values.setdefault("identifier", f"{identifier.get('system', '')}|{identifier.get('value', '')}")
+                values.setdefault("identifier", f"{identifier.get('system') or ''}|{identifier.get('value') or ''}")
         elif name in ("given", "family", "nickname", "phone", "address", "identifier") and isinstance(value, str):
             values[name] = value
         elif name == "birthDate" and isinstance(value, str):

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -489,10 +489,7 @@ class Engine:
         body = request.body
         if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
             raise BadRequest("$responder-match takes a Parameters resource", expression="Parameters")
-        parameters = body.get("parameter")
-        if not isinstance(parameters, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
-                                                        for p in parameters):  # fmt: skip
-            raise BadRequest("each parameter needs a name", expression="Parameters.parameter")
+        _check_match_parameters(body)
         query = match_query_from_parameters(body)
         if not (query.family or query.given or query.phone or query.identifier):
             raise BadRequest("give at least a name, a phone number or an identifier", expression="Parameters.parameter")
@@ -577,6 +574,37 @@ def _shaped(content: dict[str, Any] | None, summary: str | None, elements: tuple
 
 
 MATCH_GRADE_URL = "http://hl7.org/fhir/StructureDefinition/match-grade"
+_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _check_match_parameters(body: dict[str, Any]) -> None:
+    """What $responder-match reads must be well formed: a 400 or 422 naming the parameter,
+    never a failure half-way through scoring."""
+    parameters = body.get("parameter")
+    if not isinstance(parameters, list):
+        raise BadRequest("Parameters.parameter must be a list", expression="Parameters.parameter")
+    for index, parameter in enumerate(parameters):
+        where = f"Parameters.parameter[{index}]"
+        if not isinstance(parameter, dict) or not isinstance(parameter.get("name"), str):
+            raise BadRequest("each parameter needs a name", expression=where)
+        name = parameter["name"]
+        value = next((v for k, v in parameter.items() if k.startswith("value")), None)
+        if name == "resource":
+            try:
+                validate_resource(parameter.get("resource"), "Patient")
+            except FhirError as error:
+                raise error.under(f"{where}.resource") from None
+        elif name == "birthDate":
+            try:
+                valid = (
+                    isinstance(value, str) and bool(_FULL_DATE.match(value)) and date.fromisoformat(value) is not None
+                )
+            except ValueError:
+                valid = False
+            if not valid:
+                raise BadRequest("birthDate must be a full date, YYYY-MM-DD", expression=f"{where}.value")
+        elif name == "age" and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 130):
+            raise BadRequest("age must be a whole number of years from 0 to 130", expression=f"{where}.value")
 
 
 def _data_class(content: dict[str, Any] | None) -> str | None:

@@ -59,3 +59,28 @@ def test_bad_match_requests_are_400(record: Harness) -> None:  # noqa: F811
     response = requests.post(f"{record.base}/Patient/$responder-match", json={"resourceType": "Patient"}, timeout=10,
                              headers={"Authorization": f"Bearer {token(record)}", "Content-Type": "application/fhir+json"})  # fmt: skip
     assert response.status_code == 400
+
+
+def test_malformed_match_parameters_are_4xx_never_500(record: Harness) -> None:  # noqa: F811
+    ada = token(record)
+    bodies = [
+        {"resourceType": "Parameters", "parameter": "not a list"},
+        {"resourceType": "Parameters", "parameter": [{"valueString": "no name"}]},
+        {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {"resourceType": "Patient",
+                                                                                        "name": ["x"]}}]},
+        {"resourceType": "Parameters", "parameter": [{"name": "family", "valueString": "Riv"},
+                                                     {"name": "birthDate", "valueString": "1988/04/12"}]},
+        {"resourceType": "Parameters", "parameter": [{"name": "family", "valueString": "Riv"},
+                                                     {"name": "birthDate", "valueString": "1988-13-45"}]},
+        {"resourceType": "Parameters", "parameter": [{"name": "family", "valueString": "Riv"},
+                                                     {"name": "age", "valueInteger": 100000}]},
+        {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {
+            "resourceType": "Patient", "name": [{"family": "Rivera"}], "address": [{"text": None}]}}]},
+    ]  # fmt: skip
+    for body in bodies:
+        response = requests.post(f"{record.base}/Patient/$responder-match", json=body, timeout=10,
+                                 headers={"Authorization": f"Bearer {ada}", "Content-Type": "application/fhir+json"})  # fmt: skip
+        assert 400 <= response.status_code < 500 or response.status_code == 200, (body, response.text)
+        assert response.json()["resourceType"] in ("OperationOutcome", "Bundle")
+        if response.status_code != 200:
+            assert response.json()["issue"][0]["expression"][0].startswith("Parameters")
