@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from consent_engine.fhir import consent_from_fhir, parse_datetime
 from gateway.auth.accounts import utcnow
+from gateway.consent.audit import AuditLog, AuditRecord
 from gateway.fhir.search import parse_search
 from gateway.http.token_user import Refused, refused, token_user
 from gateway.store.database import writing
@@ -35,7 +36,29 @@ compliance_api.register_error_handler(Refused, refused)
 
 
 def _officer() -> str:
+    """The compliance officer asking. The reports carry patient data, so the access is audited
+    (and committed) before any of it is read: no record, no report (503)."""
     user = token_user(lambda u: u.role == "compliance-officer", "compliance reports are for compliance officers")
+    record = AuditRecord(
+        recorded_at=utcnow(),
+        recipient=user.username,
+        outcome="PERMIT",
+        patient=None,  # the patient asked about is in the request; this row is not a disclosure decision
+        purpose="HOPERAT",
+        emergency=False,
+        body={
+            "request": f"{request.method} {request.full_path.rstrip('?')}",
+            "basis": "compliance-administration",
+            "released": [],
+            "withheld": [],
+            "alerts": [],
+            "emergency": None,
+        },  # fmt: skip
+    )
+    try:
+        AuditLog(_database()).append([record])
+    except Exception as error:
+        raise Refused(503, "temporarily_unavailable", "the report cannot be recorded now; try again") from error
     return user.username
 
 
