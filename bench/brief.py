@@ -87,8 +87,7 @@ class Population:
                                                                               "purpose": "TREAT"},
                                    lifetime=36000)  # fmt: skip
 
-    def load(self, people: list[Person]) -> float:
-        started = time.perf_counter()
+    def load(self, people: list[Person]) -> None:
         cmhc = [r for p in people for r in (p.patient, *p.cmhc)]
         otp = [r for p in people for r in p.otp]
         post(self.engine, cmhc, self.cmhc)
@@ -99,7 +98,6 @@ class Population:
             with self.database.connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
         self.patients.extend(p.patient for p in people)
-        return len(cmhc) + len(otp) / max(time.perf_counter() - started, 1e-9)
 
 
 def timed(session: requests.Session, url: str, **kwargs: Any) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.auth.accounts import utcnow
 from gateway.fhir.context import FhirRequest, FhirResponse, Interaction
+from gateway.fhir.errors import not_known
 from mappings import BriefContext, build_brief
 
 BASIS_TEXT = {
@@ -41,8 +42,6 @@ class BriefRelease:
                 continue
             resources.append(resource)
         if not any(r.get("resourceType") == "Patient" for r in resources):
-            from gateway.fhir.errors import not_known  # noqa: PLC0415
-
             raise not_known("Patient", interaction.resource_id)
         context = BriefContext(
             base_url=self.base_url,

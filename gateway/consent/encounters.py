@@ -14,6 +14,14 @@ from gateway.fhir.repository import Store
 INCIDENT_SYSTEM = "urn:crisis-gateway:cad-incident"
 
 
+def patient_exists(store: Store, patient_id: str) -> bool:
+    """A live Patient with this id is stored (callers keep the answer to themselves: presence is
+    protected)."""
+    with store.unit_of_work(False) as (repository, _):
+        found = repository.read("Patient", patient_id)
+    return found is not None and not found.deleted
+
+
 def start_crisis_encounter(store: Store, patient: str, organization: str, incident: str | None, source: str) -> str:
     """Store a new in-progress crisis Encounter; returns its id. The caller has checked that the
     patient exists and that the organization is the responder's."""

@@ -24,6 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from consent_engine import (
     DEFAULT_POLICY,
     ConsentsUnavailable,
@@ -197,8 +199,6 @@ class ConsentRelease:
         now = utcnow()
         window = now - self.policy.emergency_window
         with self.audit.database.connect() as connection:
-            from sqlalchemy import func, select  # noqa: PLC0415
-
             first = connection.execute(
                 select(func.min(audit_event.c.recorded_at)).where(
                     audit_event.c.recipient == recipient.user,
@@ -276,8 +276,6 @@ class ConsentRelease:
         """Did this user's own $responder-match grade this patient `certain` in the last hour?"""
         if not requester.username or not patient_id:
             return False
-        from sqlalchemy import select  # noqa: PLC0415
-
         since = utcnow() - CERTAIN_MATCH_VALID
         with self.audit.database.connect() as connection:
             bodies = connection.execute(

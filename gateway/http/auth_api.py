@@ -23,7 +23,7 @@ from gateway.auth.bearer import requester_for
 from gateway.auth.discovery import openid_configuration, smart_configuration
 from gateway.auth.scopes import ScopeError, ScopeSet
 from gateway.auth.server import SmartServer
-from gateway.consent.encounters import start_crisis_encounter
+from gateway.consent.encounters import patient_exists, start_crisis_encounter
 from gateway.fhir.errors import FhirError
 from gateway.fhir.validation import ID_PATTERN
 
@@ -265,10 +265,7 @@ def consent() -> Response:
 
 
 def _patient_exists(patient_id: str) -> bool:
-    store = current_app.extensions["fhir_engine"].store
-    with store.unit_of_work(False) as (repository, _):
-        found = repository.read("Patient", patient_id)
-    return found is not None and not found.deleted
+    return patient_exists(current_app.extensions["fhir_engine"].store, patient_id)
 
 
 # -- token, introspection, revocation ----------------------------------------------------------------

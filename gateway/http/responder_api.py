@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.consent.encounters import start_crisis_encounter
+from gateway.consent.encounters import patient_exists, start_crisis_encounter
 from gateway.fhir.validation import ID_PATTERN
 from gateway.http.token_user import Refused, refused, token_user
 
@@ -35,9 +35,7 @@ def on_scene() -> Response:
     if incident is not None and (not isinstance(incident, str) or len(incident) > 100):
         raise Refused(400, "invalid_request", "incident must be a short string")
     store = current_app.extensions["fhir_engine"].store
-    with store.unit_of_work(False) as (repository, _):
-        found = repository.read("Patient", patient)
-    if found is not None and not found.deleted:
+    if patient_exists(store, patient):
         start_crisis_encounter(store, patient, user.organization, incident, f"user:{user.username}")
     response = jsonify({"recorded": True})
     response.status_code = 202
