@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from consent_engine.codes import (
@@ -61,6 +62,14 @@ class LabelRules:
     note_classes: Mapping[str, str] = field(default_factory=dict)  # "system|code" of a note type -> class
     default_class: str = "STATUS"
 
+    @cached_property
+    def by_system(self) -> Mapping[str, tuple[CodeRule, ...]]:
+        """The code rules per code system: most codings (LOINC, CPT, ...) meet no rule at all."""
+        grouped: dict[str, list[CodeRule]] = {}
+        for rule in self.code_rules:
+            grouped.setdefault(rule.system, []).append(rule)
+        return {system: tuple(found) for system, found in grouped.items()}
+
 
 def rules_from_mapping(sensitivity: Mapping[str, Any], classes: Mapping[str, Any]) -> LabelRules:
     """Rules from config/sensitivity.toml and config/data_classes.toml (already parsed)."""
@@ -89,23 +98,30 @@ def rules_from_mapping(sensitivity: Mapping[str, Any], classes: Mapping[str, Any
 
 def _codings(node: Any) -> Iterator[tuple[str, str]]:
     """Every (system, code) in the resource, wherever it sits (code, medicationCodeableConcept,
-    reasonCode, valueCodeableConcept, ...), except meta."""
-    if isinstance(node, dict):
-        system, code = node.get("system"), node.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            yield system, code
-        for key, value in node.items():
-            if key != "meta" and isinstance(value, dict | list):
-                yield from _codings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _codings(value)
+    reasonCode, valueCodeableConcept, ...), except meta. A loop over a stack, not recursion:
+    it runs for every version written."""
+    stack: list[Any] = [node]
+    pop, push = stack.pop, stack.append
+    while stack:
+        current = pop()
+        if type(current) is dict:
+            system, code = current.get("system"), current.get("code")
+            if type(system) is str and type(code) is str:
+                yield system, code
+            for key, value in current.items():
+                if key != "meta" and type(value) in (dict, list):
+                    push(value)
+        elif type(current) is list:
+            for value in reversed(current):  # so that a list's items come out in their order
+                if type(value) in (dict, list):
+                    push(value)
 
 
 def sensitivity_of(resource: Mapping[str, Any], rules: LabelRules) -> frozenset[str]:
     found: set[str] = set()
+    by_system = rules.by_system
     for system, code in _codings(resource):
-        for rule in rules.code_rules:
+        for rule in by_system.get(system, ()):
             if rule.matches(system, code):
                 found |= rule.labels
     if found & (SUD_LABELS | MENTAL_HEALTH_LABELS | {PSYCHOTHERAPY_NOTE}):
