@@ -126,7 +126,7 @@ def _driver_insert(table: Table, columns: tuple[str, ...], dialect: Dialect) -> 
     statement = insert(table).values({name: bindparam(name) for name in columns})
     compiled = statement.compile(dialect=dialect)
     order = compiled.positiontup or list(columns)
-    processors = [table.c[name].type.bind_processor(dialect) for name in order]
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
     return str(compiled), list(zip(order, processors, strict=True))
 
 
