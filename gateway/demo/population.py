@@ -31,27 +31,51 @@ EVEN_MORE_GIVEN = ["Aaliyah", "Abdul", "Adrian", "Alicia", "Amir", "Angela", "An
                    "Nadia", "Nathan", "Omar", "Paula", "Rafael", "Raymond", "Sofia", "Tariq", "Trinh", "Yolanda"]  # fmt: skip
 _FIRST = ["Ash", "Bar", "Bel", "Bran", "Car", "Dal", "Dun", "Fair", "Gar", "Hart", "Hol", "Kel", "Lang", "Mar", "Mor",
           "Nor", "Pem", "Ral", "Ros", "Stan", "Thorn", "Wal", "Wes", "Win"]  # fmt: skip
-_SECOND = [
-    "by",
-    "ford",
-    "ton",
-    "well",
-    "wood",
-    "ley",
-    "man",
-    "son",
-    "ston",
-    "more",
-    "field",
-    "wick",
-    "dale",
-    "croft",
-    "er",
-]
-ALL_GIVEN = GIVEN + MORE_GIVEN + EVEN_MORE_GIVEN
-# A long tail of family names, as in a real county (a few hundred names cover most people, and
-# many more are rare): the common ones plus generated ones.
-ALL_FAMILY = FAMILY + MORE_FAMILY + [first + second for first in _FIRST for second in _SECOND]
+_SECOND = ["by", "ford", "ton", "well", "wood", "ley", "man", "son", "ston", "more", "field", "wick", "dale", "croft", "er"]  # fmt: skip
+_ROOTS = ["Ab", "Ack", "Ald", "Arn", "Bax", "Beck", "Bish", "Black", "Bould", "Brad", "Brook", "Burk", "Cald", "Chad",
+          "Clay", "Crom", "Dart", "Dent", "Dray", "Edge", "Elm", "Farn", "Fitz", "Gil", "Glen", "Gold", "Graf", "Hal",
+          "Ham", "Hay", "Hen", "Hux", "Ing", "Jar", "Kend", "Kirk", "Lam", "Lind", "Lock", "Mad", "Mel", "Mill", "Nash",
+          "Oak", "Pad", "Park", "Pres", "Quin", "Rad", "Red", "Rich", "Rock", "Rud", "Sal", "Shel", "Stock", "Sud", "Tal",
+          "Tem", "Tud", "Ul", "Vern", "Wad", "Whit", "York"]  # fmt: skip
+_ENDINGS = ["ard", "berg", "bury", "combe", "den", "ett", "ham", "hurst", "ing", "ington", "kins", "land", "low",
+            "ridge", "worth", "ash", "cott", "dell", "fort", "gate", "lake", "mont", "quist", "stead", "vale"]  # fmt: skip
+_GIVEN_HEADS = ["Al", "Bri", "Cal", "Dar", "El", "Fen", "Gio", "Har", "Isa", "Jo", "Kai", "Lu", "Nor", "Or", "Per",
+                "Qui", "Ros", "Sel", "Tam", "Ul", "Val", "Wyn", "Xan", "Yar", "Zel"]  # fmt: skip
+_GIVEN_TAILS = ["a", "an", "ella", "en", "ia", "ie", "in", "ion", "is", "o", "on", "yn", "ette", "ius", "ara"]
+ALL_GIVEN = list(
+    dict.fromkeys(GIVEN + MORE_GIVEN + EVEN_MORE_GIVEN + [h + t for h in _GIVEN_HEADS for t in _GIVEN_TAILS])
+)
+# A long tail of family names, as in a real county: a few hundred cover a good share of people,
+# and most names are rare. The common ones first, then generated ones.
+ALL_FAMILY = list(dict.fromkeys(FAMILY + MORE_FAMILY + [f + s for f in _FIRST for s in _SECOND]
+                                + [r + e for r in _ROOTS for e in _ENDINGS]))  # fmt: skip
+
+
+def _name_weights(count: int, head: float) -> list[float]:
+    """Frequencies falling off like 1/(rank + head): Zipf-like, with a flatter head. US names
+    look like this: the commonest surname (Smith) is under 1% of people and the commonest given
+    names a few percent, so two people chosen at random share a surname about 1 time in 1,500
+    and a given name about 1 time in 200 (Census 2010 surnames, SSA given names). `head` is set
+    so that the generated population is close to those rates (docs/matching.md): an earlier
+    version drew names uniformly from a short list, which made same-name strangers ten times as
+    common as in a real county."""
+    return [1.0 / (rank + head) for rank in range(1, count + 1)]
+
+
+GIVEN_WEIGHTS = _name_weights(len(ALL_GIVEN), 20.0)
+FAMILY_WEIGHTS = _name_weights(len(ALL_FAMILY), 300.0)
+
+
+def name_collision_rates() -> tuple[float, float]:
+    """The chance that two people drawn from the generator share a given name, and a family
+    name (the sum of squared frequencies)."""
+    rates = []
+    for weights in (GIVEN_WEIGHTS, FAMILY_WEIGHTS):
+        total = sum(weights)
+        rates.append(sum((w / total) ** 2 for w in weights))
+    return rates[0], rates[1]
+
+
 SAFETY_STEPS = ("warning-signs", "coping-strategies", "people-to-ask-for-help", "professionals-to-contact")
 
 
@@ -65,8 +89,8 @@ class Person:
 
 def _patient(n: int, rng: random.Random, family: str | None = None, birth: str | None = None,
              address: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-    given = rng.choice(ALL_GIVEN)
-    family = family or rng.choice(ALL_FAMILY)
+    given = rng.choices(ALL_GIVEN, GIVEN_WEIGHTS)[0]
+    family = family or rng.choices(ALL_FAMILY, FAMILY_WEIGHTS)[0]
     birth = birth or f"{rng.randint(1950, 2006)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     names: list[dict[str, Any]] = [{"use": "official", "family": family, "given": [given]}]
     nicknames = sorted(NICKNAMES.get(given.lower(), ()))
@@ -110,7 +134,7 @@ def _rich(person: Person, rng: random.Random) -> None:
         code = "F11.20" if org == "eastside-otp" else rng.choice(["F20.9", "F31.9", "F33.1", "F43.10"])
         sink.append({"resourceType": "Condition", "id": _id("dx", org, n), "subject": subject,
                      "code": {"coding": [{"system": ICD10, "code": code}]}})  # fmt: skip
-        for visit in range(rng.randint(2, 20)):
+        for visit in range(rng.randint(4, 20)):
             day = rng.randint(1, 28)
             sink.append({"resourceType": "Encounter", "id": _id("visit", org, n, visit), "status": "finished",
                          "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
