@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -25,12 +26,17 @@ W_IDENTIFIER = 14.0
 W_FAMILY_EXACT, W_FAMILY_CLOSE, W_FAMILY_SOUND, W_FAMILY_MISS = 6.0, 4.0, 2.5, -4.0
 W_GIVEN_EXACT, W_GIVEN_NICK, W_GIVEN_CLOSE, W_GIVEN_INITIAL, W_GIVEN_MISS = 4.0, 3.5, 2.5, 0.5, -3.0
 W_SWAPPED_NAMES = -1.0  # given and family exchanged: a match, slightly discounted
-W_DOB_EXACT, W_DOB_SWAP, W_DOB_NEAR, W_DOB_YEAR, W_DOB_MISS = 8.0, 5.0, 3.0, 1.0, -6.0
+# A birth date that agrees on the year and on the month or the day has one wrong part (a typo);
+# the year alone agrees by chance for 1 in ~60 people, and a full date that differs otherwise
+# is evidence against.
+W_DOB_EXACT, W_DOB_SWAP, W_DOB_NEAR, W_DOB_ONE_PART, W_DOB_YEAR, W_DOB_MISS = 8.0, 5.0, 3.0, 1.0, -2.0, -6.0
 W_AGE_NEAR, W_AGE_MISS = 1.5, -4.0
-W_PHONE, W_POSTAL, W_ADDRESS = 6.0, 1.5, 2.5
+# People change numbers: a phone on file that differs from the one asked is weak evidence against.
+W_PHONE, W_PHONE_MISS, W_POSTAL, W_ADDRESS = 6.0, -1.5, 1.5, 2.5
 CERTAIN, PROBABLE, POSSIBLE = 20.0, 12.0, 7.0
-# A `possible` best candidate this strong, with no rival within MARGIN bits, is `probable`: the
-# description fits one person on file and no other comes close.
+# A `possible` best candidate this strong, whose family and given names both agree, with no
+# rival within MARGIN bits, is `probable`: the description fits one person on file and no other
+# comes close.
 UNIQUE_PROBABLE, MARGIN = 9.5, 4.0
 MAX_CANDIDATES = 3
 
@@ -83,6 +89,11 @@ for _formal, _short in NICKNAMES.items():
         _NICK_GROUPS.setdefault(_name, set()).update({_formal, *_short})
 
 
+def formal_names(name: str) -> list[str]:
+    """The formal names a nickname stands for ("bob" -> ["robert"]), lower case."""
+    return sorted(formal for formal, short in NICKNAMES.items() if name in short)
+
+
 def normalize(text: str) -> str:
     """Lower case, no accents, letters only."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
@@ -127,6 +138,33 @@ def jaro_winkler(a: str, b: str) -> float:
     return jaro + prefix * 0.1 * (1 - jaro)
 
 
+def one_edit_apart(a: str, b: str) -> bool:
+    """One keystroke apart: a letter inserted, dropped, replaced, or two neighbours swapped
+    (Damerau). Jaro–Winkler under-rates these in short names ("Jaan"/"Juan", "Paaula"/"Paula")."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        differ = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        return len(differ) == 1 or (
+            len(differ) == 2
+            and differ[1] == differ[0] + 1
+            and a[differ[0]] == b[differ[1]]
+            and a[differ[1]] == b[differ[0]]
+        )
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
+
+
+def close_spelling(query: str, known: str, threshold: float) -> bool:
+    """A misspelling of `known`: Jaro–Winkler at or above `threshold`, or one edit apart in
+    names of four letters or more."""
+    if jaro_winkler(query, known) >= threshold:
+        return True
+    return min(len(query), len(known)) >= 4 and one_edit_apart(query, known)
+
+
 def soundex(text: str) -> str:
     name = normalize(text)
     if not name:
@@ -141,6 +179,38 @@ def soundex(text: str) -> str:
         if char not in "hw":
             last = code
     return (result + "000")[:4]
+
+
+def blocking_keys(families: Iterable[str], givens: Iterable[str]) -> set[str]:
+    """Keys under which a person with these names (normalised) is filed for matching, and under
+    which a description is looked up: a misspelt name still shares at least one key with the
+    right person in most cases (docs/matching.md). Per family and given name pair: the first
+    three letters of each; both names' Soundex; one name whole with the other's initial, or with
+    the other's second to fourth letters (for a slip in the first letter, which Soundex keeps)."""
+    keys: set[str] = set()
+    givens = list(givens)
+    for family in families:
+        for given in givens:
+            if len(family) < 2 or len(given) < 2:
+                continue
+            keys.update((f"3:{family[:3]}:{given[:3]}", f"s:{soundex(family)}:{soundex(given)}",
+                         f"f:{family[0]}:{given}"[:255], f"g:{family}:{given[0]}"[:255],
+                         f"h:{family[1:4]}:{given}"[:255], f"i:{family}:{given[1:4]}"[:255]))  # fmt: skip
+    return keys
+
+
+def patient_blocking_keys(patient: dict[str, Any]) -> set[str]:
+    givens, families = _names(patient)
+    return blocking_keys(families, givens)
+
+
+def query_blocking_keys(query: MatchQuery) -> set[str]:
+    """The keys to look a description up by: its names, the formal names a nickname stands for,
+    and the names swapped (given said as family)."""
+    family = normalize(query.family)
+    givens = [name for name in (normalize(query.given), normalize(query.nickname)) if name]
+    givens += [formal for name in givens for formal in formal_names(name)]
+    return blocking_keys([family], givens) | blocking_keys(givens[:1], [family])
 
 
 @dataclass(frozen=True)
@@ -185,7 +255,7 @@ def _best_family(query: str, families: set[str]) -> tuple[float, str]:
         return 0.0, ""
     if query in families:
         return W_FAMILY_EXACT, "family"
-    if max(jaro_winkler(query, f) for f in families) >= 0.9:
+    if any(close_spelling(query, f, 0.9) for f in families):
         return W_FAMILY_CLOSE, "family~"
     if soundex(query) in {soundex(f) for f in families}:
         return W_FAMILY_SOUND, "family(sound)"
@@ -202,7 +272,7 @@ def _best_given(queries: list[str], givens: set[str]) -> tuple[float, str]:
             return W_GIVEN_EXACT, "given"
         if _NICK_GROUPS.get(query, set()) & givens:
             best, label = max((best, label), (W_GIVEN_NICK, "given(nickname)"))
-        elif max(jaro_winkler(query, g) for g in givens) >= 0.88:
+        elif any(close_spelling(query, g, 0.88) for g in givens):
             best, label = max((best, label), (W_GIVEN_CLOSE, "given~"))
         elif any(g[0] == query[0] for g in givens) and (len(query) == 1 or len(min(givens, key=len)) == 1):
             best, label = max((best, label), (W_GIVEN_INITIAL, "given(initial)"))
@@ -228,8 +298,10 @@ def _birth(query: MatchQuery, patient: dict[str, Any], today: date) -> tuple[flo
             return W_DOB_SWAP, "birthDate(day/month swapped)"
         if (asked.month, asked.day) == (born.month, born.day) and abs(asked.year - born.year) == 1:
             return W_DOB_NEAR, "birthDate(year off by one)"
+        if asked.year == born.year and (asked.month == born.month or asked.day == born.day):
+            return W_DOB_ONE_PART, "birthDate(one part differs)"
         if asked.year == born.year:
-            return W_DOB_YEAR, "birth year"
+            return W_DOB_YEAR, ""
         return W_DOB_MISS, ""
     if query.approximate_age is not None:
         age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
@@ -270,6 +342,8 @@ def score(query: MatchQuery, patient: dict[str, Any], today: date) -> Candidate:
         if digits(query.phone) and digits(query.phone) in phones:
             total += W_PHONE
             agreed.append("phone")
+        elif digits(query.phone) and phones - {""}:
+            total += W_PHONE_MISS
     if query.postal_code or query.address:
         for address in patient.get("address") or []:
             if not isinstance(address, dict):
@@ -298,6 +372,11 @@ def score(query: MatchQuery, patient: dict[str, Any], today: date) -> Candidate:
     return Candidate(patient, round(total, 2), grade, agreed)
 
 
+def _names_agree(candidate: Candidate) -> bool:
+    labels = " ".join(candidate.agreed)
+    return "family" in labels and "given" in labels and "given(initial)" not in labels
+
+
 def rank(
     query: MatchQuery, patients: list[dict[str, Any]], today: date, limit: int = MAX_CANDIDATES
 ) -> list[Candidate]:
@@ -305,7 +384,7 @@ def rank(
     scored = [score(query, patient, today) for patient in patients]
     kept = [c for c in scored if c.grade != "certainly-not"]
     kept.sort(key=lambda c: c.score, reverse=True)
-    if kept and kept[0].grade == "possible" and kept[0].score >= UNIQUE_PROBABLE:
+    if kept and kept[0].grade == "possible" and kept[0].score >= UNIQUE_PROBABLE and _names_agree(kept[0]):
         runner_up = kept[1].score if len(kept) > 1 else float("-inf")
         if kept[0].score - runner_up >= MARGIN:
             kept[0].grade = "probable"

@@ -7,7 +7,20 @@ from typing import Any
 
 import pytest
 
-from mappings.matching import MatchQuery, jaro_winkler, match_query_from_parameters, rank, score, soundex
+from mappings.matching import (
+    MatchQuery,
+    blocking_keys,
+    close_spelling,
+    formal_names,
+    jaro_winkler,
+    match_query_from_parameters,
+    one_edit_apart,
+    patient_blocking_keys,
+    query_blocking_keys,
+    rank,
+    score,
+    soundex,
+)
 
 TODAY = date(2026, 11, 26)
 
@@ -36,6 +49,53 @@ def test_string_measures() -> None:
     assert jaro_winkler("rivera", "rivera") == 1.0
     assert soundex("Robert") == soundex("Rupert") == "R163"
     assert soundex("Rivera") == soundex("Rivierra")
+
+
+@pytest.mark.parametrize(
+    ("typed", "name", "one_edit", "close"),
+    [
+        ("paaula", "paula", True, True),  # a letter doubled
+        ("jaan", "juan", True, True),  # one replaced: Jaro-Winkler says only 0.85
+        ("mraia", "maria", True, True),  # neighbours swapped
+        ("rivra", "rivera", True, True),  # one dropped
+        ("jan", "dan", True, False),  # three letters: too short to trust one edit
+        ("maria", "mario", True, True),
+        ("marta", "mario", False, False),
+    ],
+)
+def test_one_keystroke_is_a_close_spelling(typed: str, name: str, one_edit: bool, close: bool) -> None:
+    assert one_edit_apart(typed, name) == one_edit
+    assert close_spelling(typed, name, 0.88) == close
+
+
+def test_a_full_birth_date_that_differs_counts_against() -> None:
+    one_part = score(MatchQuery(given="Maria", family="Rivera", birth_date="1988-04-21"), MARIA, TODAY)
+    year_only = score(MatchQuery(given="Maria", family="Rivera", birth_date="1988-09-30"), MARIA, TODAY)
+    no_date = score(MatchQuery(given="Maria", family="Rivera"), MARIA, TODAY)
+    assert "birthDate(one part differs)" in one_part.agreed
+    assert one_part.score > no_date.score > year_only.score
+
+
+def test_a_different_phone_on_file_counts_a_little_against() -> None:
+    asked = MatchQuery(given="Maria", family="Rivera", birth_date="1988-04-12", phone="555-999-1234")
+    without = MatchQuery(given="Maria", family="Rivera", birth_date="1988-04-12")
+    assert score(without, MARIA, TODAY).score - score(asked, MARIA, TODAY).score == pytest.approx(1.5)
+    assert score(asked, JOHN, TODAY).score == score(MatchQuery(given="Maria", family="Rivera",
+                                                               birth_date="1988-04-12"), JOHN, TODAY).score  # fmt: skip
+
+
+def test_blocking_keys_survive_a_typo_in_either_name() -> None:
+    filed = patient_blocking_keys(patient("k", "Katherine", "Hartford", "1990-01-01"))
+    for given, family in (("Katherine", "Hartfurd"), ("Katherin", "Hartford"), ("Kahterine", "Hartofrd"),
+                          ("Katherine", "Cartford"), ("Xatherine", "Hartford")):  # fmt: skip
+        assert query_blocking_keys(MatchQuery(given=given, family=family)) & filed, (given, family)
+    # A nickname finds the formal name; names said the other way round are found too.
+    assert formal_names("kate") == ["catherine", "katherine"]
+    assert query_blocking_keys(MatchQuery(given="Kate", family="Hartford")) & filed
+    assert query_blocking_keys(MatchQuery(given="Hartford", family="Katherine")) & filed
+    # Someone else entirely shares none.
+    assert not query_blocking_keys(MatchQuery(given="Luis", family="Okafor")) & filed
+    assert blocking_keys(["a"], ["katherine"]) == set()  # one letter is no key
 
 
 @pytest.mark.parametrize(
@@ -86,6 +146,14 @@ def test_parameters_in_both_forms() -> None:
                                                                              "urn:mrn|MRN-1")  # fmt: skip
 
 
+def test_a_unique_candidate_needs_both_names_to_be_probable() -> None:
+    # Family name and exact birth date fit one person on file, but the given name does not:
+    # that is a relative or a stranger, not a unique fit.
+    query = MatchQuery(given="Jamal", family="Rivera", birth_date="1988-04-12")
+    found = rank(query, [MARIA, JOHN], TODAY)
+    assert found[0].patient["id"] == "maria" and found[0].grade == "possible"
+
+
 def test_a_strong_possible_with_no_rival_is_probable() -> None:
     query = MatchQuery(given="Maria", family="Rivera", approximate_age=38)
     alone = rank(query, [MARIA, JOHN, OTHER], TODAY)
@@ -110,3 +178,20 @@ def test_population_recall_and_no_wrong_certain() -> None:
         wrong_certain += sum(1 for pid, grade in grades.items() if grade == "certain" and pid != true_id)
     assert wrong_certain == 0
     assert found / len(queries) >= 0.9
+
+
+def test_strangers_are_rarely_probable_and_never_certain() -> None:
+    """People not on file, described the same way: a `probable` here is a wrong person."""
+    from gateway.demo.population import records, typo_queries
+
+    people = [p.patient for p in records(400, rich=0)]
+    strangers = [p.patient for p in records(150, rich=0, seed=99)]
+    wrong: dict[str, int] = {"certain": 0, "probable": 0}
+    for fields, _ in typo_queries(strangers, 150):
+        parameters = {"resourceType": "Parameters", "parameter": [
+            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        for candidate in rank(match_query_from_parameters(parameters), people, TODAY):
+            if candidate.grade in wrong:
+                wrong[candidate.grade] += 1
+    assert wrong["certain"] == 0
+    assert wrong["probable"] <= 3
