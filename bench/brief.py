@@ -12,7 +12,8 @@ On SQLite (and PostgreSQL when --postgres is given), with `gateway serve` (gunic
 3. `--large - --small` more people (Patient only) are added and 2. is repeated: flat or not;
 4. matching: typo'd descriptions of known people (nicknames, misspellings, swapped day and month,
    approximate ages) sent to $responder-match: recall at probable-or-better, wrong `certain`
-   grades, median latency.
+   grades, median latency; then as many descriptions of strangers (not on file), where every
+   `probable` or `certain` is a wrong person.
 Targets (issue 5): brief p95 <= 150 ms at 20 concurrent clients, brief/read <= 5, flat 1k->100k;
 match recall >= 0.95, no certain on a wrong person, median <= 50 ms at 100k.
 """
@@ -40,7 +41,7 @@ from gateway.app import build_engine  # noqa: E402
 from gateway.auth.accounts import Accounts  # noqa: E402
 from gateway.auth.tokens import Tokens  # noqa: E402
 from gateway.demo import _clinician, _organizations  # noqa: E402
-from gateway.demo.population import Person, records, typo_queries  # noqa: E402
+from gateway.demo.population import Person, name_collision_rates, records, typo_queries  # noqa: E402
 from gateway.fhir.context import FhirRequest, Requester  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 from gateway.store.database import open_database, upgrade  # noqa: E402
@@ -165,8 +166,18 @@ def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict
         wrong_certain += sum(1 for pid, grade in grades.items() if grade == "certain" and pid != true_id)
         wrong_probable += sum(1 for pid, grade in grades.items() if grade == "probable" and pid != true_id)
     precision = found / max(found + wrong_probable + wrong_certain, 1)
+    # People who are not on file, described the same way: any probable or certain is wrong.
+    strangers = [p.patient for p in records(count, rich=0, seed=99)]
+    stranger_grades = []
+    for fields, _ in typo_queries(strangers, count):
+        parameters = {"resourceType": "Parameters", "parameter": [
+            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        response = session.post(f"{server.base}/Patient/$responder-match", json=parameters, headers=headers, timeout=60)
+        stranger_grades += [e["search"]["extension"][0]["valueCode"] for e in response.json().get("entry", [])]
     return {"recall": found / count, "wrong_certain": wrong_certain, "precision": precision,
-            "median": statistics.median(times)}  # fmt: skip
+            "median": statistics.median(times), "strangers": count,
+            "stranger_probable": stranger_grades.count("probable"),
+            "stranger_certain": stranger_grades.count("certain")}  # fmt: skip
 
 
 def report(label: str, figures: dict[str, float]) -> None:
@@ -201,7 +212,8 @@ def run(database_url: str, args: argparse.Namespace, label: str) -> None:
         match = matching(server, population.patients[: args.small], min(args.samples, args.small))
         print(f"  match at {len(people):,}: recall (probable or better) {match['recall']:.3f}, "
               f"precision {match['precision']:.3f}, wrong certain {match['wrong_certain']:.0f}, "
-              f"median {match['median']:.1f} ms")  # fmt: skip
+              f"median {match['median']:.1f} ms; {match['strangers']:.0f} strangers (not on file): "
+              f"{match['stranger_probable']:.0f} probable, {match['stranger_certain']:.0f} certain")  # fmt: skip
         population.database.dispose()
     finally:
         server.stop()
@@ -216,6 +228,9 @@ def main() -> None:
     parser.add_argument("--postgres", default="")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     args = parser.parse_args()
+    given_rate, family_rate = name_collision_rates()
+    print(f"population names: two people share a given name 1 in {1 / given_rate:.0f}, "
+          f"a family name 1 in {1 / family_rate:.0f}")  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="gateway-brief-bench-"))
     run(f"sqlite:///{workdir / 'brief.sqlite3'}", args, "SQLite")
     if args.postgres:

@@ -11,6 +11,7 @@ from gateway.fhir.indexing import split_reference
 from gateway.fhir.repository import Repository, StoredResource
 from gateway.fhir.search import parse_search
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS
+from mappings.matching import query_blocking_keys
 
 # What a responder brief draws on (issue 5); other compartment types are not read.
 BRIEF_TYPES = ("EpisodeOfCare", "CareTeam", "Flag", "CarePlan", "Observation", "Condition", "MedicationStatement",
@@ -57,6 +58,7 @@ def patient_record(repository: Repository, base_url: str, patient_id: str) -> li
 IDENTITY_ELEMENTS = ("resourceType", "id", "meta", "identifier", "name", "gender", "birthDate", "telecom", "address",
                      "photo", "communication", "extension")  # fmt: skip
 CANDIDATES_PER_KEY = 200
+CANDIDATES_PER_NAME_KEYS = 1000  # all name keys together; each holds tens of people at 100k
 
 
 def identity_view(patient: dict[str, Any]) -> dict[str, Any]:
@@ -65,9 +67,11 @@ def identity_view(patient: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_candidates(repository: Repository, base_url: str, query: Any, today: date) -> list[StoredResource]:
-    """Blocking: Patients that agree on at least one cheap, indexed key: the identifier, the
-    phone number, the birth date or its day/month swap, the first letters of family and given
-    name together, or a name with the birth years an approximate age allows."""
+    """Blocking: the Patients that share at least one cheap, indexed key with the description:
+    the identifier, the phone number, the birth date or its day/month swap, or a matching key
+    of the names (`mappings.matching.blocking_keys`: prefixes, Soundex, initials; all of them in
+    one index lookup). Only when a name is missing, the other name with the birth years an
+    approximate age allows (a range over many people: the slowest key)."""
     keys: list[list[tuple[str, str]]] = []
     if query.identifier:
         keys.append([("identifier", query.identifier)])
@@ -78,21 +82,14 @@ def find_candidates(repository: Repository, base_url: str, query: Any, today: da
         year, month, day = query.birth_date.split("-")
         if int(day) <= 12:
             keys.append([("birthdate", f"{year}-{day}-{month}")])
-    # Names are common: each name key is narrowed by another field, so that a frequent family
-    # name does not crowd the right person out of the block.
-    family = query.family[:3]
-    for given in (query.given[:3], query.nickname[:3]):
-        if len(family) >= 2 and len(given) >= 2:
-            keys.append([("family", family), ("given", given)])
-    if len(family) >= 2 and query.approximate_age is not None:
-        year_now = today.year
-        keys.append([("family", family), ("birthdate", f"ge{year_now - query.approximate_age - 4}-01-01"),
-                     ("birthdate", f"le{year_now - query.approximate_age + 4}-12-31")])  # fmt: skip
-    if len(query.given) >= 2 and query.approximate_age is not None:
-        year_now = today.year
-        keys.append([("given", query.given[:3]), ("birthdate", f"ge{year_now - query.approximate_age - 4}-01-01"),
-                     ("birthdate", f"le{year_now - query.approximate_age + 4}-12-31")])  # fmt: skip
+    family, given = query.family.strip(), (query.given or query.nickname).strip()
+    if query.approximate_age is not None and bool(family) != bool(given) and len(family or given) >= 2:
+        keys.append([("family" if family else "given", (family or given)[:3]),
+                     ("birthdate", f"ge{today.year - query.approximate_age - 4}-01-01"),
+                     ("birthdate", f"le{today.year - query.approximate_age + 4}-12-31")])  # fmt: skip
     found: dict[str, StoredResource] = {}
+    for item in repository.blocked_patients(sorted(query_blocking_keys(query)), CANDIDATES_PER_NAME_KEYS):
+        found.setdefault(item.id, item)
     for params in keys:
         search = parse_search("Patient", [*params, ("_total", "none")], base_url=base_url, strict=False,
                               default_count=CANDIDATES_PER_KEY, max_count=CANDIDATES_PER_KEY)  # fmt: skip

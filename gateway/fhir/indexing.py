@@ -15,8 +15,12 @@ from typing import Any
 from gateway.fhir.dates import date_range
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS, SearchParameter
 from gateway.fhir.validation import iter_path
+from mappings.matching import patient_blocking_keys, soundex
 
 MAX_INDEXED_LENGTH = 255
+# Patients' matching keys (mappings.matching.blocking_keys) live in the token index under a name
+# no URL can reach: search parameters starting with "_" are FHIR's, and this one is not declared.
+BLOCKING_PARAMETER = "_blocking"
 _NOT_DIGITS = re.compile(r"\D")
 
 # Per kind: (param, *values). token: (system, code); string: (normalised, as written); date: (low, high);
@@ -29,6 +33,12 @@ def normalise_string(value: str) -> str:
     decomposed = unicodedata.normalize("NFKD", value)
     stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
     return " ".join(stripped.casefold().split())[:MAX_INDEXED_LENGTH]
+
+
+def phonetic_codes(text: str) -> list[str]:
+    """The Soundex code of each word ("Mary Ann" -> m600, a500), lower case, as the phonetic
+    parameter indexes and compares them."""
+    return [code.lower() for word in text.split() if (code := soundex(word))]
 
 
 def phone_digits(value: str) -> str:
@@ -109,6 +119,9 @@ def index_entries(resource: dict[str, Any], base_url: str) -> IndexEntries:
                         for system, code in _tokens(value, param)
                         if code
                     ]
+                elif param.phonetic:
+                    rows = [(param.name, code, text[:MAX_INDEXED_LENGTH]) for text in _strings(value)
+                            for code in phonetic_codes(text)]  # fmt: skip
                 elif param.type == "string":
                     rows = [
                         (param.name, normalise_string(text), text[:MAX_INDEXED_LENGTH])
@@ -125,4 +138,6 @@ def index_entries(resource: dict[str, Any], base_url: str) -> IndexEntries:
                     if row not in seen:
                         seen.add(row)
                         entries[param.type].append(row)
+    if resource_type == "Patient":
+        entries["token"].extend((BLOCKING_PARAMETER, None, key) for key in sorted(patient_blocking_keys(resource)))
     return entries

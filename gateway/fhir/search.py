@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from gateway.fhir.dates import date_range
 from gateway.fhir.errors import BadRequest, Issue
-from gateway.fhir.indexing import normalise_string, phone_digits
+from gateway.fhir.indexing import normalise_string, phone_digits, phonetic_codes
 from gateway.fhir.models import RESOURCE_TYPES, model_class
 from gateway.fhir.search_parameters import COMMON_PARAMETERS, RESULT_PARAMETERS, SEARCH_PARAMETERS
 
@@ -275,6 +275,14 @@ def parse_search(
             if name == "phone":
                 tokens = tuple(TokenValue(None, phone_digits(t.code or "")) for t in tokens)
             query.criteria.append(Criterion(name, "token", modifier, tokens))
+        elif param.phonetic:
+            if modifier:
+                raise BadRequest(f"modifier :{modifier} is not supported on {name}, which compares by sound")
+            codes = tuple(code for v in values for code in phonetic_codes(v)[:1])
+            if len(codes) != len(values):
+                raise BadRequest(f"{name} needs a name with at least one letter")
+            # the codes are all four characters long, so the store's starts-with is equality
+            query.criteria.append(Criterion(name, "string", None, codes))
         elif param.type == "string":
             if modifier not in STRING_MODIFIERS:
                 raise BadRequest(f"modifier :{modifier} is not supported on string parameter {name}")

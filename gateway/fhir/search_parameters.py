@@ -19,10 +19,20 @@ class SearchParameter:
     paths: tuple[str, ...]  # dotted element paths from the resource root
     documentation: str
     target_types: tuple[str, ...] = ()  # reference parameters: the types they may point at
+    # string parameters: indexed and compared by sound (Soundex) rather than by spelling
+    phonetic: bool = False
 
     @property
     def definition(self) -> str:
         return f"http://hl7.org/fhir/SearchParameter/{self.name}"
+
+
+def _phonetic() -> SearchParameter:
+    return SearchParameter(
+        "phonetic", "string", ("name.family", "name.given"),
+        "A family or given name that sounds like the value (Soundex): finds Jon for John, Rivira for Rivera",
+        phonetic=True,
+    )  # fmt: skip
 
 
 def _ref(name: str, path: str, doc: str, *targets: str) -> SearchParameter:
@@ -83,6 +93,7 @@ _SPECIFIC: dict[str, list[SearchParameter]] = {
         SearchParameter("name", "string", ("name",), "Any part of a name (family, given, prefix, suffix, text)"),
         SearchParameter("family", "string", ("name.family",), "A family name"),
         SearchParameter("given", "string", ("name.given",), "A given name"),
+        _phonetic(),
         SearchParameter("birthdate", "date", ("birthDate",), "The date of birth"),
         SearchParameter("gender", "token", ("gender",), "Administrative gender"),
         SearchParameter("telecom", "token", ("telecom",), "Any contact point (phone, email, ...)"),
@@ -132,6 +143,7 @@ _SPECIFIC: dict[str, list[SearchParameter]] = {
         SearchParameter("name", "string", ("name",), "Any part of a name"),
         SearchParameter("family", "string", ("name.family",), "A family name"),
         SearchParameter("given", "string", ("name.given",), "A given name"),
+        _phonetic(),
         SearchParameter("telecom", "token", ("telecom",), "A contact point"),
     ],
     "Organization": [
@@ -175,6 +187,7 @@ _SPECIFIC: dict[str, list[SearchParameter]] = {
     ],
     "RelatedPerson": [
         SearchParameter("name", "string", ("name",), "Any part of a name"),
+        _phonetic(),
         SearchParameter("relationship", "token", ("relationship",), "Relationship to the patient"),
     ],
 }  # fmt: skip

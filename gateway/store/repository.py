@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import Conflict
-from gateway.fhir.indexing import index_entries, normalise_string
+from gateway.fhir.indexing import BLOCKING_PARAMETER, index_entries, normalise_string
 from gateway.fhir.repository import StoredResource
 from gateway.fhir.search import Criterion, DateValue, Include, ReferenceValue, SearchQuery, TokenValue
 from gateway.store.schema import (
@@ -89,6 +89,21 @@ _COMPARTMENT = (
                 search_reference.c.param == "patient",
                 search_reference.c.target_type == "Patient",
                 search_reference.c.target_id == bindparam("patient"),
+            )
+        ),
+        resource.c.deleted == false(),
+    )
+    .order_by(resource.c.pk)
+    .limit(bindparam("limit"))
+)
+_BLOCKED_PATIENTS = (
+    select(*_RESOURCE_COLUMNS)
+    .where(
+        resource.c.pk.in_(
+            select(search_token.c.resource_pk).where(
+                search_token.c.type == "Patient",
+                search_token.c.param == BLOCKING_PARAMETER,
+                search_token.c.code.in_(bindparam("keys", expanding=True)),
             )
         ),
         resource.c.deleted == false(),
@@ -451,6 +466,14 @@ class SqlRepository:
         rows = self.connection.execute(
             _COMPARTMENT, {"patient": patient_id, "types": list(types), "limit": limit}
         ).all()
+        return [_stored(row) for row in rows]
+
+    def blocked_patients(self, keys: Sequence[str], limit: int) -> list[StoredResource]:
+        """One lookup on the token index for all of a description's matching keys."""
+        if not keys:
+            return []
+        self.flush()
+        rows = self.connection.execute(_BLOCKED_PATIENTS, {"keys": list(keys), "limit": limit}).all()
         return [_stored(row) for row in rows]
 
     def find(self, resource_type: str, criteria: Sequence[Criterion], limit: int = 2) -> list[StoredResource]:

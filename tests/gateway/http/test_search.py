@@ -65,6 +65,11 @@ def people(client: FlaskClient) -> None:
         ("/fhir/Patient?given=jo", ["jose", "rivera"]),
         ("/fhir/Patient?given=jo&gender=female", ["rivera"]),
         ("/fhir/Patient?gender=male,female", ["jose", "rivera"]),
+        ("/fhir/Patient?phonetic=Rivira", ["rivera"]),  # sounds like Rivera
+        ("/fhir/Patient?phonetic=Hosay", []),  # Soundex keeps the first letter: J and H differ
+        ("/fhir/Patient?phonetic=Josie&phonetic=Pena", ["jose"]),
+        ("/fhir/Patient?phonetic=Alecks", ["rivera"]),  # a given name
+        ("/fhir/Practitioner?phonetic=Okaffor", ["dr1"]),
         ("/fhir/Patient?birthdate=1987-04-12", ["rivera"]),
         ("/fhir/Patient?birthdate=1987", ["rivera"]),
         ("/fhir/Patient?birthdate=ge1988-01-01", ["jose"]),
@@ -136,10 +141,22 @@ def test_unknown_parameters_lenient_and_strict(client: FlaskClient) -> None:
     assert lenient["entry"][-1]["search"]["mode"] == "outcome"
     strict = client.get("/fhir/Patient?shoe-size=12", headers={"Prefer": "handling=strict"})
     assert_outcome(strict, 400)
+    # The matching keys sit in the index under a name that is no search parameter.
+    assert_outcome(client.get("/fhir/Patient?_blocking=3:riv:ale", headers={"Prefer": "handling=strict"}), 400)
+    assert client.get("/fhir/Patient?_blocking=3:xyz:xyz").json["total"] == 1
 
 
 @pytest.mark.parametrize(
-    "query", ["birthdate=yesterday", "_count=-1", "name:fuzzy=x", "_total=maybe", "gender:exact=x"]
+    "query",
+    [
+        "birthdate=yesterday",
+        "_count=-1",
+        "name:fuzzy=x",
+        "_total=maybe",
+        "gender:exact=x",
+        "phonetic:exact=Rivera",
+        "phonetic=123",
+    ],  # fmt: skip
 )
 def test_bad_search_values_are_400(client: FlaskClient, query: str) -> None:
     assert_outcome(client.get(f"/fhir/Patient?{query}"), 400)
