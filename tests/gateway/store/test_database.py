@@ -1,0 +1,50 @@
+"""SQLite writers queue on an OS lock (flock) around their transactions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gateway.store.database import make_engine, writing
+
+
+def test_writers_take_turns_and_a_failed_writer_lets_go(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE counter (n INTEGER)"))
+        connection.execute(text("INSERT INTO counter VALUES (0)"))
+    assert (tmp_path / "store.sqlite3-writer.lock").exists()
+
+    with pytest.raises(RuntimeError), writing(engine) as connection:  # rolled back: must release the lock
+        connection.execute(text("UPDATE counter SET n = n + 100"))
+        raise RuntimeError("the request failed half-way")
+
+    inside = threading.Lock()
+    overlaps: list[bool] = []
+
+    def add_one() -> None:
+        for _ in range(20):
+            with writing(engine) as connection:
+                overlaps.append(not inside.acquire(blocking=False))  # another writer is in here
+                try:
+                    value = connection.execute(text("SELECT n FROM counter")).scalar_one()
+                    time.sleep(0.001)
+                    connection.execute(text("UPDATE counter SET n = :n"), {"n": value + 1})
+                finally:
+                    inside.release()
+
+    threads = [threading.Thread(target=add_one) for _ in range(4)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert time.monotonic() - started < 10
+    assert not any(overlaps)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM counter")).scalar_one() == 80
+    engine.dispose()
