@@ -21,6 +21,7 @@ from gateway.store.database import writing
 from gateway.store.schema import audit_event, disclosure, emergency_review
 
 GENESIS = "0" * 64
+_INSERT_EVENT = insert(audit_event).returning(audit_event.c.seq)
 _CHAIN_LOCK = 0x6175646974  # "audit"
 
 
@@ -76,6 +77,7 @@ class AuditLog:
         if not records:
             return []
         sequences = []
+        ledger: list[dict[str, Any]] = []
         with writing(self.database) as connection:
             self._lock(connection)
             previous = self._last_hash(connection, audit_event)
@@ -91,16 +93,16 @@ class AuditLog:
                     "body": record.body,
                 }
                 digest = chain_hash(previous, row)
-                seq = connection.execute(
-                    insert(audit_event).values(**row, prev_hash=previous, hash=digest).returning(audit_event.c.seq)
-                ).scalar_one()
-                sequences.append(int(seq))
+                seq = int(
+                    connection.execute(_INSERT_EVENT, {**row, "prev_hash": previous, "hash": digest}).scalar_one()
+                )
+                sequences.append(seq)
                 previous = digest
                 if record.body.get("emergency"):
                     # §2.51: every emergency access is reviewed by compliance.
                     connection.execute(
                         insert(emergency_review).values(
-                            audit_seq=int(seq),
+                            audit_seq=seq,
                             patient=record.patient or "",
                             recipient=record.recipient,
                             accessed_at=record.recorded_at,
@@ -108,7 +110,7 @@ class AuditLog:
                     )
                 for item in record.disclosures:
                     ledger_row = {
-                        "audit_seq": int(seq),
+                        "audit_seq": seq,
                         "disclosed_at": record.recorded_at,
                         "patient": record.patient or "",
                         "item": item["item"],
@@ -117,10 +119,12 @@ class AuditLog:
                         "body": item,
                     }
                     ledger_digest = chain_hash(previous_disclosure, ledger_row)
-                    connection.execute(
-                        insert(disclosure).values(**ledger_row, prev_hash=previous_disclosure, hash=ledger_digest)
-                    )
+                    ledger.append({**ledger_row, "prev_hash": previous_disclosure, "hash": ledger_digest})
                     previous_disclosure = ledger_digest
+            if ledger:
+                # One executemany: a brief discloses a few dozen items, and an INSERT each was
+                # most of the time the audit held the write lock.
+                connection.execute(insert(disclosure), ledger)
         return sequences
 
     def verify(self) -> list[ChainReport]:
