@@ -11,6 +11,7 @@ from gateway.fhir.indexing import split_reference
 from gateway.fhir.repository import Repository, StoredResource
 from gateway.fhir.search import parse_search
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS
+from gateway.fhir.validation import find_references
 from mappings.matching import query_blocking_keys
 
 # What a responder brief draws on (issue 5); other compartment types are not read.
@@ -19,19 +20,6 @@ BRIEF_TYPES = ("EpisodeOfCare", "CareTeam", "Flag", "CarePlan", "Observation", "
                "DocumentReference", "Consent")  # fmt: skip
 REFERENCED_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization", "Location", "RelatedPerson"})
 MAX_PER_TYPE = 500
-
-
-def _references(node: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            found.append(node["reference"])
-        for value in node.values():
-            found.extend(_references(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(_references(value))
-    return found
 
 
 def patient_record(repository: Repository, base_url: str, patient_id: str) -> list[StoredResource]:
@@ -45,11 +33,12 @@ def patient_record(repository: Repository, base_url: str, patient_id: str) -> li
     for _ in range(2):  # CareTeam -> PractitionerRole -> Practitioner/Organization
         wanted: list[tuple[str, str]] = []
         for item in pending:
-            for reference in _references(item.content):
-                target = split_reference(reference, base_url)
+            for reference in find_references(item.content):
+                target = split_reference(reference["reference"], base_url)
                 if target and target[0] in REFERENCED_TYPES and target not in seen:
                     seen.add(target)
                     wanted.append(target)
+        repository.existing(wanted)  # one query loads them all; the reads below find them loaded
         pending = [found for key in wanted if (found := repository.read(*key)) is not None and not found.deleted]
         record.extend(pending)
     return record
