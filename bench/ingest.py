@@ -159,9 +159,11 @@ class Client:
         self.path = parts.path
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
 
-    def get(self, path: str) -> float:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> float:
         started = time.perf_counter()
-        self.connection.request("GET", f"{self.path}/{path}", headers={"Accept": "application/fhir+json"})
+        self.connection.request(
+            "GET", f"{self.path}/{path}", headers={"Accept": "application/fhir+json", **(headers or {})}
+        )
         response = self.connection.getresponse()
         body = response.read()
         elapsed = time.perf_counter() - started
