@@ -620,7 +620,10 @@ def _date_match(low: Any, high: Any, value: DateValue) -> ColumnElement[bool]:
     """search.html#prefix: compare the stored range [low, high] with the parameter's range."""
     prefix, vlow, vhigh = value.prefix, value.low, value.high
     if prefix == "eq":
-        return and_(low >= vlow, high <= vhigh)
+        # `low <= vhigh` follows from low <= high <= vhigh; said outright it bounds the index
+        # range on both sides. Without it PostgreSQL judged `low >= X` and `high <= Y` separately
+        # (a quarter of all rows), walked the primary key instead and took 120 ms at 100k Patients.
+        return and_(low >= vlow, low <= vhigh, high <= vhigh)
     if prefix == "ne":
         return or_(low < vlow, high > vhigh)
     if prefix == "gt":
