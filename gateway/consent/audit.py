@@ -22,6 +22,10 @@ from gateway.store.schema import audit_event, disclosure, emergency_review
 
 GENESIS = "0" * 64
 _INSERT_EVENT = insert(audit_event).returning(audit_event.c.seq)
+_LAST_HASHES = select(
+    select(audit_event.c.hash).order_by(audit_event.c.seq.desc()).limit(1).scalar_subquery(),
+    select(disclosure.c.hash).order_by(disclosure.c.seq.desc()).limit(1).scalar_subquery(),
+)
 _CHAIN_LOCK = 0x6175646974  # "audit"
 
 
@@ -67,9 +71,11 @@ class AuditLog:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
 
     @staticmethod
-    def _last_hash(connection: Connection, table: Any) -> str:
-        found = connection.execute(select(table.c.hash).order_by(table.c.seq.desc()).limit(1)).scalar()
-        return str(found) if found else GENESIS
+    def _last_hashes(connection: Connection) -> tuple[str, str]:
+        """The newest hash of each chain, in one round trip (read after the chain lock: a
+        statement's snapshot is taken when it starts)."""
+        row = connection.execute(_LAST_HASHES).one()
+        return str(row[0] or GENESIS), str(row[1] or GENESIS)
 
     def append(self, records: list[AuditRecord]) -> list[int]:
         """Commit the records (and their ledger rows); returns their sequence numbers. Raises if
@@ -80,8 +86,7 @@ class AuditLog:
         ledger: list[dict[str, Any]] = []
         with writing(self.database) as connection:
             self._lock(connection)
-            previous = self._last_hash(connection, audit_event)
-            previous_disclosure = self._last_hash(connection, disclosure)
+            previous, previous_disclosure = self._last_hashes(connection)
             for record in records:
                 row = {
                     "recorded_at": record.recorded_at,
