@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,11 +92,14 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         writing = connection.get_execution_options().get("write", False)
-        if writing:
+        # A thread that already writes through another connection does not wait on the flock
+        # (it would wait for itself forever); SQLite's own lock then times out with an error.
+        if writing and not getattr(_writers, "depth", 0):
             descriptor = connection.connection.info.get("writer_lock")
             if descriptor is not None:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
                 connection.info["holds_writer_lock"] = descriptor
+                _writers.depth = 1
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
         except BaseException:
@@ -111,10 +115,14 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
         _release_writer_lock(connection)
 
 
+_writers = threading.local()  # depth 1 while this thread holds a writer lock
+
+
 def _release_writer_lock(connection: Connection) -> None:
     descriptor = connection.info.pop("holds_writer_lock", None)
     if descriptor is not None:
         fcntl.flock(descriptor, fcntl.LOCK_UN)
+        _writers.depth = 0
 
 
 def alembic_config(database_url: str) -> Config:

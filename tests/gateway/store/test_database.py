@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from gateway.store.database import make_engine, writing
 
@@ -47,4 +48,23 @@ def test_writers_take_turns_and_a_failed_writer_lets_go(tmp_path: Path) -> None:
     assert not any(overlaps)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT n FROM counter")).scalar_one() == 80
+    engine.dispose()
+
+
+def test_a_writer_nested_in_its_own_thread_fails_instead_of_waiting_forever(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    started = time.monotonic()
+    with writing(engine) as outer:
+        outer.execute(text("INSERT INTO t VALUES (1)"))
+        with engine.connect() as second:
+            # SQLite's own lock answers (after its busy timeout), not the flock, which would wait
+            # for this very thread forever
+            second.connection.driver_connection.execute("PRAGMA busy_timeout=200")
+            with pytest.raises(OperationalError, match="locked"):
+                second.execution_options(write=True).begin()
+    assert time.monotonic() - started < 10
+    with writing(engine) as again:  # and the lock is free afterwards
+        again.execute(text("INSERT INTO t VALUES (2)"))
     engine.dispose()
