@@ -189,8 +189,10 @@ def report(label: str, figures: dict[str, float]) -> None:
 
 
 def run(database_url: str, args: argparse.Namespace, label: str) -> None:
-    print(f"{label} ({args.workers} gunicorn worker{'s' if args.workers > 1 else ''}):")
-    server = Server(database_url, auth="smart", workers=args.workers)
+    print(
+        f"{label} ({args.workers} gunicorn {args.worker_class or 'default'} worker{'s' if args.workers > 1 else ''}):"
+    )
+    server = Server(database_url, auth="smart", workers=args.workers, worker_class=args.worker_class)
     try:
         population = Population(database_url, server.base)
         population.setup()
@@ -232,6 +234,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--postgres", default="")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="",
+                        help="gunicorn worker class (default: the gateway's setting, gthread)")  # fmt: skip
     args = parser.parse_args()
     given_rate, family_rate = name_collision_rates()
     print(f"population names: two people share a given name 1 in {1 / given_rate:.0f}, "

@@ -74,12 +74,13 @@ def free_port() -> int:
 class Server:
     """`gateway serve` (gunicorn, one worker) on its own store."""
 
-    def __init__(self, database_url: str, auth: str = "off", workers: int = 1) -> None:
+    def __init__(self, database_url: str, auth: str = "off", workers: int = 1, worker_class: str = "") -> None:
         # The spine is measured without tokens; bench/auth.py measures what SMART adds.
         port = free_port()
         self.base = f"http://127.0.0.1:{port}/fhir"
         env = {**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_PORT": str(port),
-               "GATEWAY_BASE_URL": self.base, "GATEWAY_WORKERS": str(workers), "GATEWAY_AUTH": auth}  # fmt: skip
+               "GATEWAY_BASE_URL": self.base, "GATEWAY_WORKERS": str(workers), "GATEWAY_AUTH": auth,
+               **({"GATEWAY_WORKER_CLASS": worker_class} if worker_class else {})}  # fmt: skip
         gateway = str(Path(sys.executable).parent / "gateway")
         subprocess.run([gateway, "db", "upgrade"], env=env, check=True, capture_output=True)
         self.process = subprocess.Popen(
