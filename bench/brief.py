@@ -93,11 +93,16 @@ class Population:
         otp = [r for p in people for r in p.otp]
         post(self.engine, cmhc, self.cmhc)
         post(self.engine, otp, self.otp)
-        if self.database.dialect.name == "postgresql":
-            # After a bulk load, as autovacuum would do (it is off on this machine): without
-            # statistics PostgreSQL plans the search joins badly.
-            with self.database.connect() as connection:
+        with self.database.connect() as connection:
+            if self.database.dialect.name == "postgresql":
+                # After a bulk load, as autovacuum would do (it is off on this machine): without
+                # statistics PostgreSQL plans the search joins badly.
                 connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+            else:
+                # After a bulk load, as SQLite's own auto-checkpoint would do within the next
+                # writes: otherwise the first audit commits measured copy the load's hundreds of
+                # megabytes of WAL into the database file.
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         self.patients.extend(p.patient for p in people)
 
 
