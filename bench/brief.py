@@ -44,7 +44,7 @@ from gateway.demo import _clinician, _organizations  # noqa: E402
 from gateway.demo.population import Person, name_collision_rates, records, typo_queries  # noqa: E402
 from gateway.fhir.context import FhirRequest, Requester  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
-from gateway.store.database import open_database, upgrade  # noqa: E402
+from gateway.store.database import after_bulk_load, open_database, upgrade  # noqa: E402
 
 TEAM = {"resourceType": "Organization", "id": "county-mobile-crisis", "name": "County Mobile Crisis Team",
         "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}]}  # fmt: skip
@@ -93,16 +93,9 @@ class Population:
         otp = [r for p in people for r in p.otp]
         post(self.engine, cmhc, self.cmhc)
         post(self.engine, otp, self.otp)
-        with self.database.connect() as connection:
-            if self.database.dialect.name == "postgresql":
-                # After a bulk load, as autovacuum would do (it is off on this machine): without
-                # statistics PostgreSQL plans the search joins badly.
-                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
-            else:
-                # After a bulk load, as SQLite's own auto-checkpoint would do within the next
-                # writes: otherwise the first audit commits measured copy the load's hundreds of
-                # megabytes of WAL into the database file.
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # As `gateway import` does after a load: a WAL checkpoint on SQLite, ANALYZE on PostgreSQL
+        # (autovacuum, which would gather statistics later, is off on this machine).
+        after_bulk_load(self.database)
         self.patients.extend(p.patient for p in people)
 
 

@@ -25,7 +25,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.formats import parse_json, parse_xml
 from gateway.fhir.transaction import execute_transaction
 from gateway.settings import Settings
-from gateway.store.database import open_database
+from gateway.store.database import after_bulk_load, open_database
 
 CHUNK = 250
 _KINDS = ("created", "updated", "unchanged", "failed")
@@ -196,5 +196,6 @@ def import_paths(
         else:
             importer.run_chunked(entries, str(path))
     bar.close()
+    after_bulk_load(database)
     database.dispose()
     return summary

@@ -138,12 +138,13 @@ def demo_resources(patients: int, seed: int = 2026) -> list[dict[str, Any]]:
 
 def load_demo(settings: Settings, patients: int = 25) -> ImportSummary:
     from gateway.app import build_engine  # noqa: PLC0415
-    from gateway.store.database import open_database  # noqa: PLC0415
+    from gateway.store.database import after_bulk_load, open_database  # noqa: PLC0415
 
     summary = ImportSummary()
     database = open_database(settings.database_url)
     importer = Importer(build_engine(settings, database, operator=True), "demo", summary, None)
     importer.run_chunked([upsert_entry(resource) for resource in demo_resources(patients)], "demo")
+    after_bulk_load(database)
     database.dispose()
     return summary
 

@@ -140,6 +140,18 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def after_bulk_load(engine: Engine) -> None:
+    """What a large import should be followed by. SQLite: copy the write-ahead log into the
+    database and empty it (otherwise the first requests' commits pay for the load's hundreds of
+    megabytes of WAL). PostgreSQL: fresh planner statistics (ANALYZE), which autovacuum would
+    gather later; until then new index rows look like nothing and searches are planned badly."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+        elif engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def is_current(engine: Engine) -> bool:
     script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
     with engine.connect() as connection:

@@ -7,10 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from gateway.store.database import make_engine, writing
+from gateway.store.database import after_bulk_load, make_engine, writing
+from tests.conftest import fhir_json
 
 
 def test_writers_take_turns_and_a_failed_writer_lets_go(tmp_path: Path) -> None:
@@ -68,3 +71,25 @@ def test_a_writer_nested_in_its_own_thread_fails_instead_of_waiting_forever(tmp_
     with writing(engine) as again:  # and the lock is free afterwards
         again.execute(text("INSERT INTO t VALUES (2)"))
     engine.dispose()
+
+
+def test_after_a_bulk_load_the_wal_is_emptied_or_statistics_gathered(app: Flask, client: FlaskClient) -> None:
+    database = app.extensions["database"]
+    for n in range(20):
+        patient = {"resourceType": "Patient", "id": f"bulk-{n}", "name": [{"family": "Rivera", "given": ["Ana"]}]}
+        assert client.put(f"/fhir/Patient/bulk-{n}", **fhir_json(patient)).status_code == 201
+
+    if database.dialect.name == "sqlite":
+        wal = Path(f"{database.url.database}-wal")
+        assert wal.stat().st_size > 0
+        after_bulk_load(database)
+        assert wal.stat().st_size == 0
+    else:
+        statistics = text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'search_string'")
+        with database.connect() as connection:
+            before = connection.execute(statistics).scalar()
+        after_bulk_load(database)
+        with database.connect() as connection:
+            connection.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+            after = connection.execute(statistics).scalar()
+        assert after is not None and (before is None or after > before)
