@@ -94,12 +94,12 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
         writing = connection.get_execution_options().get("write", False)
         # A thread that already writes through another connection does not wait on the flock
         # (it would wait for itself forever); SQLite's own lock then times out with an error.
-        if writing and not getattr(_writers, "depth", 0):
+        if writing and not getattr(_writers, "holding", False):
             descriptor = connection.connection.info.get("writer_lock")
             if descriptor is not None:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
                 connection.info["holds_writer_lock"] = descriptor
-                _writers.depth = 1
+                _writers.holding = True
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
         except BaseException:
@@ -115,14 +115,14 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
         _release_writer_lock(connection)
 
 
-_writers = threading.local()  # depth 1 while this thread holds a writer lock
+_writers = threading.local()  # `holding` is True while this thread holds a writer lock
 
 
 def _release_writer_lock(connection: Connection) -> None:
     descriptor = connection.info.pop("holds_writer_lock", None)
     if descriptor is not None:
         fcntl.flock(descriptor, fcntl.LOCK_UN)
-        _writers.depth = 0
+        _writers.holding = False
 
 
 def alembic_config(database_url: str) -> Config:
