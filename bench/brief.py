@@ -45,6 +45,7 @@ from gateway.demo.population import Person, name_collision_rates, records, typo_
 from gateway.fhir.context import FhirRequest, Requester  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 from gateway.store.database import after_bulk_load, open_database, upgrade  # noqa: E402
+from mappings.matching import match_parameters  # noqa: E402
 
 TEAM = {"resourceType": "Organization", "id": "county-mobile-crisis", "name": "County Mobile Crisis Team",
         "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}]}  # fmt: skip
@@ -153,8 +154,7 @@ def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict
     found = wrong_certain = wrong_probable = 0
     times = []
     for fields, true_id in typo_queries(patients, count):
-        parameters = {"resourceType": "Parameters", "parameter": [
-            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        parameters = match_parameters(fields)
         started = time.perf_counter()
         response = session.post(f"{server.base}/Patient/$responder-match", json=parameters, headers=headers, timeout=60)
         times.append((time.perf_counter() - started) * 1000)
@@ -169,8 +169,7 @@ def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict
     strangers = [p.patient for p in records(count, rich=0, seed=99)]
     stranger_grades = []
     for fields, _ in typo_queries(strangers, count):
-        parameters = {"resourceType": "Parameters", "parameter": [
-            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        parameters = match_parameters(fields)
         response = session.post(f"{server.base}/Patient/$responder-match", json=parameters, headers=headers, timeout=60)
         stranger_grades += [e["search"]["extension"][0]["valueCode"] for e in response.json().get("entry", [])]
     return {"recall": found / count, "wrong_certain": wrong_certain, "precision": precision,

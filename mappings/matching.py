@@ -84,14 +84,17 @@ NICKNAMES = {
     "timothy": {"tim", "timmy"},
 }
 _NICK_GROUPS: dict[str, set[str]] = {}
+_FORMAL_NAMES: dict[str, list[str]] = {}
 for _formal, _short in NICKNAMES.items():
     for _name in {_formal, *_short}:
         _NICK_GROUPS.setdefault(_name, set()).update({_formal, *_short})
+    for _name in _short:
+        _FORMAL_NAMES.setdefault(_name, []).append(_formal)
 
 
 def formal_names(name: str) -> list[str]:
     """The formal names a nickname stands for ("bob" -> ["robert"]), lower case."""
-    return sorted(formal for formal, short in NICKNAMES.items() if name in short)
+    return sorted(_FORMAL_NAMES.get(name, ()))
 
 
 def normalize(text: str) -> str:
@@ -390,6 +393,14 @@ def rank(
             kept[0].grade = "probable"
             kept[0].agreed.append("unique")
     return kept[:limit]
+
+
+def match_parameters(fields: dict[str, str | int]) -> dict[str, Any]:
+    """A `$responder-match` Parameters resource in the flat form, from field names and values
+    (`{"given": "Mari", "age": 38}`): what `match_query_from_parameters` reads."""
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": name, ("valueInteger" if isinstance(value, int) else "valueString"): value}
+        for name, value in fields.items()]}  # fmt: skip
 
 
 def match_query_from_parameters(parameters: dict[str, Any]) -> MatchQuery:

@@ -13,6 +13,7 @@ from mappings.matching import (
     close_spelling,
     formal_names,
     jaro_winkler,
+    match_parameters,
     match_query_from_parameters,
     one_edit_apart,
     patient_blocking_keys,
@@ -165,14 +166,12 @@ def test_a_strong_possible_with_no_rival_is_probable() -> None:
 
 def test_population_recall_and_no_wrong_certain() -> None:
     from gateway.demo.population import records, typo_queries
-    from mappings.matching import match_query_from_parameters
 
     people = [p.patient for p in records(400, rich=0)]
     found = wrong_certain = 0
     queries = typo_queries(people, 150)
     for fields, true_id in queries:
-        parameters = {"resourceType": "Parameters", "parameter": [
-            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        parameters = match_parameters(fields)
         grades = {c.patient["id"]: c.grade for c in rank(match_query_from_parameters(parameters), people, TODAY)}
         found += grades.get(true_id) in ("certain", "probable")
         wrong_certain += sum(1 for pid, grade in grades.items() if grade == "certain" and pid != true_id)
@@ -188,8 +187,7 @@ def test_strangers_are_rarely_probable_and_never_certain() -> None:
     strangers = [p.patient for p in records(150, rich=0, seed=99)]
     wrong: dict[str, int] = {"certain": 0, "probable": 0}
     for fields, _ in typo_queries(strangers, 150):
-        parameters = {"resourceType": "Parameters", "parameter": [
-            {"name": k, ("valueInteger" if isinstance(v, int) else "valueString"): v} for k, v in fields.items()]}  # fmt: skip
+        parameters = match_parameters(fields)
         for candidate in rank(match_query_from_parameters(parameters), people, TODAY):
             if candidate.grade in wrong:
                 wrong[candidate.grade] += 1

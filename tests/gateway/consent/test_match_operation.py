@@ -9,15 +9,13 @@ import requests
 from sqlalchemy import select
 
 from gateway.store.schema import audit_event
+from mappings.matching import match_parameters
 from tests.gateway.auth.harness import Harness
 from tests.gateway.consent.test_release import record, token  # noqa: F401 (record is a fixture)
 
 
 def match(smart: Harness, access: str, **fields: Any) -> requests.Response:
-    parameters = {"resourceType": "Parameters", "parameter": [
-        {"name": name, ("valueInteger" if isinstance(value, int) else "valueString"): value}
-        for name, value in fields.items()]}  # fmt: skip
-    return requests.post(f"{smart.base}/Patient/$responder-match", json=parameters, timeout=10,
+    return requests.post(f"{smart.base}/Patient/$responder-match", json=match_parameters(fields), timeout=10,
                          headers={"Authorization": f"Bearer {access}", "Content-Type": "application/fhir+json"})  # fmt: skip
 
 
