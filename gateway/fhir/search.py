@@ -280,7 +280,7 @@ def parse_search(
                 raise BadRequest(f"modifier :{modifier} is not supported on {name}, which compares by sound")
             codes = tuple(code for v in values for code in phonetic_codes(v)[:1])
             if len(codes) != len(values):
-                raise BadRequest(f"{name} needs a name with at least one letter")
+                raise BadRequest(f"{name} needs a name with at least one Latin letter (it compares Soundex codes)")
             # the codes are all four characters long, so the store's starts-with is equality
             query.criteria.append(Criterion(name, "string", None, codes))
         elif param.type == "string":
