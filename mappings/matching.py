@@ -380,19 +380,33 @@ def _names_agree(candidate: Candidate) -> bool:
     return "family" in labels and "given" in labels and "given(initial)" not in labels
 
 
-def rank(
-    query: MatchQuery, patients: list[dict[str, Any]], today: date, limit: int = MAX_CANDIDATES
-) -> list[Candidate]:
-    """The best candidates, best first, graded `possible` or better; at most `limit`."""
+def scored_candidates(query: MatchQuery, patients: list[dict[str, Any]], today: date) -> list[Candidate]:
+    """Every patient graded `possible` or better on its own evidence, best first. No grade here
+    depends on the other candidates: who may be compared with whom is decided before
+    `shortlist` (a person the requester may not know exists must not change the answer)."""
     scored = [score(query, patient, today) for patient in patients]
     kept = [c for c in scored if c.grade != "certainly-not"]
     kept.sort(key=lambda c: c.score, reverse=True)
+    return kept
+
+
+def shortlist(candidates: list[Candidate], limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """The best `limit` of `scored_candidates`' list, after the uniqueness promotion: a strong
+    `possible` with both names agreeing and no rival within MARGIN bits among `candidates`."""
+    kept = list(candidates)
     if kept and kept[0].grade == "possible" and kept[0].score >= UNIQUE_PROBABLE and _names_agree(kept[0]):
         runner_up = kept[1].score if len(kept) > 1 else float("-inf")
         if kept[0].score - runner_up >= MARGIN:
             kept[0].grade = "probable"
             kept[0].agreed.append("unique")
     return kept[:limit]
+
+
+def rank(
+    query: MatchQuery, patients: list[dict[str, Any]], today: date, limit: int = MAX_CANDIDATES
+) -> list[Candidate]:
+    """The best candidates among `patients`, best first, graded `possible` or better; at most `limit`."""
+    return shortlist(scored_candidates(query, patients, today), limit)
 
 
 def match_parameters(fields: dict[str, str | int]) -> dict[str, Any]:

@@ -175,3 +175,6 @@ class SmartRelease:
         elif body is not None and interaction.name in ("read", "vread") and not self._visible(requester, body):
             raise not_known(interaction.resource_type, interaction.resource_id)
         return self.inner.release(request, interaction, response)
+
+    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.inner.may_know(request, [p for p in patients if self._visible(request.requester, p)])

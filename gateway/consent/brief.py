@@ -52,6 +52,9 @@ class BriefRelease:
         )
         return replace(response, resource=build_brief(interaction.resource_id, resources, context))
 
+    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return patients
+
     @staticmethod
     def _basis(request: FhirRequest) -> tuple[str, ...]:
         found: list[str] = []

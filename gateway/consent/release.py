@@ -296,17 +296,7 @@ class ConsentRelease:
         sent and what is addressed to it (the §2.51 notifications), nothing else (deny by
         default). Audited like any decision."""
         requester = request.requester
-        own = requester.organization
-
-        def ours(resource: dict[str, Any]) -> bool:
-            if own is None:
-                return False
-            addressed = [r.get("reference") for r in resource.get("recipient") or [] if isinstance(r, dict)]
-            return source_organization(resource) == own or (
-                resource.get("resourceType") == "Communication" and own in addressed
-            )
-
-        released = [r for r in resources if ours(r)]
+        released = [r for r in resources if _own_record(requester.organization, r)]
         withheld = [r for r in resources if r not in released]
         keys = [f"{r.get('resourceType')}/{r.get('id')}" for r in released]
         patients = sorted({patient_of(r, self.base_url) or "" for r in resources})
@@ -365,20 +355,51 @@ class ConsentRelease:
                 notices.append(decision)
         return released, strip, notices
 
+    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Whom the requester may learn exists: the decision `release` would take for each
+        Patient alone, without its audit record (nothing leaves here; what is shown in the end
+        passes `release` and is audited there)."""
+        requester = request.requester
+        if requester.username is None:
+            known = [p for p in patients if _own_record(requester.organization, p)]
+            return self.inner.may_know(request, known)
+        if not patients:
+            return self.inner.may_know(request, [])
+        if not requester.purpose:
+            raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
+        recipient = self.recipient(requester.username)
+        known = []
+        for patient in patients:
+            patient_id = str(patient.get("id") or "")
+            if recipient is not None and patient_id:
+                decision, _ = self._decision(request, recipient, patient_id, (_item(patient),))
+                if decision.released:
+                    known.append(patient)
+        return self.inner.may_know(request, known)
+
     def _decide(
         self, request: FhirRequest, recipient: Recipient | None, patient: str, resources: list[dict[str, Any]]
     ) -> Decision | None:
         requester = request.requester
         items = tuple(dict.fromkeys(_item(r) for r in resources))
-        as_of = utcnow()
         if recipient is None or not patient:
             record_body = {
                 "reason": "unknown-recipient" if recipient is None else "no-patient",
                 "withheld": [i.key for i in items],
             }
-            request.audit.append(AuditRecord(as_of, requester.username or "?", "DENY", patient or None,
+            request.audit.append(AuditRecord(utcnow(), requester.username or "?", "DENY", patient or None,
                                              requester.purpose, False, record_body))  # fmt: skip
             return None
+        decision, decision_request = self._decision(request, recipient, patient, items)
+        request.audit.append(_audit_record(decision, decision_request, requester.client_id, request))
+        return decision
+
+    def _decision(
+        self, request: FhirRequest, recipient: Recipient, patient: str, items: tuple[Item, ...]
+    ) -> tuple[Decision, DecisionRequest]:
+        """The consent engine's decision about these items of one patient, as of now."""
+        requester = request.requester
+        as_of = utcnow()
         try:
             stored, treating = self._patient_context(patient)
             consents = [consent_from_fhir(c) for c in stored]
@@ -396,8 +417,17 @@ class ConsentRelease:
             raise BadRequest(str(error)) from None
         except ConsentsUnavailable:
             raise ServiceUnavailable(UNAVAILABLE) from None
-        request.audit.append(_audit_record(decision, decision_request, requester.client_id, request))
-        return decision
+        return decision, decision_request
+
+
+def _own_record(organization: str | None, resource: dict[str, Any]) -> bool:
+    """Sent by this organization, or a Communication addressed to it."""
+    if organization is None:
+        return False
+    addressed = [r.get("reference") for r in resource.get("recipient") or [] if isinstance(r, dict)]
+    return source_organization(resource) == organization or (
+        resource.get("resourceType") == "Communication" and organization in addressed
+    )
 
 
 def _match_record(request: FhirRequest, candidates: int) -> AuditRecord:

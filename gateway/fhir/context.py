@@ -91,6 +91,12 @@ class ReleaseHook(Protocol):
     def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
         """Return what may be released of the response (or raise)."""
 
+    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The Patients among `patients` (in their order) whose existence the requester may
+        learn. Asked before the engine computes anything across patients ($responder-match
+        ranks candidates against each other only after this), so that a person the requester
+        may not know of cannot change the answer. It decides; it discloses nothing."""
+
 
 class WriteHook(Protocol):
     """Runs on every resource the engine writes (creates, updates, patches; Bundle entries too)."""
@@ -127,3 +133,6 @@ class ReleaseAll:
 
     def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
         return response
+
+    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return patients

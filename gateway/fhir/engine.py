@@ -54,7 +54,7 @@ from gateway.fhir.models import RESOURCE_TYPES
 from gateway.fhir.repository import Repository, Store, StoredResource
 from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset, summarize
 from gateway.fhir.validation import ID_PATTERN, validate_resource
-from mappings.matching import match_query_from_parameters, rank
+from mappings.matching import match_query_from_parameters, scored_candidates, shortlist
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
 
@@ -494,7 +494,11 @@ class Engine:
         if not (query.family or query.given or query.phone or query.identifier):
             raise BadRequest("give at least a name, a phone number or an identifier", expression="Parameters.parameter")
         candidates = find_candidates(repository, self.config.base_url, query, now.date())
-        ranked = rank(query, [c.content for c in candidates if c.content], now.date())
+        scored = scored_candidates(query, [c.content for c in candidates if c.content], now.date())
+        # Only people the requester may know exist are compared with each other: a hidden
+        # rival must neither take a place in the shortlist nor cost a visible person a grade.
+        known = {id(p) for p in self.release.may_know(request, [c.patient for c in scored])}
+        ranked = shortlist([c for c in scored if id(c.patient) in known])
         entries = [
             {
                 "fullUrl": f"{self.config.base_url}/Patient/{c.patient['id']}",

@@ -3,14 +3,16 @@ protected by the consent engine, every request audited."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import requests
 from sqlalchemy import select
 
 from gateway.store.schema import audit_event
-from mappings.matching import match_parameters
+from mappings.matching import match_parameters, match_query_from_parameters, rank
 from tests.gateway.auth.harness import Harness
+from tests.gateway.conftest import patient
 from tests.gateway.consent.test_release import record, token  # noqa: F401 (record is a fixture)
 
 
@@ -82,3 +84,28 @@ def test_malformed_match_parameters_are_4xx_never_500(record: Harness) -> None: 
         assert response.json()["resourceType"] in ("OperationOutcome", "Bundle")
         if response.status_code != 200:
             assert response.json()["issue"][0]["expression"][0].startswith("Parameters")
+
+
+def test_people_the_requester_may_not_know_of_change_nothing(record: Harness) -> None:  # noqa: F811
+    """Part 2-only patients who fit the description better than the visible one, or as well,
+    neither take the visible one's place nor cost it its grade (else their presence shows)."""
+    ada = token(record)
+    by_name = {"given": "Maria", "family": "Rivera"}
+    by_more = {"given": "Maria", "family": "Rivera", "birthDate": "1988-04-12", "phone": "555-0142"}
+    before = [match(record, ada, **fields).json() for fields in (by_name, by_more)]
+    assert [grades(b) for b in before] == [{"pat-1": "probable"}, {"pat-1": "probable"}]  # unique / name+DOB
+    twins = [
+        {"resourceType": "Patient", "id": f"otp-twin-{n}", "name": [{"family": "Rivera", "given": ["Maria"]}],
+         "birthDate": "1988-04-12", "telecom": [{"system": "phone", "value": "555-0142"}]}
+        for n in range(3)
+    ]  # fmt: skip
+    record.push("eastside-otp-ehr", *twins, part2=True, organization="Organization/eastside-otp")
+    after = [match(record, ada, **fields).json() for fields in (by_name, by_more)]
+    assert after == before
+    # They are on file, and they outrank pat-1 when nothing hides them (the sender reads its own).
+    sender = record.backend_token(record._backends["eastside-otp-ehr"], "system/Patient.rs")
+    on_file = record.get("Patient", sender, params={"_id": "otp-twin-0,otp-twin-1,otp-twin-2"}).json()
+    assert on_file["total"] == 3
+    everyone = [e["resource"] for e in on_file["entry"]] + [patient("pat-1", "Rivera", "Maria", "1988-04-12")]
+    ranked = rank(match_query_from_parameters(match_parameters(by_more)), everyone, date.today())
+    assert [c.patient["id"] for c in ranked] == ["otp-twin-0", "otp-twin-1", "otp-twin-2"]
