@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from gateway.store.database import after_bulk_load, make_engine, writing
+from gateway.store.database import WalCheckpointer, after_bulk_load, make_engine, writing
 from tests.conftest import fhir_json
 
 
@@ -70,6 +71,34 @@ def test_a_writer_nested_in_its_own_thread_fails_instead_of_waiting_forever(tmp_
     assert time.monotonic() - started < 10
     with writing(engine) as again:  # and the lock is free afterwards
         again.execute(text("INSERT INTO t VALUES (2)"))
+    engine.dispose()
+
+
+def test_a_background_thread_copies_the_log_into_the_database_so_that_commits_do_not(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WalCheckpointer.BACKSTOP_PAGES
+    with writing(engine) as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+        connection.execute(text("INSERT INTO t VALUES (7)"))
+
+    def in_the_database_file() -> list[tuple[int]]:
+        """What a reader of the main file alone sees (immutable: the log is not read)."""
+        reader = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return reader.execute("SELECT n FROM t").fetchall()
+        except sqlite3.OperationalError:  # the table is still only in the log
+            return []
+        finally:
+            reader.close()
+
+    deadline = time.monotonic() + 10
+    while not in_the_database_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert in_the_database_file() == [(7,)]  # a 2-page commit would never reach SQLite's own threshold
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM t")).scalar_one() == 7
     engine.dispose()
 
 
