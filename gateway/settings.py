@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
     worker_class: Literal["sync", "gthread"] = "gthread"
-    threads: int = Field(4, ge=1, le=64)
+    threads: int = Field(2, ge=1, le=64)
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_bundle_entries: int = Field(10_000, ge=1)
     max_json_depth: int = Field(64, ge=8, le=500)
