@@ -29,6 +29,7 @@ from gateway.fhir.context import (
     Interaction,
     ReleaseAll,
     ReleaseHook,
+    Requester,
     WriteAsIs,
     WriteHook,
 )
@@ -141,6 +142,16 @@ class Engine:
             raise
         self._commit_audit(request)
         return response
+
+    def may_know_patient(self, requester: Requester, patient_id: str) -> bool:
+        """Is Patient/{patient_id} stored, and may the requester learn so (the release hooks'
+        `may_know`)? For pages outside the FHIR API that take a patient id from a user."""
+        with self.store.unit_of_work(False) as (repository, _):
+            found = repository.read("Patient", patient_id)
+        if found is None or found.deleted or not found.content:
+            return False
+        request = FhirRequest("GET", f"Patient/{patient_id}", requester=requester)
+        return bool(self.release.may_know(request, [found.content]))
 
     def _commit_audit(self, request: FhirRequest) -> None:
         """Audit before release: what the release hook decided is committed, or nothing leaves."""

@@ -24,6 +24,7 @@ from gateway.auth.discovery import openid_configuration, smart_configuration
 from gateway.auth.scopes import ScopeError, ScopeSet
 from gateway.auth.server import SmartServer
 from gateway.consent.encounters import patient_exists, start_crisis_encounter
+from gateway.fhir.context import Requester
 from gateway.fhir.errors import FhirError
 from gateway.fhir.validation import ID_PATTERN
 
@@ -244,12 +245,13 @@ def consent() -> Response:
         return _message("Wrong user", "This launch was made for another user.", 403)
     patient = launch["patient"] if launch else (request.form.get("patient") or "").strip() or None
     wants_patient = "patient" in ScopeSet.parse(scope).contexts or "launch/patient" in chosen
-    if wants_patient and not launch:
-        if not patient or not ID_PATTERN.match(patient) or not _patient_exists(patient):
-            return _consent_page(grant, user, params, "No patient with that id; check it and try again.", 400)
     purpose = request.form.get("purpose") or "TREAT"
     if purpose not in dict(PURPOSES):
         return _consent_page(grant, user, params, "Choose a purpose of use from the list.", 400)
+    if wants_patient and not launch:
+        # The same answer for "not stored" and "not for you": a person's presence is protected.
+        if not patient or not ID_PATTERN.match(patient) or not _may_know(user, patient, purpose, scope):
+            return _consent_page(grant, user, params, "No patient with that id; check it and try again.", 400)
     context: dict[str, Any] = {"need_patient_banner": True, "purpose": purpose}
     if patient and wants_patient:
         context["patient"] = patient
@@ -266,6 +268,13 @@ def consent() -> Response:
 
 def _patient_exists(patient_id: str) -> bool:
     return patient_exists(current_app.extensions["fhir_engine"].store, patient_id)
+
+
+def _may_know(user: User, patient_id: str, purpose: str, scope: str) -> bool:
+    """May this user, asking for this purpose with these scopes, learn that the patient exists?"""
+    requester = Requester(source=f"user:{user.username}", scopes=tuple(scope.split()), patient=patient_id,
+                          username=user.username, role=user.role, purpose=purpose)  # fmt: skip
+    return bool(current_app.extensions["fhir_engine"].may_know_patient(requester, patient_id))
 
 
 # -- token, introspection, revocation ----------------------------------------------------------------

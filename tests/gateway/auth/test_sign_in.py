@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import requests
@@ -60,6 +61,25 @@ def test_authorize_signs_in_then_shows_consent(smart: Harness) -> None:
 def test_unknown_patient_in_the_picker_is_asked_again(smart: Harness) -> None:
     result = smart.authorize(requests.Session(), challenge=pkce_pair()[1], patient="pat-999")
     assert result.status == 400 and "No patient with that id" in result.body
+
+
+def test_the_picker_does_not_tell_a_user_that_a_hidden_patient_exists(smart: Harness) -> None:
+    """A patient known only to a Part 2 program, whom the user has no basis to know of, gets the
+    same answer as an id that was never stored; one the user may know of is accepted."""
+    smart.push("eastside-otp-ehr",
+               {"resourceType": "Patient", "id": "otp-only", "name": [{"family": "Quinlan", "given": ["Dana"]}]},
+               part2=True, organization="Organization/eastside-otp")  # fmt: skip
+    hidden = smart.authorize(requests.Session(), challenge=pkce_pair()[1], patient="otp-only")
+    missing = smart.authorize(requests.Session(), challenge=pkce_pair()[1], patient="never-stored")
+    assert hidden.status == missing.status == 400
+    assert "No patient with that id" in hidden.body
+
+    def page(body: str, patient: str) -> str:  # the form's per-session values (CSRF token, state) aside
+        return re.sub(r'value="[^"]*"', 'value=""', body.replace(patient, "X"))
+
+    assert page(hidden.body, "otp-only") == page(missing.body, "never-stored")
+    known = smart.authorize(requests.Session(), challenge=pkce_pair()[1], patient="pat-1")
+    assert known.status == 302 and "code=" in known.location
 
 
 def test_sessions_end_after_idle_time(smart_server: object, smart: Harness) -> None:
