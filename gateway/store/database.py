@@ -84,7 +84,10 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before it returns, as on PostgreSQL. Under NORMAL a power
+        # loss could take back the last commits: an EHR's acknowledged write, or the audit
+        # record of a disclosure that had already left. It costs ~0.2 ms per commit here.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         if checkpointer is not None:

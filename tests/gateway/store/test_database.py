@@ -74,6 +74,15 @@ def test_a_writer_nested_in_its_own_thread_fails_instead_of_waiting_forever(tmp_
     engine.dispose()
 
 
+def test_sqlite_commits_reach_the_disk_before_they_return(tmp_path: Path) -> None:
+    """synchronous=FULL: an acknowledged write, or the audit record of a disclosure, survives a
+    power loss (under NORMAL the last commits in the log could be lost)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
+
+
 def test_a_background_thread_copies_the_log_into_the_database_so_that_commits_do_not(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite3"
     engine = make_engine(f"sqlite:///{path}")
