@@ -170,27 +170,19 @@ class ConsentRelease:
         )
 
     # -- what is on file ---------------------------------------------------------------------------
-    def _patient_context(self, patient: str) -> tuple[list[Any], frozenset[str]]:
-        """The patient's consents (as stored Consent resources) and treating organizations."""
-
-        with self.store.unit_of_work(False) as (repository, _):
-            found = repository.compartment(patient, ["Consent", "Encounter"])
-        consents = [c for c in found if c.type == "Consent"]
-        encounters = [e for e in found if e.type == "Encounter"]
-        treating = frozenset(
-            str((e.content.get("serviceProvider") or {}).get("reference"))
-            for e in encounters
-            if e.content and e.content.get("status") == "in-progress" and e.content.get("serviceProvider")
-        )
-        scoped = [
-            c.content
-            for c in consents
-            if c.content
-            and any(
-                coding.get("code") == "patient-privacy" for coding in (c.content.get("scope") or {}).get("coding") or []
-            )
-        ]
-        return scoped, treating
+    def _contexts(self, request: FhirRequest, patients: list[str]) -> dict[str, PatientContext | None]:
+        """Each patient's privacy consents and treating organizations, in one query for all of
+        them; None for each when the store cannot be read in an emergency (decided without)."""
+        if not patients:
+            return {}
+        try:
+            with self.store.unit_of_work(False) as (repository, _):
+                found = repository.compartments(patients, ["Consent", "Encounter"])
+        except Exception as error:  # the store could not be read: routine requests fail closed
+            if not request.requester.emergency_nature:
+                raise ServiceUnavailable(UNAVAILABLE) from error
+            return dict.fromkeys(patients)
+        return {patient: _context_of(resources) for patient, resources in found.items()}
 
     def _emergency(self, request: FhirRequest, recipient: Recipient, patient: str) -> Emergency | None:
         requester = request.requester
@@ -342,10 +334,11 @@ class ConsentRelease:
         if not requester.purpose:
             raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
         recipient = self.recipient(requester.username)
+        contexts = self._contexts(request, [p for p in by_patient if p]) if recipient is not None else {}
         strip = True
         notices: list[Decision] = []
         for patient, patient_resources in by_patient.items():
-            decision = self._decide(request, recipient, patient, patient_resources)
+            decision = self._decide(request, recipient, patient, patient_resources, contexts.get(patient))
             if decision is None:
                 continue
             keys = {item.key for item in decision.released}
@@ -368,17 +361,25 @@ class ConsentRelease:
         if not requester.purpose:
             raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
         recipient = self.recipient(requester.username)
+        if recipient is None:
+            return self.inner.may_know(request, [])
+        ids = [str(patient.get("id") or "") for patient in patients]
+        contexts = self._contexts(request, [i for i in ids if i])
         known = []
-        for patient in patients:
-            patient_id = str(patient.get("id") or "")
-            if recipient is not None and patient_id:
-                decision, _ = self._decision(request, recipient, patient_id, (_item(patient),))
+        for patient, patient_id in zip(patients, ids, strict=True):
+            if patient_id:
+                decision, _ = self._decision(request, recipient, patient_id, (_item(patient),), contexts[patient_id])
                 if decision.released:
                     known.append(patient)
         return self.inner.may_know(request, known)
 
     def _decide(
-        self, request: FhirRequest, recipient: Recipient | None, patient: str, resources: list[dict[str, Any]]
+        self,
+        request: FhirRequest,
+        recipient: Recipient | None,
+        patient: str,
+        resources: list[dict[str, Any]],
+        context: PatientContext | None,
     ) -> Decision | None:
         requester = request.requester
         items = tuple(dict.fromkeys(_item(r) for r in resources))
@@ -390,23 +391,32 @@ class ConsentRelease:
             request.audit.append(AuditRecord(utcnow(), requester.username or "?", "DENY", patient or None,
                                              requester.purpose, False, record_body))  # fmt: skip
             return None
-        decision, decision_request = self._decision(request, recipient, patient, items)
+        decision, decision_request = self._decision(request, recipient, patient, items, context)
         request.audit.append(_audit_record(decision, decision_request, requester.client_id, request))
         return decision
 
     def _decision(
-        self, request: FhirRequest, recipient: Recipient, patient: str, items: tuple[Item, ...]
+        self,
+        request: FhirRequest,
+        recipient: Recipient,
+        patient: str,
+        items: tuple[Item, ...],
+        context: PatientContext | None,
     ) -> tuple[Decision, DecisionRequest]:
-        """The consent engine's decision about these items of one patient, as of now."""
+        """The consent engine's decision about these items of one patient, as of now. `context`
+        None: the store could not be read, an emergency goes on without consents."""
         requester = request.requester
         as_of = utcnow()
-        try:
-            stored, treating = self._patient_context(patient)
-            consents = [consent_from_fhir(c) for c in stored]
-        except Exception as error:  # the store could not be read: routine requests fail closed
-            if not requester.emergency_nature:
-                raise ServiceUnavailable(UNAVAILABLE) from error
-            consents, treating = None, frozenset()  # type: ignore[assignment]
+        if context is None:
+            consents, treating = None, frozenset[str]()
+        else:
+            try:
+                consents = [consent_from_fhir(c) for c in context[0]]
+            except Exception as error:  # a stored consent the engine cannot read: fail closed
+                if not requester.emergency_nature:
+                    raise ServiceUnavailable(UNAVAILABLE) from error
+                consents = None
+            treating = context[1]
         emergency = self._emergency(request, recipient, patient)
         decision_request = DecisionRequest(recipient, requester.purpose, f"Patient/{patient}", as_of,
                                            emergency=emergency)  # fmt: skip
@@ -418,6 +428,32 @@ class ConsentRelease:
         except ConsentsUnavailable:
             raise ServiceUnavailable(UNAVAILABLE) from None
         return decision, decision_request
+
+
+PatientContext = tuple[list[dict[str, Any]], frozenset[str]]  # privacy consents, treating organizations
+
+
+def _context_of(found: list[Any]) -> PatientContext:
+    """From a patient's stored Consents and Encounters: the consents in the privacy scope and the
+    organizations treating the patient now (in-progress Encounters' service providers)."""
+    treating = frozenset(
+        str((e.content.get("serviceProvider") or {}).get("reference"))
+        for e in found
+        if e.type == "Encounter"
+        and e.content
+        and e.content.get("status") == "in-progress"
+        and e.content.get("serviceProvider")
+    )
+    scoped = [
+        c.content
+        for c in found
+        if c.type == "Consent"
+        and c.content
+        and any(
+            coding.get("code") == "patient-privacy" for coding in (c.content.get("scope") or {}).get("coding") or []
+        )
+    ]
+    return scoped, treating
 
 
 def _own_record(organization: str | None, resource: dict[str, Any]) -> bool:

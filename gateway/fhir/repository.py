@@ -61,6 +61,12 @@ class Repository(Protocol):
         """Live resources of these types whose `patient` search parameter points at the patient."""
         ...
 
+    def compartments(
+        self, patient_ids: Sequence[str], types: Sequence[str], limit: int = 5000
+    ) -> dict[str, list[StoredResource]]:
+        """`compartment` for several patients in one query, by patient id (each id a key)."""
+        ...
+
     def blocked_patients(self, keys: Sequence[str], limit: int) -> list[StoredResource]:
         """Live Patients filed under any of these matching keys (`indexing.BLOCKING_PARAMETER`)."""
         ...

@@ -96,6 +96,19 @@ _COMPARTMENT = (
     .order_by(resource.c.pk)
     .limit(bindparam("limit"))
 )
+_COMPARTMENTS = (
+    select(*_RESOURCE_COLUMNS, search_reference.c.target_id.label("patient_id"))
+    .join(search_reference, search_reference.c.resource_pk == resource.c.pk)
+    .where(
+        search_reference.c.type.in_(bindparam("types", expanding=True)),
+        search_reference.c.param == "patient",
+        search_reference.c.target_type == "Patient",
+        search_reference.c.target_id.in_(bindparam("patients", expanding=True)),
+        resource.c.deleted == false(),
+    )
+    .order_by(resource.c.pk)
+    .limit(bindparam("limit"))
+)
 _BLOCKED_PATIENTS = (
     select(*_RESOURCE_COLUMNS)
     .where(
@@ -467,6 +480,20 @@ class SqlRepository:
             _COMPARTMENT, {"patient": patient_id, "types": list(types), "limit": limit}
         ).all()
         return [_stored(row) for row in rows]
+
+    def compartments(
+        self, patient_ids: Sequence[str], types: Sequence[str], limit: int = 5000
+    ) -> dict[str, list[StoredResource]]:
+        """`compartment` for several patients in one query (the consent hook deciding about a
+        search's or a match's people), each patient's resources under its id."""
+        self.flush()
+        found: dict[str, list[StoredResource]] = {patient: [] for patient in patient_ids}
+        if not patient_ids:
+            return found
+        parameters = {"patients": sorted(set(patient_ids)), "types": list(types), "limit": limit * len(found)}
+        for row in self.connection.execute(_COMPARTMENTS, parameters):
+            found[row.patient_id].append(_stored(row))
+        return found
 
     def blocked_patients(self, keys: Sequence[str], limit: int) -> list[StoredResource]:
         """One lookup on the token index for all of a description's matching keys."""

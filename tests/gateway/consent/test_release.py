@@ -356,3 +356,30 @@ def test_backend_clients_read_back_only_their_own_organizations_records(record: 
     with record.app.extensions["database"].connect() as connection:
         rows = connection.execute(select(audit_event.c.recipient, audit_event.c.outcome)).all()
     assert ("client:westside-ehr", "DENY") in rows
+
+
+def test_deciding_about_many_patients_reads_their_consents_in_one_query(record: Harness) -> None:
+    """A search that returns several people's data: one query for all their consents and
+    encounters, not one per person (the same number of reads for one patient as for two)."""
+    from sqlalchemy import event
+
+    access = token(record)
+    database = record.app.extensions["database"]
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    record.get("Patient", access, params={"_id": "pat-1,pat-2"})  # warm the per-user caches
+    event.listen(database, "before_cursor_execute", count)
+    try:
+        one = record.get("Patient", access, params={"_id": "pat-1"}).json()
+        reads_for_one = len(selects)
+        selects.clear()
+        two = record.get("Patient", access, params={"_id": "pat-1,pat-2"}).json()
+        reads_for_two = len(selects)
+    finally:
+        event.remove(database, "before_cursor_execute", count)
+    assert ids(one, "Patient") == {"pat-1"} and ids(two, "Patient") == {"pat-1", "pat-2"}
+    assert reads_for_two == reads_for_one
