@@ -36,8 +36,10 @@ W_PHONE, W_PHONE_MISS, W_POSTAL, W_ADDRESS = 6.0, -1.5, 1.5, 2.5
 CERTAIN, PROBABLE, POSSIBLE = 20.0, 12.0, 7.0
 # A `possible` best candidate this strong, whose family and given names both agree, with no
 # rival within MARGIN bits, is `probable`: the description fits one person on file and no other
-# comes close.
-UNIQUE_PROBABLE, MARGIN = 9.5, 4.0
+# comes close. 8 bits is both names misspelt by a slip and an age that fits; MARGIN is what
+# exact spelling of both names earns over a slip in each (2 + 1.5), so that a namesake one
+# slip away in each name does not make an exact match look ambiguous.
+UNIQUE_PROBABLE, MARGIN = 8.0, W_FAMILY_EXACT - W_FAMILY_CLOSE + W_GIVEN_EXACT - W_GIVEN_CLOSE
 MAX_CANDIDATES = 3
 
 # Common English nickname equivalences (both directions); extend as the population needs.

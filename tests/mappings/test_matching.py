@@ -164,6 +164,21 @@ def test_a_strong_possible_with_no_rival_is_probable() -> None:
     assert {c.grade for c in crowded} == {"possible"}  # two fit: neither is probable
 
 
+def test_exact_names_are_told_apart_from_a_namesake_one_slip_away_in_each() -> None:
+    query = MatchQuery(given="Maria", family="Rivera", approximate_age=38)
+    slips = patient("marla", "Marla", "Riviera", "1988-07-01")
+    found = rank(query, [MARIA, slips], TODAY)
+    assert [(c.patient["id"], c.grade) for c in found] == [("maria", "probable"), ("marla", "possible")]
+
+
+def test_both_names_misspelt_with_a_fitting_age_and_no_rival_is_probable() -> None:
+    query = MatchQuery(given="Mraia", family="Riveera", approximate_age=38)
+    alone = rank(query, [MARIA, JOHN, OTHER], TODAY)
+    assert alone[0].patient["id"] == "maria" and alone[0].grade == "probable"
+    wrong_age = rank(MatchQuery(given="Mraia", family="Riveera", approximate_age=60), [MARIA, JOHN, OTHER], TODAY)
+    assert [c.grade for c in wrong_age if c.patient["id"] == "maria"] in ([], ["possible"])
+
+
 def test_population_recall_and_no_wrong_certain() -> None:
     from gateway.demo.population import records, typo_queries
 
