@@ -149,8 +149,15 @@ def latency(server: Server, ids: list[str], samples: int, seconds: float) -> dic
     }  # fmt: skip
 
 
-def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict[str, Any]:
+def match_grades(session: requests.Session, server: Server, fields: dict[str, Any]) -> dict[str, str]:
+    """$responder-match for a description: the candidates' ids with their grades."""
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
+    response = session.post(f"{server.base}/Patient/$responder-match", json=match_parameters(fields), headers=headers,
+                            timeout=60)  # fmt: skip
+    return {e["resource"]["id"]: e["search"]["extension"][0]["valueCode"] for e in response.json().get("entry", [])}
+
+
+def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict[str, Any]:
     session = requests.Session()
     found = wrong_certain = wrong_probable = 0
     times = []
@@ -159,13 +166,9 @@ def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict
     for seed in DRAWS:
         found_in_draw = 0
         for fields, true_id in typo_queries(patients, count, seed=seed):
-            parameters = match_parameters(fields)
             started = time.perf_counter()
-            response = session.post(f"{server.base}/Patient/$responder-match", json=parameters, headers=headers,
-                                    timeout=60)  # fmt: skip
+            grades = match_grades(session, server, fields)
             times.append((time.perf_counter() - started) * 1000)
-            grades = {e["resource"]["id"]: e["search"]["extension"][0]["valueCode"]
-                      for e in response.json().get("entry", [])}  # fmt: skip
             if grades.get(true_id) in ("certain", "probable"):
                 found_in_draw += 1
             wrong_certain += sum(1 for pid, grade in grades.items() if grade == "certain" and pid != true_id)
@@ -177,9 +180,7 @@ def matching(server: Server, patients: list[dict[str, Any]], count: int) -> dict
     strangers = [p.patient for p in records(count, rich=0, seed=99)]
     stranger_grades = []
     for fields, _ in typo_queries(strangers, count):
-        parameters = match_parameters(fields)
-        response = session.post(f"{server.base}/Patient/$responder-match", json=parameters, headers=headers, timeout=60)
-        stranger_grades += [e["search"]["extension"][0]["valueCode"] for e in response.json().get("entry", [])]
+        stranger_grades += match_grades(session, server, fields).values()
     return {"recall": min(recalls), "recalls": recalls, "wrong_certain": wrong_certain, "precision": precision,
             "median": statistics.median(times), "strangers": count,
             "stranger_probable": stranger_grades.count("probable"),

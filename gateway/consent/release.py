@@ -331,8 +331,7 @@ class ConsentRelease:
         released: set[int] = {id(r) for r in administered}
         if not by_patient:
             return released, False, []
-        if not requester.purpose:
-            raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
+        _require_purpose(requester)
         recipient = self.recipient(requester.username)
         contexts = self._contexts(request, [p for p in by_patient if p]) if recipient is not None else {}
         strip = True
@@ -358,8 +357,7 @@ class ConsentRelease:
             return self.inner.may_know(request, known)
         if not patients:
             return self.inner.may_know(request, [])
-        if not requester.purpose:
-            raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
+        _require_purpose(requester)
         recipient = self.recipient(requester.username)
         if recipient is None:
             return self.inner.may_know(request, [])
@@ -454,6 +452,11 @@ def _context_of(found: list[Any]) -> PatientContext:
         )
     ]
     return scoped, treating
+
+
+def _require_purpose(requester: Any) -> None:
+    if not requester.purpose:
+        raise BadRequest("a purpose of use is required for patient data (header X-Purpose-Of-Use)")
 
 
 def _own_record(organization: str | None, resource: dict[str, Any]) -> bool:

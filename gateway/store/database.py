@@ -174,7 +174,6 @@ class WalCheckpointer:
         self._started_in: int | None = None
         self._lock = threading.Lock()
         self._last_nudge = 0.0
-        self.checkpoints = 0
 
     def nudge(self) -> None:
         now = time.monotonic()
@@ -204,7 +203,6 @@ class WalCheckpointer:
                     connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 finally:
                     connection.close()
-                self.checkpoints += 1
             except Exception:  # the store may be gone (a dropped test database): the backstop remains
                 LOG.warning("WAL checkpoint failed", exc_info=True)
             del engine

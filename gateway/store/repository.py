@@ -80,27 +80,11 @@ _VREAD = select(resource_version).where(
     resource_version.c.version == bindparam("v"),
 )
 _COPY_THRESHOLD = 20
-_COMPARTMENT = (
-    select(*_RESOURCE_COLUMNS)
-    .where(
-        resource.c.pk.in_(
-            select(search_reference.c.resource_pk).where(
-                search_reference.c.type.in_(bindparam("types", expanding=True)),  # the lookup index leads with type
-                search_reference.c.param == "patient",
-                search_reference.c.target_type == "Patient",
-                search_reference.c.target_id == bindparam("patient"),
-            )
-        ),
-        resource.c.deleted == false(),
-    )
-    .order_by(resource.c.pk)
-    .limit(bindparam("limit"))
-)
 _COMPARTMENTS = (
     select(*_RESOURCE_COLUMNS, search_reference.c.target_id.label("patient_id"))
     .join(search_reference, search_reference.c.resource_pk == resource.c.pk)
     .where(
-        search_reference.c.type.in_(bindparam("types", expanding=True)),
+        search_reference.c.type.in_(bindparam("types", expanding=True)),  # the lookup index leads with type
         search_reference.c.param == "patient",
         search_reference.c.target_type == "Patient",
         search_reference.c.target_id.in_(bindparam("patients", expanding=True)),
@@ -475,11 +459,7 @@ class SqlRepository:
     def compartment(self, patient_id: str, types: Sequence[str], limit: int = 5000) -> list[StoredResource]:
         """The live resources of these types whose `patient` parameter points at the patient, in
         one query (a brief reads a dozen types; a search each took most of its time)."""
-        self.flush()
-        rows = self.connection.execute(
-            _COMPARTMENT, {"patient": patient_id, "types": list(types), "limit": limit}
-        ).all()
-        return [_stored(row) for row in rows]
+        return self.compartments([patient_id], types, limit)[patient_id]
 
     def compartments(
         self, patient_ids: Sequence[str], types: Sequence[str], limit: int = 5000
@@ -490,9 +470,12 @@ class SqlRepository:
         found: dict[str, list[StoredResource]] = {patient: [] for patient in patient_ids}
         if not patient_ids:
             return found
-        parameters = {"patients": sorted(set(patient_ids)), "types": list(types), "limit": limit * len(found)}
+        seen: set[tuple[str, int]] = set()  # a resource naming its patient in two elements has two index rows
+        parameters = {"patients": sorted(found), "types": list(types), "limit": limit * len(found)}
         for row in self.connection.execute(_COMPARTMENTS, parameters):
-            found[row.patient_id].append(_stored(row))
+            if (row.patient_id, row.pk) not in seen:
+                seen.add((row.patient_id, row.pk))
+                found[row.patient_id].append(_stored(row))
         return found
 
     def blocked_patients(self, keys: Sequence[str], limit: int) -> list[StoredResource]:
