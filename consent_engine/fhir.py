@@ -1,4 +1,5 @@
-"""FHIR R4 Consent resources (the profile in docs/consent-profile.md) to engine consents.
+"""FHIR R4 resources to the engine's plain data: Consents (the profile in
+docs/consent-profile.md), items, program episodes and treating relationships.
 
 A Consent that lacks an element §2.31(a) (or 45 CFR 164.508(c) for an authorisation) requires is
 still read, with the missing elements listed in `problems`: it is shown to compliance officers
@@ -18,8 +19,10 @@ from consent_engine.codes import (
     LEGAL_PROCEEDING,
     PROJECT,
     RECIPIENT_CLASS_SYSTEM,
+    SOURCE_ORGANIZATION,
+    STATUS,
 )
-from consent_engine.model import PERMIT_KINDS, Consent, ConsentKind, Provision
+from consent_engine.model import PART2_KINDS, PERMIT_KINDS, Consent, ConsentKind, Episode, Item, Provision
 
 EXTENSION = f"{PROJECT}/StructureDefinition"
 EXPIRY_EVENT = f"{EXTENSION}/consent-expiry-event"
@@ -32,29 +35,30 @@ SCOPE_EXPLANATION = f"{EXTENSION}/consent-scope-explanation"
 ACTOR_ROLE_SYSTEM = f"{PROJECT}/CodeSystem/consent-actor-role"
 RECIPIENT_ROLE = "IRCP"  # v3-ParticipationType: information recipient
 INTERMEDIARY_ROLE = "intermediary"
-PART2_KINDS = frozenset(
-    {ConsentKind.PART2_SPECIFIC, ConsentKind.PART2_TPO, ConsentKind.PART2_INTERMEDIARY, ConsentKind.COUNSELING_NOTES}
-)
+ALIASES = {"NORDSLCD": "NORDSCLCD"}
+LAST_INSTANT = timedelta(
+    microseconds=1
+)  # a date as an end: up to its last microsecond  # a retired misspelling: accepted, never emitted
 
 
 def parse_datetime(value: Any, *, end: bool = False) -> datetime | None:
     """A FHIR date or dateTime as naive UTC. A date alone, or a year-month, covers the whole period:
-    as a period end it means its last second (ends are inclusive)."""
+    as a period end it means its last instant (ends are inclusive; instants are exact)."""
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
     try:
         if len(text) == 4:
             moment = datetime(int(text), 1, 1)
-            return moment.replace(year=moment.year + 1) - timedelta(seconds=1) if end else moment
+            return moment.replace(year=moment.year + 1) - LAST_INSTANT if end else moment
         if len(text) == 7:
             year, month = int(text[:4]), int(text[5:7])
             moment = datetime(year, month, 1)
             following = datetime(year + month // 12, month % 12 + 1, 1)
-            return following - timedelta(seconds=1) if end else moment
+            return following - LAST_INSTANT if end else moment
         if len(text) == 10:
             moment = datetime.fromisoformat(text)
-            return moment + timedelta(days=1, seconds=-1) if end else moment
+            return moment + timedelta(days=1) - LAST_INSTANT if end else moment
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
@@ -154,6 +158,7 @@ def consent_from_fhir(resource: dict[str, Any]) -> Consent:
         provision=root,
         status=str(resource.get("status") or ""),
         disclosers=disclosers,
+        recorded_by=source_organization(resource),
         intermediary=_intermediary(root_node),
         signed_at=signed_at,
         expires_at=root.end,
@@ -225,3 +230,81 @@ def required_elements_missing(resource: dict[str, Any], consent: Consent) -> lis
     if consent.kind == ConsentKind.PART2_INTERMEDIARY and consent.intermediary is None:
         problems.append("2.31(a)(4)(ii): the intermediary (actor role intermediary) is missing")
     return problems
+
+
+# -- items, episodes, treating relationships --------------------------------------------------------
+def source_organization(resource: dict[str, Any]) -> str | None:
+    """The organization that sent this resource (its discloser), as the gateway records it."""
+    for extension in (resource.get("meta") or {}).get("extension") or []:
+        if isinstance(extension, dict) and extension.get("url") == SOURCE_ORGANIZATION:
+            reference = (extension.get("valueReference") or {}).get("reference")
+            return str(reference) if reference else None
+    return None
+
+
+def security_labels(resource: dict[str, Any]) -> frozenset[str]:
+    """The codes of meta.security (the retired NORDSLCD read as NORDSCLCD)."""
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    found: set[str] = set()
+    for coding in (meta or {}).get("security") or []:
+        code = coding.get("code") if isinstance(coding, dict) else None
+        if isinstance(code, str):
+            found.add(ALIASES.get(code, code))
+    return frozenset(found)
+
+
+def data_class(resource: dict[str, Any]) -> str:
+    for tag in (resource.get("meta") or {}).get("tag") or []:
+        if isinstance(tag, dict) and tag.get("system") == DATA_CLASS_SYSTEM:
+            return str(tag.get("code"))
+    return STATUS
+
+
+def describe(resource: dict[str, Any]) -> str:
+    """A brief description of an item for the ledger and the accounting (164.528(b)(2)(iii))."""
+    resource_type = str(resource.get("resourceType", ""))
+    for element in ("code", "medicationCodeableConcept", "type", "class", "category"):
+        value = resource.get(element)
+        concept = value[0] if isinstance(value, list) and value else value
+        if not isinstance(concept, dict):
+            continue
+        if concept.get("text"):
+            return f"{resource_type}: {concept['text']}"
+        for coding in concept.get("coding") or [concept]:
+            if isinstance(coding, dict) and (coding.get("display") or coding.get("code")):
+                return f"{resource_type}: {coding.get('display') or coding.get('code')}"
+    return resource_type
+
+
+def item_from_resource(resource: dict[str, Any]) -> Item:
+    addressed = frozenset(
+        str(r.get("reference")) for r in resource.get("recipient") or [] if isinstance(r, dict) and r.get("reference")
+    ) if resource.get("resourceType") == "Communication" else frozenset()  # fmt: skip
+    return Item(
+        key=f"{resource.get('resourceType')}/{resource.get('id')}",
+        data_class=data_class(resource),
+        labels=security_labels(resource),
+        source=source_organization(resource),
+        description=describe(resource),
+        addressed_to=addressed,
+    )
+
+
+def episode_from_resource(resource: dict[str, Any]) -> Episode | None:
+    """A program's EpisodeOfCare; its end is period.end, else when it was recorded as ended."""
+    program = _reference(resource.get("managingOrganization"))
+    if resource.get("resourceType") != "EpisodeOfCare" or program is None:
+        return None
+    found = resource.get("period")
+    period: dict[str, Any] = found if isinstance(found, dict) else {}
+    end = parse_datetime(period.get("end"), end=True) or parse_datetime((resource.get("meta") or {}).get("lastUpdated"))
+    return Episode(f"EpisodeOfCare/{resource.get('id')}", program, str(resource.get("status") or ""), end)
+
+
+def treating_organizations(encounters: list[dict[str, Any]]) -> frozenset[str]:
+    """The organizations treating the patient now: in-progress Encounters' service providers."""
+    return frozenset(
+        str(reference)
+        for e in encounters
+        if e.get("status") == "in-progress" and (reference := _reference(e.get("serviceProvider")))
+    )

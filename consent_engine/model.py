@@ -1,19 +1,25 @@
-"""What the engine takes and returns: plain, immutable data."""
+"""What the engine takes and returns: plain, immutable data.
+
+In: a `ReleaseRequest` (who asks, for what purpose, about whom, how), the patient's `Record`
+(the labelled items in scope, the treating relationships, the programs' episodes), the patient's
+`Consent`s, the requester's `History` and the time. Out: one `Release`, from which the answer,
+the audit record and the ledger are all rendered.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import NamedTuple
 
-from consent_engine.codes import MENTAL_HEALTH_LABELS, PART2, PSYCHOTHERAPY_NOTE
+from consent_engine.codes import DEMOGRAPHICS, MENTAL_HEALTH_LABELS, PART2, PSYCHOTHERAPY_NOTE, PSYNOTE
 
 
 class Outcome(StrEnum):
-    PERMIT = "PERMIT"
-    PERMIT_WITH_REDACTION = "PERMIT_WITH_REDACTION"
-    DENY = "DENY"
+    PERMIT = "PERMIT"  # every requested item is released
+    PERMIT_WITH_REDACTION = "PERMIT_WITH_REDACTION"  # some are
+    DENY = "DENY"  # none is; the answer is the one for "nothing on file"
 
 
 class ConsentKind(StrEnum):
@@ -30,23 +36,41 @@ PERMIT_KINDS = frozenset(
     {ConsentKind.PART2_SPECIFIC, ConsentKind.PART2_TPO, ConsentKind.PART2_INTERMEDIARY, ConsentKind.COUNSELING_NOTES,
      ConsentKind.HIPAA_AUTHORIZATION}
 )  # fmt: skip
+PART2_KINDS = frozenset(
+    {ConsentKind.PART2_SPECIFIC, ConsentKind.PART2_TPO, ConsentKind.PART2_INTERMEDIARY, ConsentKind.COUNSELING_NOTES}
+)
+DENY_KINDS = frozenset({ConsentKind.RESTRICTION, ConsentKind.OPT_OUT})
+
+
+class Operation(StrEnum):
+    """How the requester asks: decides which rules about identity apply."""
+
+    READ = "read"  # a read, search or history of FHIR resources
+    BRIEF = "brief"  # $responder-brief: clinical classes; the person shown only with them
+    MATCH = "match"  # $responder-match: identity only, shown only if a brief would release something
+    REPORT = "report"  # a compliance report (the ledger, the §2.24 list, reviews)
 
 
 @dataclass(frozen=True)
 class Recipient:
-    """Who would receive the data: decisions key on the individual's role and employer, never on
-    the unit they ride with (co-responder teams)."""
+    """Who would receive the data. Decisions key on the individual's role and employer, never on
+    the unit they ride with (co-responder teams). A backend client (an EHR, a dispatch system) is
+    a recipient too, with `system` set: it is decided by the own-records rule."""
 
-    user: str  # username (audit) and, where known, the Practitioner reference
+    user: str  # username, or client:<id> for a backend client
     name: str
-    role: str
+    role: str  # for backend clients: the client's kind (ehr, dispatch, service)
     medical: bool  # counts as medical personnel (§2.51)
     organization: str  # e.g. Organization/harbor-cmhc
     organization_is_provider: bool = False  # a health-care provider (HIPAA covered entity)
     aliases: frozenset[str] = frozenset()  # other references naming the same organization or person
     practitioner: str | None = None
+    organization_name: str = ""  # the §2.51(c) record names the recipient's affiliation
+    system: bool = False
 
     def named_by(self, references: frozenset[str]) -> bool:
+        if not references:
+            return False
         mine = {self.organization, *self.aliases}
         if self.practitioner:
             mine.add(self.practitioner)
@@ -55,46 +79,72 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Emergency:
-    """A break-the-glass declaration (§2.51): who declared it, when, and why."""
+    """A break-the-glass declaration (§2.51), made with the request: what is happening."""
 
     nature: str
-    declared_at: datetime
 
 
 @dataclass(frozen=True)
-class DecisionRequest:
+class ReleaseRequest:
     recipient: Recipient
     purpose: str | None
     patient: str
-    as_of: datetime
-    data_classes: frozenset[str] | None = None  # None: every class
+    operation: Operation = Operation.READ
+    data_classes: frozenset[str] | None = None  # the classes asked for (None: every class)
     emergency: Emergency | None = None
+    identity_confirmed: bool = True  # a brief: the responder confirmed this is the right person
 
 
 @dataclass(frozen=True)
 class Item:
-    """One releasable piece of the record (usually a resource), with what the labeller found."""
+    """One releasable piece of the record (a resource), with what the labeller found."""
 
     key: str  # e.g. "Condition/abc"
     data_class: str
     labels: frozenset[str] = frozenset()
-    source: str | None = None  # the Organization that sent it (the discloser)
+    source: str | None = None  # the Organization that sent it (its discloser)
+    description: str = ""  # a brief description for the ledger (§2.25, 164.528(b)(2))
+    addressed_to: frozenset[str] = frozenset()  # a Communication's recipients
     # Derived once, read on every decision.
+    kind: str = field(init=False, compare=False, repr=False)
     part2: bool = field(init=False, compare=False, repr=False)
     mental_health: bool = field(init=False, compare=False, repr=False)
+    psychotherapy: bool = field(init=False, compare=False, repr=False)
+    demographics: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", self.key.split("/", 1)[0])
         object.__setattr__(self, "part2", PART2 in self.labels)
-        mental = bool(self.labels & MENTAL_HEALTH_LABELS) or PSYCHOTHERAPY_NOTE in self.labels
-        object.__setattr__(self, "mental_health", mental)
+        object.__setattr__(self, "mental_health", bool(self.labels & MENTAL_HEALTH_LABELS))
+        object.__setattr__(self, "psychotherapy", PSYCHOTHERAPY_NOTE in self.labels or self.data_class == PSYNOTE)
+        object.__setattr__(self, "demographics", self.data_class == DEMOGRAPHICS)
 
 
 @dataclass(frozen=True)
-class PatientRecord:
+class Episode:
+    """A program's EpisodeOfCare for the patient: how an end-of-treatment expiry is recognised."""
+
+    key: str
+    program: str  # managingOrganization
+    status: str
+    end: datetime | None = None  # when it ended (period.end, else when it was recorded as ended)
+
+
+@dataclass(frozen=True)
+class Record:
     patient: str
-    items: tuple[Item, ...]
-    # Organizations with a treating relationship at as_of (an active crisis Encounter).
+    items: tuple[Item, ...]  # every item in scope of the request
+    # Organizations with a treating relationship at as_of (an in-progress crisis Encounter).
     treating_organizations: frozenset[str] = frozenset()
+    episodes: tuple[Episode, ...] = ()
+    organization_names: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class History:
+    """What the requester's earlier requests established (from the audit log)."""
+
+    certain_match_at: datetime | None = None  # their own $responder-match graded this patient certain
 
 
 @dataclass(frozen=True)
@@ -121,12 +171,13 @@ class Consent:
     patient: str
     provision: Provision
     status: str = "active"
-    disclosers: frozenset[str] = frozenset()  # Part 2 programs allowed to disclose
+    disclosers: frozenset[str] = frozenset()  # the programs whose records it covers (Consent.organization)
+    recorded_by: str | None = None  # the organization that sent it: bounds it when it names no discloser
     intermediary: str | None = None
     signed_at: datetime | None = None
     expires_at: datetime | None = None  # inclusive
     expiry_event: str | None = None  # e.g. end-of-treatment
-    expiry_event_at: datetime | None = None  # when the event happened, if it has
+    expiry_event_at: datetime | None = None  # when the event happened, if the Consent says so
     revoked_at: datetime | None = None
     problems: tuple[str, ...] = ()  # §2.31(a) elements missing: the consent cannot be relied on
     description: str = ""  # the §2.32(b) explanation of its scope
@@ -135,47 +186,144 @@ class Consent:
     def reliable(self) -> bool:
         return not self.problems
 
+    @property
+    def bounds(self) -> frozenset[str]:
+        """The sources whose items it is about: its disclosers, else the program that recorded it
+        (an opt-out recorded by one program withholds that program's items, not another's)."""
+        if self.disclosers:
+            return self.disclosers
+        return frozenset({self.recorded_by}) if self.recorded_by else frozenset()
 
-class Basis(StrEnum):
-    CONSENT = "consent"
+
+class BasisKind(StrEnum):
+    CONSENT = "consent"  # a consent or authorisation (§2.31, 164.508)
     EMERGENCY = "emergency"  # §2.51
-    TREATMENT = "treatment"  # HIPAA 164.506(c): provider to provider, non-Part 2 data
-    JURISDICTION = "jurisdiction"  # the configurable state-law overlay for mental-health data
+    TREATMENT = "treatment"  # HIPAA 164.506(c): provider to provider, non-sensitive data
+    JURISDICTION = "jurisdiction"  # the state-law overlay for non-Part 2 mental-health data
+    OWN_RECORDS = "own-records"  # a backend client reads back what its organization sent
+    ADMINISTRATION = "compliance-administration"  # a compliance officer's own records and reports
 
 
-class ItemDecision(NamedTuple):
+@dataclass(frozen=True)
+class Basis:
+    kind: BasisKind
+    consent: str | None = None  # the consent that decided
+    consents: tuple[str, ...] = ()  # every consent that permits it
+    tpo: bool = False  # the deciding consent is a single TPO consent (§2.31(a)(4)(i))
+    intermediary: bool = False  # … an intermediary's general designation (§2.24)
+    citation: str = ""
+
+
+@dataclass(frozen=True)
+class Released:
     item: Item
-    released: bool
-    basis: Basis | None = None
-    consent_ids: tuple[str, ...] = ()
-    reason: str = ""  # why withheld: a reason code citing the rule (audit only, never the recipient)
+    basis: Basis
+    accompanies: bool = False  # demographics shown because something about the person is
+
+
+@dataclass(frozen=True)
+class Withheld:
+    item: Item
+    reason: str  # a code of codes.REASONS
+    citation: str
+    consents: tuple[str, ...] = ()  # the consents that decided it (a restriction, an opt-out)
 
 
 @dataclass(frozen=True)
 class Alert:
-    code: str  # police-release, law-enforcement-purpose, consent-conflict, emergency-access
+    code: str  # police-request, legal-purpose, consent-conflict, emergency-access, emergency-refused
     detail: str
 
 
 @dataclass(frozen=True)
-class Decision:
+class Notice:
+    """§2.32(a): the statement that goes with released Part 2 records."""
+
+    text: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ScopeExplanation:
+    """§2.32(b): what a relied-on consent covers."""
+
+    consent: str
+    text: str
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One disclosure of a Part 2 item (§2.25 accounting)."""
+
+    item: str
+    description: str
+    data_class: str
+    discloser: str | None
+    basis: Basis
+    notice_version: str
+
+
+@dataclass(frozen=True)
+class IntermediaryRow:
+    """§2.24: a disclosure under an intermediary's general designation."""
+
+    participant: str  # the recipient's organization
+    participant_name: str
+    item: str
+    description: str
+
+
+@dataclass(frozen=True)
+class EmergencyRecord:
+    """§2.51(c): written immediately after the disclosure, sent to each source program."""
+
+    recipient_name: str
+    recipient_user: str
+    affiliation: str  # the recipient's organization (reference)
+    affiliation_name: str
+    disclosed_by: str  # "<program> via <gateway>, on behalf of <program>"
+    disclosed_at: datetime
+    nature: str
+    programs: tuple[str, ...]  # the source programs whose records went
+
+
+@dataclass(frozen=True)
+class AuditFacts:
+    as_of: datetime
+    policy_version: str
+    consents_evaluated: tuple[str, ...] = ()  # the patient's consents the decision read
+    consents_in_force: tuple[str, ...] = ()
+    consents_relied_on: tuple[str, ...] = ()
+    consents_denying: tuple[str, ...] = ()
+    consents_not_relied_on: tuple[tuple[str, tuple[str, ...]], ...] = ()  # id, missing §2.31 elements
+    reasons: tuple[str, ...] = ()  # request-level reason codes
+    presence: tuple[str, ...] = ()  # identity-only answers: the items that justify showing the person
+
+
+@dataclass(frozen=True)
+class Release:
+    """The whole decision about one patient for one request. The answer carries exactly
+    `released`; the ledger is `ledger`; the audit record is all of it."""
+
+    request: ReleaseRequest
     outcome: Outcome
-    items: tuple[ItemDecision, ...]
-    notice: str | None = None  # §2.32 Statement 1 when a Part 2 item is released
-    notice_version: str | None = None
-    consent_explanations: tuple[str, ...] = ()  # §2.32(b), one per relied-on consent
-    strip_labels: bool = False  # sensitivity labels removed for non-clinical recipients
-    ledger: tuple[str, ...] = ()  # keys of released Part 2 items: a disclosure ledger row each
-    intermediary_disclosures: tuple[str, ...] = ()  # §2.24 list entries (item keys)
-    emergency_record: dict[str, str] | None = None  # §2.51(c)
+    released: tuple[Released, ...]
+    withheld: tuple[Withheld, ...]
+    audit: AuditFacts
+    notice: Notice | None = None
+    scope_explanations: tuple[ScopeExplanation, ...] = ()
+    strip_sensitivity: bool = False  # sensitivity labels stay only for clinical roles
+    ledger: tuple[LedgerRow, ...] = ()
+    intermediary_list: tuple[IntermediaryRow, ...] = ()
+    emergency_record: EmergencyRecord | None = None
+    review: bool = False  # a compliance review item (every emergency access)
     alerts: tuple[Alert, ...] = ()
-    policy_version: str = ""
-    reasons: tuple[str, ...] = field(default=())  # request-level reason codes (audit only)
 
     @property
-    def released(self) -> tuple[Item, ...]:
-        return tuple(d.item for d in self.items if d.released)
+    def released_keys(self) -> frozenset[str]:
+        return frozenset(r.item.key for r in self.released)
 
     @property
-    def withheld(self) -> tuple[ItemDecision, ...]:
-        return tuple(d for d in self.items if not d.released)
+    def bases(self) -> tuple[Basis, ...]:
+        """The distinct bases of what was released, in a stable order."""
+        return tuple(dict.fromkeys(r.basis for r in sorted(self.released, key=lambda r: r.item.key)))

@@ -1,5 +1,6 @@
-"""Project rules where the law leaves a choice: each one a named value, with the defaults issue 4
-sets. `policy_from_mapping` reads the same names from config/consent_policy.toml."""
+"""Project rules where the law leaves a choice: each one a named value, with the defaults of
+../shared/research/consent-conventions.md. `policy_from_mapping` reads the same names from
+config/consent_policy.toml."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from consent_engine.codes import (
     STATUS,
     TREAT,
 )
-from consent_engine.notice import STATEMENT_1, STATEMENT_1_VERSION
+from consent_engine.part2 import STATEMENT_1, STATEMENT_1_VERSION
 
 _CLINICAL = frozenset(DATA_CLASSES - {CN, PSYNOTE})
+_NOTES = frozenset({CN, PSYNOTE})
 
 
 def _default_roles() -> dict[str, frozenset[str]]:
@@ -41,26 +43,43 @@ def _default_roles() -> dict[str, frozenset[str]]:
     }
 
 
+def _default_note_roles() -> dict[str, frozenset[str]]:
+    return {"crisis-clinician": _NOTES, "ed-physician": _NOTES, "ems": _NOTES}
+
+
 @dataclass(frozen=True)
 class Policy:
-    version: str = "2026-11-26"
-    # Minimum necessary: the data classes each role may receive at all (CN and PSYNOTE only ever
-    # under their own consent or authorisation). A role not listed receives nothing.
+    version: str = "2026-12-06"
+    # Minimum necessary (§2.13(a), 164.514(d)): the data classes each role may receive at all.
+    # A role not listed receives nothing.
     role_data_classes: Mapping[str, frozenset[str]] = field(default_factory=_default_roles)
-    # Roles that see clinical detail: the jurisdiction overlay and HIPAA treatment disclosures
-    # apply to them, and they keep sensitivity labels.
+    # CN and PSYNOTE, which a role receives only under their own consent (§2.31(b)) or
+    # authorisation (164.508(a)(2)) naming the recipient.
+    role_note_classes: Mapping[str, frozenset[str]] = field(default_factory=_default_note_roles)
+    # Roles that see clinical detail: they keep sensitivity labels (an SUD label would tell
+    # anyone else the diagnosis).
     clinical_roles: frozenset[str] = frozenset({"crisis-clinician", "ed-physician", "ems"})
     police_roles: frozenset[str] = frozenset({"police-officer"})
     # Hard-denied for Part 2 and mental-health data whatever the consents say (§2.12(d), §2.31(d)).
     hard_denied_purposes: frozenset[str] = frozenset({LAW_ENFORCEMENT, LEGAL_PROCEEDING})
+    # §2.51: what an emergency releases (never CN or PSYNOTE), to medical personnel only.
     emergency_data_classes: frozenset[str] = frozenset({DX, MED, CONTACT, LAB, CRISISPLAN})
-    emergency_window: timedelta = timedelta(minutes=60)
-    # The state-law stand-in: non-Part 2 mental-health data may go without consent to clinical
-    # roles at health-care providers for these purposes (and their specialisations).
+    # The state-law stand-in: non-Part 2 mental-health items (MH, PSY, BH) may go without the
+    # patient's consent to these roles at health-care providers, for these purposes (and their
+    # specialisations), never to police.
     mental_health_overlay: bool = True
+    mental_health_overlay_roles: frozenset[str] = frozenset({"crisis-clinician", "ed-physician"})
     mental_health_overlay_purposes: frozenset[str] = frozenset({TREAT, ETREAT})
-    # HIPAA 164.506(c): other (non-sensitive) data to a treating provider without consent.
+    # HIPAA 164.506(c): other (non-sensitive) data to any role at a treating provider.
     treatment_purposes: frozenset[str] = frozenset({TREAT})
+    # Compliance officers receive consents and compliance reports as the programs' own
+    # administration (§2.12(c)(3), §2.24, §2.25), not as disclosures.
+    administration_roles: frozenset[str] = frozenset({"compliance-officer"})
+    administration_kinds: frozenset[str] = frozenset({"Consent", "Disclosure", "AuditEvent", "EmergencyReview"})
+    # A certain $responder-match confirms identity for the requester's briefs this long.
+    certain_match_confirms: timedelta = timedelta(hours=1)
+    # The name the §2.51(c) record gives for who disclosed ("<program> via <gateway_name>").
+    gateway_name: str = "the county crisis-response gateway"
     notice: str = STATEMENT_1
     notice_version: str = STATEMENT_1_VERSION
 
@@ -70,13 +89,13 @@ DEFAULT_POLICY = Policy()
 
 def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
     """A policy from configuration (TOML tables): unknown names are an error, lists become sets,
-    `emergency_window_minutes` sets the window."""
+    `certain_match_confirms_minutes` sets that duration."""
     known = {f.name for f in fields(Policy)}
     values: dict[str, Any] = {}
     for name, value in data.items():
-        if name == "emergency_window_minutes":
-            values["emergency_window"] = timedelta(minutes=int(value))
-        elif name == "role_data_classes":
+        if name == "certain_match_confirms_minutes":
+            values["certain_match_confirms"] = timedelta(minutes=int(value))
+        elif name in ("role_data_classes", "role_note_classes"):
             values[name] = {role: _classes(role, classes) for role, classes in dict(value).items()}
         elif name in known:
             values[name] = frozenset(value) if isinstance(value, list) else value

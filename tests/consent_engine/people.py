@@ -7,7 +7,21 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from consent_engine import Consent, ConsentKind, DecisionRequest, Emergency, Item, PatientRecord, Provision, Recipient
+from consent_engine import (
+    DEFAULT_POLICY,
+    Consent,
+    ConsentKind,
+    Emergency,
+    History,
+    Item,
+    Policy,
+    Provision,
+    Recipient,
+    Record,
+    Release,
+    ReleaseRequest,
+    release,
+)
 
 PATIENT = "Patient/maria-rivera"
 OTP = "Organization/eastside-otp"  # Part 2 program (methadone/buprenorphine)
@@ -37,7 +51,7 @@ RECORD_ITEMS = (
     item("CarePlan/crisis-plan", "CRISISPLAN", CMHC, "MH", "R"),
     item("DocumentReference/psychotherapy-note", "PSYNOTE", CMHC, "PSYTHPN", "V"),
 )
-RECORD = PatientRecord(PATIENT, RECORD_ITEMS, treating_organizations=frozenset({CRISIS_TEAM}))
+RECORD = Record(PATIENT, RECORD_ITEMS, treating_organizations=frozenset({CRISIS_TEAM}))
 
 CLINICIAN = Recipient(user="ada", name="Ada Lovelace, LCSW", role="crisis-clinician", medical=True,
                       organization=CRISIS_TEAM, organization_is_provider=True,
@@ -50,15 +64,26 @@ OFFICER = Recipient(user="lee", name="Officer Lee", role="police-officer", medic
                     aliases=frozenset({"Organization/metro-police-department"}))  # fmt: skip
 
 
-def request(recipient: Recipient = CLINICIAN, purpose: str | None = "TREAT", **changes: object) -> DecisionRequest:
-    base = DecisionRequest(recipient=recipient, purpose=purpose, patient=PATIENT, as_of=AS_OF)
+def request(recipient: Recipient = CLINICIAN, purpose: str | None = "TREAT", **changes: object) -> ReleaseRequest:
+    base = ReleaseRequest(recipient=recipient, purpose=purpose, patient=PATIENT)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def emergency(nature: str = "unresponsive, suspected overdose", minutes_ago: int = 5) -> Emergency:
-    from datetime import timedelta
+def emergency(nature: str = "unresponsive, suspected overdose") -> Emergency:
+    return Emergency(nature)
 
-    return Emergency(nature, AS_OF - timedelta(minutes=minutes_ago))
+
+def decide(
+    asked: ReleaseRequest,
+    record: Record,
+    consents: list[Consent] | None,
+    policy: Policy = DEFAULT_POLICY,
+    *,
+    history: History | None = None,
+    as_of: datetime = AS_OF,
+) -> Release:
+    """`consent_engine.release` at the cast's moment, with no history unless given."""
+    return release(asked, record, consents, history or History(), policy, as_of)
 
 
 TPO = Consent(

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from consent_engine import ConsentKind, decide
-from consent_engine.fhir import consent_from_fhir, parse_datetime
+from consent_engine import ConsentKind, consent_alerts
+from consent_engine.fhir import consent_from_fhir, episode_from_resource, item_from_resource, parse_datetime
 from gateway.fhir.validation import validate_resource
-from tests.consent_engine.people import AS_OF, OFFICER, RECORD, request
+from tests.consent_engine.people import AS_OF, OFFICER, RECORD, decide, request
 
 PROFILE = Path(__file__).resolve().parents[2] / "docs" / "consent-profile.md"
 
@@ -50,7 +50,7 @@ def test_police_example_has_an_inclusive_end_and_a_zoned_signature_time() -> Non
     consent = consent_from_fhir(examples()["maria-metro-pd-2026"])
     assert consent.problems == ()
     assert consent.signed_at == datetime(2026, 6, 2, 14, 30)  # -05:00 read as UTC
-    assert consent.expires_at == datetime(2026, 12, 31, 23, 59, 59)
+    assert consent.expires_at == datetime(2026, 12, 31, 23, 59, 59, 999999)
     assert consent.provision.recipients == {"Organization/metro-pd"}
 
 
@@ -59,21 +59,22 @@ def test_incomplete_example_lists_what_is_missing_and_is_never_relied_on() -> No
     codes = [problem.split(":")[0] for problem in consent.problems]
     assert codes == ["2.31(a)(8)", "2.31(a)(8)", "2.31(a)(7)", "2.31(b)", "2.31(a)(6)"]
     assert not consent.reliable
-    assert not {i.key for i in decide(request(), RECORD, [consent]).released} & {"Condition/opioid-use-disorder"}
+    assert [a.code for a in consent_alerts(consent)] == ["counseling-notes-combined"]
+    assert "Condition/opioid-use-disorder" not in decide(request(), RECORD, [consent]).released_keys
 
 
 def test_examples_decide_as_the_scenarios_expect() -> None:
     found = {key: consent_from_fhir(value) for key, value in examples().items()}
     clinician = decide(request(), RECORD, [found["maria-tpo-2026"]])
-    got = {i.key for i in clinician.released}
+    got = set(clinician.released_keys)
     assert "Condition/opioid-use-disorder" in got and "Observation/urine-toxicology" not in got  # nested deny LAB
     police = decide(request(OFFICER, "crisis-coordination"), RECORD, [found["maria-metro-pd-2026"]])
-    assert {i.key for i in police.released} == {"EpisodeOfCare/otp-episode", "CareTeam/otp-team"}
-    after_expiry = decide(request(OFFICER, "crisis-coordination", as_of=datetime(2027, 1, 1)), RECORD,
-                          [found["maria-metro-pd-2026"]])  # fmt: skip
+    assert set(police.released_keys) == {"EpisodeOfCare/otp-episode", "CareTeam/otp-team", "Patient/maria-rivera"}
+    after_expiry = decide(request(OFFICER, "crisis-coordination"), RECORD, [found["maria-metro-pd-2026"]],
+                          as_of=datetime(2027, 1, 1))  # fmt: skip
     assert after_expiry.released == ()
     opted_out = decide(request(), RECORD, [found["maria-tpo-2026"], found["maria-opt-out"]])
-    assert not [i for i in opted_out.released if i.part2]
+    assert not [r for r in opted_out.released if r.item.part2]
     assert AS_OF.year == 2026
 
 
@@ -84,7 +85,7 @@ def test_revocation_extension_and_missing_kind() -> None:
         "valueDateTime": "2026-11-20T08:00:00Z"}]}  # fmt: skip
     consent = consent_from_fhir(revoked)
     assert consent.revoked_at == datetime(2026, 11, 20, 8, 0)
-    assert not [i for i in decide(request(), RECORD, [consent]).released if i.part2]
+    assert not [r for r in decide(request(), RECORD, [consent]).released if r.item.part2]
     kindless = consent_from_fhir({**example, "category": []})
     assert "category: the consent kind is missing" in kindless.problems
 
@@ -93,10 +94,11 @@ def test_revocation_extension_and_missing_kind() -> None:
     ("value", "end", "expected"),
     [
         ("2026", False, datetime(2026, 1, 1)),
-        ("2026", True, datetime(2026, 12, 31, 23, 59, 59)),
-        ("2026-02", True, datetime(2026, 2, 28, 23, 59, 59)),
-        ("2026-12", True, datetime(2026, 12, 31, 23, 59, 59)),
-        ("2026-12-31", True, datetime(2026, 12, 31, 23, 59, 59)),
+        ("2026", True, datetime(2026, 12, 31, 23, 59, 59, 999999)),
+        ("2026-02", True, datetime(2026, 2, 28, 23, 59, 59, 999999)),
+        ("2026-12", True, datetime(2026, 12, 31, 23, 59, 59, 999999)),
+        ("2026-12-31", True, datetime(2026, 12, 31, 23, 59, 59, 999999)),
+        ("2026-12-31T23:59:59.250Z", True, datetime(2026, 12, 31, 23, 59, 59, 250000)),
         ("2026-12-31T10:00:00+02:00", False, datetime(2026, 12, 31, 8, 0)),
         ("not a date", False, None),
         (None, False, None),
@@ -104,3 +106,25 @@ def test_revocation_extension_and_missing_kind() -> None:
 )
 def test_fhir_dates(value: object, end: bool, expected: datetime | None) -> None:
     assert parse_datetime(value, end=end) == expected
+
+
+def test_items_and_episodes_read_as_the_engine_needs_them() -> None:
+    labelled = {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F11.20",
+                                     "display": "Opioid dependence"}]},
+                "meta": {"security": [{"code": "42CFRPart2"}, {"code": "NORDSLCD"}],
+                         "tag": [{"system": "https://crisis-fhir-gateway.org/fhir/CodeSystem/data-class", "code": "DX"}],
+                         "extension": [{"url": "https://crisis-fhir-gateway.org/fhir/StructureDefinition/source-organization",
+                                        "valueReference": {"reference": "Organization/eastside-otp"}}]}}  # fmt: skip
+    item = item_from_resource(labelled)
+    assert (item.key, item.data_class, item.source, item.part2) == (
+        "Condition/oud",
+        "DX",
+        "Organization/eastside-otp",
+        True,
+    )
+    assert "NORDSCLCD" in item.labels and item.description == "Condition: Opioid dependence"
+    episode = episode_from_resource({"resourceType": "EpisodeOfCare", "id": "e", "status": "finished",
+                                     "managingOrganization": {"reference": "Organization/eastside-otp"},
+                                     "period": {"start": "2026-01-01", "end": "2026-10-31"}})  # fmt: skip
+    assert episode is not None and episode.end == datetime(2026, 10, 31, 23, 59, 59, 999999)
