@@ -276,6 +276,17 @@ class Accounts:
             rows = connection.execute(select(oauth_client).order_by(oauth_client.c.client_id)).mappings().all()
         return [Client(**dict(row)) for row in rows]
 
+    def part2_programs(self) -> frozenset[str]:
+        """The organizations of the clients registered as 42 CFR Part 2 programs (disabled ones
+        too: what a program sent stays Part 2 data)."""
+        with self.database.connect() as connection:
+            rows = connection.execute(
+                select(oauth_client.c.organization).where(
+                    oauth_client.c.part2_program.is_(True), oauth_client.c.organization.is_not(None)
+                )
+            ).scalars()
+            return frozenset(str(row) for row in rows)
+
     def set_client_disabled(self, client_id: str, disabled: bool = True) -> None:
         with writing(self.database) as connection:
             changed = connection.execute(

@@ -11,6 +11,7 @@ from consent_engine.labels import (
     data_class_of,
     labels_for,
     propagation_targets,
+    provenance_targets,
     sender_labels,
 )
 from gateway.consent.labelling import load_rules
@@ -55,10 +56,86 @@ def test_moud_medications_are_opioid_use_disorder() -> None:
     assert data_class_of(statement, RULES) == "MED"
 
 
-def test_anything_from_a_part2_program_is_part2() -> None:
-    organization = {"resourceType": "Organization", "name": "Eastside Recovery (OTP)"}
-    assert labels_for(organization, RULES, part2_source=True) == {"42CFRPart2", "R", "NORDSCLCD"}
-    assert labels_for(organization, RULES, part2_source=False) == set()
+def test_anything_from_a_part2_program_is_part2_and_sud() -> None:
+    admission = {"resourceType": "Encounter", "status": "finished", "class": {"code": "IMP"}}  # uncoded
+    assert labels_for(admission, RULES, part2_source=True) == {"42CFRPart2", "R", "NORDSCLCD", "SUD"}
+    assert labels_for(admission, RULES, part2_source=False) == set()
+
+
+def test_anything_naming_a_part2_program_is_part2_wherever_it_comes_from() -> None:
+    programs = frozenset({"Organization/eastside-otp"})
+    referral = {"resourceType": "Encounter", "status": "finished", "class": {"code": "EMER"},
+                "hospitalization": {"destination": {"reference": "Organization/eastside-otp"}}}  # fmt: skip
+    assert "42CFRPart2" in labels_for(referral, RULES, part2_source=False, part2_programs=programs)
+    elsewhere = {**referral, "hospitalization": {"destination": {"reference": "Organization/county-general"}}}
+    assert "42CFRPart2" not in labels_for(elsewhere, RULES, part2_source=False, part2_programs=programs)
+
+
+def test_a_provenance_from_a_part2_program_makes_its_targets_part2() -> None:
+    programs = frozenset({"Organization/eastside-otp"})
+    provenance = {"resourceType": "Provenance", "target": [{"reference": "MedicationStatement/copy"}],
+                  "agent": [{"who": {"reference": "Practitioner/x"}, "onBehalfOf": {"reference": "Organization/eastside-otp"}}]}  # fmt: skip
+    assert provenance_targets(provenance, programs) == ["MedicationStatement/copy"]
+    assert provenance_targets(provenance, frozenset({"Organization/other"})) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "display", "expected"),
+    [
+        ("1010604", "", {"SUD", "OPIOIDUD"}),  # buprenorphine 8 MG / naloxone 2 MG Sublingual Film
+        ("1010600", "", {"SUD", "OPIOIDUD"}),
+        ("1431102", "", {"SUD", "OPIOIDUD"}),  # Zubsolv (generic)
+        ("1996192", "", {"SUD", "OPIOIDUD"}),  # Sublocade (generic)
+        ("864706", "", {"SUD", "OPIOIDUD"}),  # methadone hydrochloride 10 MG Oral Tablet
+        ("991147", "", {"SUD", "OPIOIDUD"}),  # methadone 10 MG/ML oral solution
+        ("637213", "", {"SUD"}),  # naltrexone 380 MG injection
+        ("835726", "", {"SUD", "ETHUD"}),  # acamprosate
+        ("197623", "", {"SUD", "ETHUD"}),  # disulfiram
+        ("9999999", "Lucemyra (lofexidine) 0.18 MG Oral Tablet", {"SUD", "OPIOIDUD"}),  # by name
+        ("9999998", "buprenorphine 2 MG / naloxone 0.5 MG [Suboxone] new package", {"SUD", "OPIOIDUD"}),
+        ("1551468", "12 HR bupropion hydrochloride 90 MG / naltrexone hydrochloride 8 MG", set()),  # Contrave
+        ("315952", "fluoxetine 20 MG", set()),
+    ],
+)
+def test_every_product_of_the_sud_ingredients(code: str, display: str, expected: set[str]) -> None:
+    statement = {"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+                 "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}]}}  # fmt: skip
+    labels = labels_for(statement, RULES, part2_source=False)
+    assert expected <= labels and (bool(expected) == bool(labels & {"SUD"}))
+
+
+def test_icd10_descendants_and_snomed_displays() -> None:
+    assert {"SUD", "OPIOIDUD"} <= labels_for(condition(ICD10, "F11.23"), RULES, part2_source=False)
+    assert {"SUD"} <= labels_for(condition(ICD10, "F19.939"), RULES, part2_source=False)
+    assert "SUD" not in labels_for(condition(ICD10, "F17.210"), RULES, part2_source=False)  # nicotine
+    worded = {"resourceType": "Condition", "code": {"coding": [{"system": SNOMED, "code": "10000000",
+                                                                "display": "Opioid use disorder, severe"}]}}  # fmt: skip
+    assert "OPIOIDUD" in labels_for(worded, RULES, part2_source=False)
+
+
+@pytest.mark.parametrize(
+    ("document", "labels", "data_class"),
+    [
+        ({"category": [{"text": "Individual counseling session"}]}, {"42CFRPart2"}, "CN"),
+        ({"category": [{"coding": [{"display": "Psychotherapy"}]}]}, set(), "PSYNOTE"),
+        (
+            {
+                "securityLabel": [
+                    {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "V"}]}
+                ]
+            },
+            {"42CFRPart2"},
+            "CN",
+        ),  # fmt: skip
+        ({}, {"PSYTHPN"}, "PSYNOTE"),
+        ({"category": [{"text": "Discharge summary"}]}, {"42CFRPart2"}, "DX"),
+    ],
+)
+def test_notes_are_recognised_as_ehrs_send_them(document: dict[str, Any], labels: set[str], data_class: str) -> None:
+    note = {"resourceType": "DocumentReference", "status": "current",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}]}, **document}  # fmt: skip
+    found = labels_for(note, RULES, part2_source="42CFRPart2" in labels) | labels
+    assert data_class_of(note, RULES, frozenset(found)) == data_class
 
 
 def test_sender_labels_are_kept_and_the_retired_spelling_is_normalised() -> None:
