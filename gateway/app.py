@@ -22,10 +22,10 @@ from gateway.auth.resource import SmartAuthorization, SmartRelease
 from gateway.auth.server import AuthConfig, SmartServer
 from gateway.auth.tokens import Tokens
 from gateway.consent.audit import AuditLog
-from gateway.consent.brief import BriefRelease
+from gateway.consent.inputs import DecisionInputs
 from gateway.consent.labelling import Labelling
-from gateway.consent.notify import ConsentAudit
 from gateway.consent.release import ConsentRelease, load_policy
+from gateway.consent.sink import ConsentAudit
 from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.auth_api import auth_api
 from gateway.http.compliance_api import compliance_api
@@ -41,6 +41,11 @@ def public_root(base_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def consent_release(settings: Settings, database: SqlEngine) -> ConsentRelease:
+    """The one door out: the consent engine with its inputs loaded through each unit of work."""
+    return ConsentRelease(settings.base_url, DecisionInputs(settings.base_url, AuditLog(database)), load_policy())
+
+
 def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = False) -> Engine:
     """The FHIR engine. `operator=True` is for local operator commands (import, demo), which run
     with the database's own credentials and write without a token; the HTTP API never uses it."""
@@ -54,23 +59,17 @@ def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = Fa
         max_bundle_entries=settings.max_bundle_entries,
         security=capability_security(public_root(settings.base_url)) if smart else None,
     )
-    labelling = Labelling()  # every version is labelled, whoever writes it
-    policy = load_policy()
-    brief = BriefRelease(settings.base_url, policy.clinical_roles)
+    accounts = Accounts(database)
+    labelling = Labelling(programs=accounts.part2_programs)  # every version is labelled, whoever writes it
     if not smart:
-        return Engine(store, config, writes=labelling, release=brief)
-    audit = AuditLog(database)
-    consent = ConsentRelease(
-        settings.base_url, store, Accounts(database), audit, policy,
-        inner=brief,
-    )  # fmt: skip
+        return Engine(store, config, writes=labelling)
     return Engine(
         store,
         config,
         authorization=SmartAuthorization(settings.base_url, consent_decides=True),
-        release=SmartRelease(settings.base_url, consent, consent_decides=True),
+        release=SmartRelease(settings.base_url, consent_release(settings, database), consent_decides=True),
         writes=labelling,
-        audit=ConsentAudit(audit, store),
+        audit=ConsentAudit(AuditLog(database)),
     )
 
 
@@ -149,6 +148,7 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.base_url.startswith("https://")
     app.extensions["fhir_engine"] = build_engine(settings, database)
+    app.extensions["consent_release"] = consent_release(settings, database)
     app.extensions["database"] = database
     server = build_smart_server(settings, database)
     app.extensions["smart_server"] = server

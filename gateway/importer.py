@@ -103,17 +103,27 @@ def upsert_entry(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 class Importer:
-    def __init__(self, engine: Engine, source: str, summary: ImportSummary, bar: tqdm[Any] | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        source: str,
+        summary: ImportSummary,
+        bar: tqdm[Any] | None,
+        requester: Requester | None = None,
+    ) -> None:
         self.engine = engine
         self.source = source
         self.summary = summary
         self.bar = bar
+        # Who the records come from: an operator's import has no sending organization; the demo
+        # loads each program's records as that program (a Part 2 program's are Part 2 data).
+        self.requester = requester or Requester(source=source)
 
     def run_entries(self, entries: list[dict[str, Any]], label: str, one_by_one_on_failure: bool) -> None:
         if not entries:
             return
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-        request = FhirRequest("POST", "", body=bundle, requester=Requester(source=self.source))
+        request = FhirRequest("POST", "", body=bundle, requester=self.requester)
         try:
             responses = execute_transaction(self.engine, request)
         except FhirError as error:

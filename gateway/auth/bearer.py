@@ -24,6 +24,9 @@ def requester_for(authorization: str | None, tokens: Tokens, realm: str) -> Requ
             headers={"WWW-Authenticate": f'Bearer realm="{realm}", error="invalid_token"'},
         )
     who = f"user:{grant.username} via client:{grant.client_id}" if grant.username else f"client:{grant.client_id}"
+    # A user grant's context carries the purpose of use chosen at authorisation; a backend
+    # grant's carries the client's kind (ehr, dispatch, service) under the same key.
+    bound = grant.context.get("purpose")
     return Requester(
         source=who,
         client_id=grant.client_id,
@@ -31,9 +34,10 @@ def requester_for(authorization: str | None, tokens: Tokens, realm: str) -> Requ
         patient=grant.patient,
         username=grant.username,
         role=grant.context.get("role"),
-        own_writes_only=grant.context.get("purpose") == "ehr",
+        own_writes_only=not grant.username and bound == "ehr",
         organization=grant.context.get("organization"),
         part2_program=bool(grant.context.get("part2")),
         conceal_deletions=not grant.scopes.contexts <= {"system"},
-        purpose=grant.context.get("purpose"),
+        purpose=bound if grant.username else None,
+        client_kind=None if grant.username else bound,
     )

@@ -13,6 +13,7 @@ requesters.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from gateway.auth.scopes import INTERACTION_ACTION, scopes_of
@@ -156,7 +157,9 @@ class SmartRelease:
             scopes.allowing("user", resource_type, "r") or scopes.allowing("user", resource_type, "s")
         )
 
-    def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
+    def release(
+        self, request: FhirRequest, interaction: Interaction, response: FhirResponse, repository: Any, now: datetime
+    ) -> FhirResponse:
         requester = request.requester
         body = response.resource
         if (
@@ -174,7 +177,10 @@ class SmartRelease:
                 response = replace(response, resource=withhold_entries(body, kept))
         elif body is not None and interaction.name in ("read", "vread") and not self._visible(requester, body):
             raise not_known(interaction.resource_type, interaction.resource_id)
-        return self.inner.release(request, interaction, response)
+        return self.inner.release(request, interaction, response, repository, now)
 
-    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self.inner.may_know(request, [p for p in patients if self._visible(request.requester, p)])
+    def may_know(
+        self, request: FhirRequest, patients: list[dict[str, Any]], repository: Any, now: datetime
+    ) -> list[dict[str, Any]]:
+        visible = [p for p in patients if self._visible(request.requester, p)]
+        return self.inner.may_know(request, visible, repository, now)

@@ -1,24 +1,32 @@
 """The audit trail and the disclosure ledger: append-only, hash-chained, written before release.
 
-Every decision is recorded (denials included); every released Part 2 item gets a ledger row.
+Every request leaves one audit record (refused ones included): who asked, for what purpose, about
+whom, and, for each patient decided, the release as the consent engine decided it: the items
+released with their bases, the items withheld with their reasons and rules, the consents
+evaluated and the one that decided, the policy version and `as_of`. Every Part 2 item released
+on a disclosure basis gets a ledger row, rendered from the same `Release`. Both are written in the
+unit of work that commits them, before the answer leaves.
+
 Each row's hash is SHA-256 over the previous row's hash and the row's canonical JSON, so editing
-or removing a row breaks the chain from there on; `verify` finds the first broken link.
-Appends are serialised (SQLite's write lock; a transaction advisory lock on PostgreSQL) so that
-concurrent workers extend one chain.
+or removing a row breaks the chain from there on; `verify` finds the first broken link. Appends
+are serialised (SQLite's write lock; a transaction advisory lock on PostgreSQL) so that concurrent
+workers extend one chain.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, insert, select, text
 
+from consent_engine import Alert, Basis, Outcome, Release
 from gateway.store.database import writing
-from gateway.store.schema import audit_event, disclosure, emergency_review
+from gateway.store.schema import audit_event, audit_event_patient, disclosure, emergency_review
 
 GENESIS = "0" * 64
 _INSERT_EVENT = insert(audit_event).returning(audit_event.c.seq)
@@ -27,6 +35,10 @@ _LAST_HASHES = select(
     select(disclosure.c.hash).order_by(disclosure.c.seq.desc()).limit(1).scalar_subquery(),
 )
 _CHAIN_LOCK = 0x6175646974  # "audit"
+CHAINED = {
+    "audit_event": ("recorded_at", "patient", "recipient", "outcome", "purpose", "emergency", "body", "interaction"),
+    "disclosure": ("audit_seq", "disclosed_at", "patient", "item", "discloser", "recipient", "body"),
+}
 
 
 def _canonical(row: dict[str, Any]) -> bytes:
@@ -37,9 +49,45 @@ def chain_hash(previous: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(previous.encode() + _canonical(row)).hexdigest()
 
 
+def _chained(table: str, row: Any) -> dict[str, Any]:
+    """The columns a row's hash covers; a column added later counts only where it is set, so
+    that earlier rows still verify."""
+    return {
+        name: row[name] for name in CHAINED[table] if name in row and (row[name] is not None or name != "interaction")
+    }
+
+
+@dataclass(frozen=True)
+class Requested:
+    """The request an audit record is about, as the adapter saw it."""
+
+    line: str  # "GET /fhir/Patient/x/$responder-brief?purpose=TREAT"
+    interaction: str | None
+    user: str | None  # the signed-in user, if any
+    client: str | None
+    role: str | None
+    purpose: str | None
+    patient: str | None = None  # the patient the URL names, for refused requests
+
+
+@dataclass(frozen=True)
+class NothingFound:
+    """A request about patients' data that found none: nothing was released (a DENY to the
+    requester's eyes, answered as nothing on file)."""
+
+
+@dataclass(frozen=True)
+class MatchShown:
+    """What a $responder-match showed: who, graded how (a certain match confirms identity)."""
+
+    asked: tuple[dict[str, Any], ...]
+    shown: tuple[tuple[str, str], ...]  # (patient id, grade)
+    considered: int = 0  # candidates decided about (those not shown are not named here)
+
+
 @dataclass
 class AuditRecord:
-    """One decision: who asked, about whom, what went and what did not, and why."""
+    """One request: its decisions, or why it was refused."""
 
     recorded_at: datetime
     recipient: str
@@ -48,7 +96,134 @@ class AuditRecord:
     purpose: str | None
     emergency: bool
     body: dict[str, Any]
+    interaction: str | None = None
     disclosures: list[dict[str, Any]] = field(default_factory=list)  # one per released Part 2 item
+    patients: list[str] = field(default_factory=list)
+    review: bool = False
+
+
+def _instant(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds") + "Z"
+
+
+def basis_body(basis: Basis) -> dict[str, Any]:
+    return {"kind": basis.kind.value, "consent": basis.consent, "consents": list(basis.consents), "tpo": basis.tpo,
+            "intermediary": basis.intermediary, "citation": basis.citation}  # fmt: skip
+
+
+def decision_body(release: Release) -> dict[str, Any]:
+    """One patient's release, as the compliance officer reads it."""
+    request, facts = release.request, release.audit
+    record = release.emergency_record
+    return {
+        "patient": request.patient,
+        "operation": request.operation.value,
+        "outcome": release.outcome.value,
+        "as_of": _instant(facts.as_of),
+        "policy_version": facts.policy_version,
+        "released": [
+            {"item": r.item.key, "description": r.item.description, "data_class": r.item.data_class,
+             "part2": r.item.part2, "basis": basis_body(r.basis), "accompanies": r.accompanies}
+            for r in release.released
+        ],
+        "withheld": [{"item": w.item.key, "reason": w.reason, "citation": w.citation, "consents": list(w.consents)}
+                     for w in release.withheld],
+        "consents": {
+            "evaluated": list(facts.consents_evaluated), "in_force": list(facts.consents_in_force),
+            "relied_on": list(facts.consents_relied_on), "denying": list(facts.consents_denying),
+            "not_relied_on": [{"consent": cid, "problems": list(problems)} for cid, problems in facts.consents_not_relied_on],
+        },
+        "reasons": list(facts.reasons),
+        "presence": list(facts.presence),
+        "notice_version": release.notice.version if release.notice else None,
+        "scope": [{"consent": s.consent, "text": s.text} for s in release.scope_explanations],
+        "sensitivity_labels": "removed" if release.strip_sensitivity else "kept",
+        "intermediary_list": [{"participant": r.participant, "participant_name": r.participant_name, "item": r.item,
+                               "description": r.description} for r in release.intermediary_list],
+        "emergency_record": None if record is None else {
+            "recipient": record.recipient_name, "recipient_user": record.recipient_user, "affiliation": record.affiliation,
+            "affiliation_name": record.affiliation_name, "disclosed_by": record.disclosed_by,
+            "disclosed_at": _instant(record.disclosed_at), "nature": record.nature, "programs": list(record.programs)},
+    }  # fmt: skip
+
+
+def ledger_rows(release: Release) -> list[dict[str, Any]]:
+    """§2.25: one row per released Part 2 item, rendered from the release's own ledger."""
+    recipient, request = release.request.recipient, release.request
+    return [
+        {"patient": request.patient, "item": row.item, "description": row.description, "data_class": row.data_class, "discloser": row.discloser,
+         "recipient_user": recipient.user, "recipient_name": recipient.name,
+         "recipient_organization": recipient.organization, "purpose": request.purpose, "basis": row.basis.kind.value,
+         "consent": row.basis.consent, "consents": list(row.basis.consents), "tpo": row.basis.tpo,
+         "intermediary": row.basis.intermediary, "citation": row.basis.citation, "notice_version": row.notice_version}
+        for row in release.ledger
+    ]  # fmt: skip
+
+
+def combined_outcome(releases: list[Release]) -> str:
+    outcomes = {r.outcome for r in releases}
+    if outcomes == {Outcome.DENY}:
+        return Outcome.DENY.value
+    if outcomes == {Outcome.PERMIT}:
+        return Outcome.PERMIT.value
+    return Outcome.PERMIT_WITH_REDACTION.value
+
+
+def audit_record(
+    requested: Requested, entries: Iterable[Any], status: int, error: Exception | None, now: datetime
+) -> AuditRecord:
+    """The request's one audit record, from the decisions and notes queued on it."""
+    entries = list(entries)
+    releases = [e for e in entries if isinstance(e, Release)]
+    # Request-level alerts (police, legal purposes) come with each patient's release: one of each.
+    alerts = list(dict.fromkeys([a for r in releases for a in r.alerts] + [e for e in entries if isinstance(e, Alert)]))
+    match = next((e for e in entries if isinstance(e, MatchShown)), None)
+    patients = list(dict.fromkeys(r.request.patient for r in releases if r.request.patient))
+    if not patients and requested.patient:
+        patients = [requested.patient]
+    if releases:
+        outcome = combined_outcome(releases)
+    elif error is None and (match is not None or any(isinstance(e, NothingFound) for e in entries)):
+        outcome = Outcome.DENY.value  # nobody shown, nothing found: nothing released
+    elif error is not None:
+        outcome = "ERROR" if status >= 500 else "REFUSED"
+    else:
+        outcome = "COMPLETED"
+    first = releases[0].request.recipient if releases else None
+    body: dict[str, Any] = {
+        "request": requested.line,
+        "interaction": requested.interaction,
+        "status": status,
+        "requester": {
+            "user": requested.user, "client": requested.client, "role": first.role if first else requested.role,
+            "name": first.name if first else None, "organization": first.organization if first else None,
+            "system": first.system if first else requested.user is None,
+        },
+        "purpose": releases[0].request.purpose if releases else requested.purpose,
+        "patients": patients,
+        "decisions": [decision_body(r) for r in releases],
+        "alerts": [{"code": a.code, "detail": a.detail} for a in alerts],
+        "refusal": {"status": status, "reason": str(error)} if error is not None and not releases else None,
+        "emergency": next((decision_body(r)["emergency_record"] for r in releases if r.emergency_record), None),
+    }  # fmt: skip
+    if match is not None:
+        body["asked"] = list(match.asked)
+        body["shown"] = [{"patient": patient, "grade": grade} for patient, grade in match.shown]
+        body["considered"] = match.considered
+    recipient = requested.user or (f"client:{requested.client}" if requested.client else "unauthenticated")
+    return AuditRecord(
+        recorded_at=now,
+        recipient=recipient,
+        outcome=outcome,
+        patient=patients[0] if len(patients) == 1 else None,
+        purpose=body["purpose"],
+        emergency=any(r.emergency_record for r in releases),
+        body=body,
+        interaction=requested.interaction,
+        disclosures=[row for r in releases for row in ledger_rows(r)],
+        patients=patients,
+        review=any(r.review for r in releases),
+    )
 
 
 @dataclass(frozen=True)
@@ -66,7 +241,8 @@ class AuditLog:
     def __init__(self, database: Engine) -> None:
         self.database = database
 
-    def _lock(self, connection: Connection) -> None:
+    @staticmethod
+    def _lock(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
 
@@ -77,73 +253,90 @@ class AuditLog:
         row = connection.execute(_LAST_HASHES).one()
         return str(row[0] or GENESIS), str(row[1] or GENESIS)
 
-    def append(self, records: list[AuditRecord]) -> list[int]:
-        """Commit the records (and their ledger rows); returns their sequence numbers. Raises if
+    def append_apart(self, records: list[AuditRecord]) -> list[int]:
+        """Commit the records in a write transaction of their own."""
+        with writing(self.database) as connection:
+            return self.append(connection, records)
+
+    def append(self, connection: Connection, records: list[AuditRecord]) -> list[int]:
+        """Write the records (and their ledger rows, review items and patient index) on the
+        caller's connection, inside its transaction; returns their sequence numbers. Raises if
         the store cannot take them: the caller must then not release anything."""
         if not records:
             return []
         sequences = []
         ledger: list[dict[str, Any]] = []
-        with writing(self.database) as connection:
-            self._lock(connection)
-            previous, previous_disclosure = self._last_hashes(connection)
-            for record in records:
-                row = {
-                    "recorded_at": record.recorded_at,
-                    "patient": record.patient,
-                    "recipient": record.recipient,
-                    "outcome": record.outcome,
-                    "purpose": record.purpose,
-                    "emergency": record.emergency,
-                    "body": record.body,
-                }
-                digest = chain_hash(previous, row)
-                seq = int(
-                    connection.execute(_INSERT_EVENT, {**row, "prev_hash": previous, "hash": digest}).scalar_one()
+        self._lock(connection)
+        previous, previous_disclosure = self._last_hashes(connection)
+        for record in records:
+            row = {
+                "recorded_at": record.recorded_at,
+                "patient": record.patient,
+                "recipient": record.recipient,
+                "outcome": record.outcome,
+                "purpose": record.purpose,
+                "emergency": record.emergency,
+                "body": record.body,
+                "interaction": record.interaction,
+            }
+            digest = chain_hash(previous, _chained("audit_event", row))
+            seq = int(connection.execute(_INSERT_EVENT, {**row, "prev_hash": previous, "hash": digest}).scalar_one())
+            sequences.append(seq)
+            previous = digest
+            if len(record.patients) > 1:
+                connection.execute(
+                    insert(audit_event_patient), [{"audit_seq": seq, "patient": p} for p in record.patients]
                 )
-                sequences.append(seq)
-                previous = digest
-                if record.body.get("emergency"):
-                    # §2.51: every emergency access is reviewed by compliance.
-                    connection.execute(
-                        insert(emergency_review).values(
-                            audit_seq=seq,
-                            patient=record.patient or "",
-                            recipient=record.recipient,
-                            accessed_at=record.recorded_at,
-                        )
-                    )
-                for item in record.disclosures:
-                    ledger_row = {
-                        "audit_seq": seq,
-                        "disclosed_at": record.recorded_at,
-                        "patient": record.patient or "",
-                        "item": item["item"],
-                        "discloser": item.get("discloser"),
-                        "recipient": record.recipient,
-                        "body": item,
-                    }
-                    ledger_digest = chain_hash(previous_disclosure, ledger_row)
-                    ledger.append({**ledger_row, "prev_hash": previous_disclosure, "hash": ledger_digest})
-                    previous_disclosure = ledger_digest
-            if ledger:
-                # One executemany: a brief discloses a few dozen items, and an INSERT each was
-                # most of the time the audit held the write lock.
-                connection.execute(insert(disclosure), ledger)
+            if record.review:
+                # §2.51: every emergency access is reviewed by compliance.
+                connection.execute(insert(emergency_review).values(audit_seq=seq, patient=record.patient or "",
+                                                                   recipient=record.recipient,
+                                                                   accessed_at=record.recorded_at))  # fmt: skip
+            for item in record.disclosures:
+                ledger_row = {
+                    "audit_seq": seq,
+                    "disclosed_at": record.recorded_at,
+                    "patient": item["patient"],
+                    "item": item["item"],
+                    "discloser": item.get("discloser"),
+                    "recipient": record.recipient,
+                    "body": item,
+                }
+                ledger_digest = chain_hash(previous_disclosure, ledger_row)
+                ledger.append({**ledger_row, "prev_hash": previous_disclosure, "hash": ledger_digest})
+                previous_disclosure = ledger_digest
+        if ledger:
+            # One executemany: a brief discloses a few dozen items, and an INSERT each was
+            # most of the time the audit held the write lock.
+            connection.execute(insert(disclosure), ledger)
         return sequences
+
+    # -- what the engine and the compliance reports read ------------------------------------------
+    @staticmethod
+    def certain_match_at(connection: Connection, user: str, patient_id: str, since: datetime) -> datetime | None:
+        """When this user's own $responder-match last graded this patient `certain`."""
+        rows = connection.execute(
+            select(audit_event.c.recorded_at, audit_event.c.body)
+            .where(audit_event.c.recipient == user, audit_event.c.interaction == "responder-match",
+                   audit_event.c.recorded_at >= since)
+            .order_by(audit_event.c.seq.desc())
+            .limit(20)
+        ).all()  # fmt: skip
+        for recorded_at, body in rows:
+            if any(
+                s.get("patient") == patient_id and s.get("grade") == "certain" for s in (body or {}).get("shown", [])
+            ):
+                return recorded_at  # type: ignore[no-any-return]
+        return None
 
     def verify(self) -> list[ChainReport]:
         reports = []
-        columns = {
-            "audit_event": ("recorded_at", "patient", "recipient", "outcome", "purpose", "emergency", "body"),
-            "disclosure": ("audit_seq", "disclosed_at", "patient", "item", "discloser", "recipient", "body"),
-        }
         with self.database.connect() as connection:
             for table in (audit_event, disclosure):
                 previous, count, broken = GENESIS, 0, None
                 for row in connection.execute(select(table).order_by(table.c.seq)).mappings():
                     count += 1
-                    content = {name: row[name] for name in columns[table.name]}
+                    content = _chained(table.name, row)
                     if broken is None and (
                         row["prev_hash"] != previous or chain_hash(previous, content) != row["hash"]
                     ):
@@ -151,3 +344,6 @@ class AuditLog:
                     previous = row["hash"]
                 reports.append(ChainReport(table.name, count, broken))
         return reports
+
+
+ACCOUNTING_PERIOD = timedelta(days=3 * 365)  # §2.25(a): three years before the request

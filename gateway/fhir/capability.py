@@ -1,7 +1,8 @@
 """The CapabilityStatement, generated from what the engine implements (R4 capabilitystatement.html).
 
-Resource types, interactions and search parameters come from the same declarations the router and
-the indexer use, so the statement cannot promise what the server does not do.
+Resource types, interactions, operations (gateway/fhir/operations) and search parameters come from
+the same declarations the router and the indexer use, so the statement cannot promise what the
+server does not do.
 """
 
 from __future__ import annotations
@@ -11,29 +12,12 @@ from typing import Any
 
 from gateway import __version__
 from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.operations import OPERATIONS
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS, SearchParameter
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
                      "search-type")  # fmt: skip
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
-
-# Operations, declared as data; later work adds $responder-match and $responder-brief here.
-OPERATIONS: dict[str, list[dict[str, str]]] = {
-    "Patient": [
-        {
-            "name": "responder-brief",
-            "definition": "https://crisis-fhir-gateway.org/fhir/OperationDefinition/Patient-responder-brief",
-            "documentation": "GET Patient/{id}/$responder-brief?purpose=TREAT|ETREAT|BTG[&reason=][&class=]"
-            "[&confirmed=true]: the responder brief, a document Bundle built from what the consent engine releases",
-        },
-        {
-            "name": "responder-match",
-            "definition": "https://crisis-fhir-gateway.org/fhir/OperationDefinition/Patient-responder-match",
-            "documentation": "POST Patient/$responder-match (Parameters): at most 3 candidates with a match-grade, "
-            "identity fields only, each shown only if the consent engine allows",
-        },
-    ]
-}
 
 
 def _search_param(param: SearchParameter) -> dict[str, Any]:
@@ -81,8 +65,13 @@ def _rest_resources() -> tuple[dict[str, Any], ...]:
             "searchRevInclude": revincludes or None,
             "searchParam": _common_params() + [_search_param(p) for p in params.values()],
         }
-        if resource_type in OPERATIONS:
-            entry["operation"] = OPERATIONS[resource_type]
+        operations = [
+            {"name": o.name, "definition": o.definition, "documentation": o.documentation}
+            for o in OPERATIONS
+            if o.resource_type == resource_type
+        ]
+        if operations:
+            entry["operation"] = operations
         resources.append({k: v for k, v in entry.items() if v is not None})
     return tuple(resources)
 

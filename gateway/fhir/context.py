@@ -8,7 +8,18 @@ pass-through until the SMART and consent-engine work fills them in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    base_url: str
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    strict_search_by_default: bool = False
+    max_bundle_entries: int = 10_000
+    security: dict[str, Any] | None = None  # CapabilityStatement.rest.security (SMART's oauth-uris)
 
 
 @dataclass(frozen=True)
@@ -25,8 +36,8 @@ class Requester:
     organization: str | None = None  # the sending organization (EHR clients), e.g. Organization/eastside-otp
     part2_program: bool = False  # the sender is a registered 42 CFR Part 2 program
     conceal_deletions: bool = False  # answer 404, not 410, for deleted resources (restricted readers)
-    purpose: str | None = None  # purpose of use (X-Purpose-Of-Use), for the consent engine
-    emergency_nature: str | None = None  # break-the-glass: the nature of the emergency (X-Emergency-Nature)
+    purpose: str | None = None  # purpose of use bound to the token (chosen at authorisation)
+    client_kind: str | None = None  # backend clients: ehr, dispatch, service; apps: app
 
 
 @dataclass
@@ -42,9 +53,20 @@ class FhirRequest:
     # Set by transaction processing: the id a create gets, so that urn:uuid references to it
     # can be rewritten before any entry runs. Never taken from the client.
     assigned_id: str | None = None
-    # Audit records the release hook queued; the engine commits them before the response leaves.
-    # Bundle entries share their Bundle's list.
+    # Decisions the release hook queued; the engine's audit sink turns them into the request's
+    # one audit record and commits it before the response leaves. Bundle entries share their
+    # Bundle's list.
     audit: list[Any] = field(default_factory=list)
+    # Resources to create in the same transaction as the audit record (the §2.51(c)
+    # Communications), through the engine's router like any other create.
+    follow_ups: list[dict[str, Any]] = field(default_factory=list)
+    # Purpose of use and emergency given with this request (X-Purpose-Of-Use and
+    # X-Emergency-Nature, or the operation's parameters); the token's purpose is in `requester`.
+    purpose: str | None = None
+    emergency_nature: str | None = None
+    # Release decisions already taken for this request, by patient id ($responder-match decides
+    # whom it may show before ranking; the release hook reuses those decisions).
+    decided: dict[str, Any] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -70,6 +92,12 @@ class FhirResponse:
     etag: str | None = None
     last_modified: str | None = None  # FHIR instant; the adapter renders the HTTP date
     change: str | None = None  # created, updated, unchanged: what a write did (import reports it)
+    # What the release hook decided about the response, for operations that present it (the
+    # brief is built from exactly the released items and the bases they went on).
+    disclosure: Any = None
+    # Resources the interaction read about the patients in its answer but does not answer with
+    # (their Consents, Encounters, episodes): the release decision reads them from here.
+    inputs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +105,7 @@ class Interaction:
     """What a request asks to do, as the hooks and the CapabilityStatement name it."""
 
     name: str  # read, vread, update, patch, delete, history-instance, history-type, history-system,
-    # create, search-type, capabilities, transaction, batch, operation
+    # create, search-type, capabilities, transaction, batch, or an operation's name (responder-brief)
     resource_type: str | None = None
     resource_id: str | None = None
 
@@ -88,10 +116,15 @@ class AuthorizationHook(Protocol):
 
 
 class ReleaseHook(Protocol):
-    def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
-        """Return what may be released of the response (or raise)."""
+    def release(
+        self, request: FhirRequest, interaction: Interaction, response: FhirResponse, repository: Any, now: datetime
+    ) -> FhirResponse:
+        """Return what may be released of the response (or raise). `repository` and `now` are
+        the unit of work's: what the decision reads, it reads there."""
 
-    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def may_know(
+        self, request: FhirRequest, patients: list[dict[str, Any]], repository: Any, now: datetime
+    ) -> list[dict[str, Any]]:
         """The Patients among `patients` (in their order) whose existence the requester may
         learn. Asked before the engine computes anything across patients ($responder-match
         ranks candidates against each other only after this), so that a person the requester
@@ -117,8 +150,17 @@ class WriteAsIs:
 
 
 class AuditSink(Protocol):
-    def append(self, records: list[Any]) -> Any:
-        """Commit the records durably, or raise (then nothing may be released)."""
+    def record(
+        self,
+        request: FhirRequest,
+        interaction: Interaction | None,
+        status: int,
+        error: Exception | None,
+        repository: Any,
+        now: datetime,
+    ) -> None:
+        """Write the request's one audit record (its decisions, or why it was refused) in the
+        unit of work of `repository`, or raise: then nothing may be released."""
 
 
 class AllowAll:
@@ -129,10 +171,22 @@ class AllowAll:
 
 
 class ReleaseAll:
-    """Until the consent engine lands: responses leave unchanged."""
+    """Without authorization (local development on loopback, operator commands): responses leave
+    unchanged."""
 
-    def release(self, request: FhirRequest, interaction: Interaction, response: FhirResponse) -> FhirResponse:
+    def release(
+        self, request: FhirRequest, interaction: Interaction, response: FhirResponse, repository: Any, now: datetime
+    ) -> FhirResponse:
         return response
 
-    def may_know(self, request: FhirRequest, patients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def may_know(
+        self, request: FhirRequest, patients: list[dict[str, Any]], repository: Any, now: datetime
+    ) -> list[dict[str, Any]]:
         return patients
+
+
+class OperationContext(Protocol):
+    """What an operation's handler may use of the engine."""
+
+    config: EngineConfig
+    release: ReleaseHook

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +22,7 @@ from gateway.fhir.context import (
     AllowAll,
     AuditSink,
     AuthorizationHook,
+    EngineConfig,
     FhirRequest,
     FhirResponse,
     Interaction,
@@ -50,24 +49,15 @@ from gateway.fhir.errors import (
     not_known,
     operation_outcome,
 )
-from gateway.fhir.everything import find_candidates, identity_view, patient_record
+from gateway.fhir.ids import new_id
 from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.operations import Operation, find_operation
 from gateway.fhir.repository import Repository, Store, StoredResource
 from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset, summarize
+from gateway.fhir.transaction import run_batch, run_transaction
 from gateway.fhir.validation import ID_PATTERN, validate_resource
-from mappings.matching import match_query_from_parameters, scored_candidates, shortlist
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    base_url: str
-    default_page_size: int = 50
-    max_page_size: int = 1000
-    strict_search_by_default: bool = False
-    max_bundle_entries: int = 10_000
-    security: dict[str, Any] | None = None  # CapabilityStatement.rest.security (SMART's oauth-uris)
 
 
 def parse_etag(value: str, where: str = "If-Match") -> int:
@@ -75,10 +65,6 @@ def parse_etag(value: str, where: str = "If-Match") -> int:
     if not match:
         raise BadRequest(f'{where} must be a version ETag like W/"3", got {value!r}')
     return int(match["version"])
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def _check_owner(request: FhirRequest, current: StoredResource | None) -> None:
@@ -111,56 +97,133 @@ class Engine:
 
     # -- entry points --------------------------------------------------------------------------
     def handle(self, request: FhirRequest) -> FhirResponse:
-        """A top-level request: route, run in one unit of work, commit on success."""
-        from gateway.fhir.transaction import run_batch, run_transaction  # noqa: PLC0415
+        """A top-level request: route, run in one unit of work, write its audit record, commit.
+        A write and its audit record commit together; a read's audit record commits in a short
+        write of its own before the answer leaves. Refused requests are audited too."""
+        interaction: Interaction | None = None
+        try:
+            if request.path == "" and request.method == "POST":
+                interaction = Interaction(self._bundle_type(request))
+                return self._bundle(request, interaction)
+            interaction, _ = self.route(request)
+            write = request.method not in ("GET", "HEAD") and not request.path.endswith("_search")
+            with self.store.unit_of_work(write) as (repository, now):
+                response = self.dispatch(request, repository, now)
+                if write:
+                    repository.flush()
+                    self._record(request, interaction, response.status, None, repository, now)
+            if not write:
+                self._record_apart(request, interaction, response.status, None)
+            return response
+        except FhirError as error:
+            if not error.audited:
+                self._record_apart(request, interaction, error.status, error)
+            raise
 
-        if request.path == "" and request.method == "POST":
-            bundle_type = request.body.get("type") if isinstance(request.body, dict) else None
-            if isinstance(request.body, dict) and request.body.get("resourceType") == "Bundle":
-                if bundle_type in ("batch", "transaction"):
-                    # The Bundle as a whole passes both hooks; each entry passes them again
-                    # in dispatch, like any top-level request.
-                    interaction = Interaction(bundle_type)
-                    self.authorization.authorize(request, interaction)
-                    run = run_batch if bundle_type == "batch" else run_transaction
-                    try:
-                        response = self.release.release(request, interaction, run(self, request))
-                    except FhirError:
-                        self._commit_audit(request)
-                        raise
-                    self._commit_audit(request)
-                    return response
+    def refused(self, request: FhirRequest, error: FhirError) -> None:
+        """A request refused before it reached the engine (no token, a body that does not parse):
+        audited like any other."""
+        self._record_apart(request, None, error.status, error)
+
+    @staticmethod
+    def _bundle_type(request: FhirRequest) -> str:
+        body = request.body
+        bundle_type = body.get("type") if isinstance(body, dict) else None
+        if (
+            not isinstance(body, dict)
+            or body.get("resourceType") != "Bundle"
+            or bundle_type not in ("batch", "transaction")
+        ):
             raise BadRequest(
                 "POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle.type"
             )
-        write = request.method not in ("GET", "HEAD") and not request.path.endswith("_search")
-        try:
-            with self.store.unit_of_work(write) as (repository, now):
-                response = self.dispatch(request, repository, now)
-        except FhirError:
-            self._commit_audit(request)  # denials are audited too
-            raise
-        self._commit_audit(request)
+        return str(bundle_type)
+
+    def _bundle(self, request: FhirRequest, interaction: Interaction) -> FhirResponse:
+        """A transaction runs in one unit of work with its audit record; a batch gives each entry
+        its own, and its audit record one more. The Bundle as a whole passes both hooks; each
+        entry passes them again in dispatch, like any top-level request."""
+        self.authorization.authorize(request, interaction)
+        if interaction.name == "transaction":
+
+            def audit(repository: Repository, now: datetime) -> None:
+                self._record(request, interaction, 200, None, repository, now)
+
+            response = run_transaction(self, request, before_commit=audit)
+        else:
+            response = run_batch(self, request)
+            self._record_apart(request, interaction, response.status, None)
         return response
 
-    def may_know_patient(self, requester: Requester, patient_id: str) -> bool:
-        """Is Patient/{patient_id} stored, and may the requester learn so (the release hooks'
-        `may_know`)? For pages outside the FHIR API that take a patient id from a user."""
-        with self.store.unit_of_work(False) as (repository, _):
-            found = repository.read("Patient", patient_id)
-        if found is None or found.deleted or not found.content:
-            return False
-        request = FhirRequest("GET", f"Patient/{patient_id}", requester=requester)
-        return bool(self.release.may_know(request, [found.content]))
-
-    def _commit_audit(self, request: FhirRequest) -> None:
-        """Audit before release: what the release hook decided is committed, or nothing leaves."""
-        if not request.audit or self.audit is None:
+    def _record(
+        self,
+        request: FhirRequest,
+        interaction: Interaction | None,
+        status: int,
+        error: Exception | None,
+        repository: Repository,
+        now: datetime,
+    ) -> None:
+        """The request's one audit record, and the follow-up writes its decisions call for, in
+        this unit of work. Without an audit sink (authorization off) there is none."""
+        if self.audit is None:
             return
         try:
-            self.audit.append(request.audit)
-        except Exception as error:
-            raise ServiceUnavailable("the service cannot record this request now; try again") from error
+            self.audit.record(request, interaction, status, error, repository, now)
+            for resource in request.follow_ups:
+                follow_up = FhirRequest("POST", str(resource["resourceType"]), body=resource, requester=INTERNAL,
+                                        headers={"prefer": "return=minimal"})  # fmt: skip
+                self.dispatch(follow_up, repository, now)
+        except Exception as failure:
+            unavailable = ServiceUnavailable("the service cannot record this request now; try again")
+            unavailable.audited = True
+            raise unavailable from failure
+
+    def _record_apart(
+        self, request: FhirRequest, interaction: Interaction | None, status: int, error: Exception | None
+    ) -> None:
+        if self.audit is None:
+            return
+        try:
+            with self.store.unit_of_work(True) as (repository, now):
+                self._record(request, interaction, status, error, repository, now)
+        except FhirError:
+            if error is None:
+                raise
+            # A refusal whose audit record cannot be written is still refused (nothing leaves).
+        except Exception as failure:
+            if error is None:
+                raise ServiceUnavailable("the service cannot record this request now; try again") from failure
+
+    def create_about_patient(
+        self, requester: Requester, patient_id: str, build: Callable[[datetime], dict[str, Any]]
+    ) -> str | None:
+        """Create what `build(now)` returns, about Patient/{patient_id}, as `requester`, through
+        the router (labels, index, versions) with its audit record, in one unit of work; None,
+        with nothing written, when no such patient is stored (callers answer the same either
+        way: presence is protected)."""
+        with self.store.unit_of_work(True) as (repository, now):
+            content = build(now)
+            request = FhirRequest("POST", str(content["resourceType"]), body=content, requester=requester,
+                                  headers={"prefer": "return=minimal"})  # fmt: skip
+            interaction = Interaction("create", request.path)
+            found = repository.read("Patient", patient_id)
+            if found is None or found.deleted:
+                return None
+            response = self.dispatch(request, repository, now)
+            repository.flush()
+            self._record(request, interaction, response.status, None, repository, now)
+        return (response.location or "").split("/_history")[0].rsplit("/", 1)[-1] or None
+
+    def may_know_patient(self, requester: Requester, patient_id: str, purpose: str | None = None) -> bool:
+        """Is Patient/{patient_id} stored, and may the requester learn so (the release hooks'
+        `may_know`)? For pages outside the FHIR API that take a patient id from a user."""
+        with self.store.unit_of_work(False) as (repository, now):
+            found = repository.read("Patient", patient_id)
+            if found is None or found.deleted or not found.content:
+                return False
+            request = FhirRequest("GET", f"Patient/{patient_id}", requester=requester, purpose=purpose)
+            return bool(self.release.may_know(request, [found.content], repository, now))
 
     def dispatch(self, request: FhirRequest, repository: Repository, now: datetime) -> FhirResponse:
         interaction, handler = self.route(request)
@@ -172,7 +235,17 @@ class Engine:
             if request.requester.conceal_deletions and interaction.name in ("read", "vread", "history-instance"):
                 raise not_known(interaction.resource_type, interaction.resource_id) from None
             raise
-        return self.release.release(request, interaction, response)
+        released = self.release.release(request, interaction, response, repository, now)
+        operation = self._operation(interaction)
+        if operation is not None and operation.present is not None:
+            return operation.present(self, request, released, interaction, now)
+        return released
+
+    @staticmethod
+    def _operation(interaction: Interaction) -> Operation | None:
+        if interaction.resource_type is None:
+            return None
+        return find_operation(interaction.resource_type, interaction.resource_id is not None, interaction.name)
 
     # -- routing -------------------------------------------------------------------------------
     Handler = Callable[[FhirRequest, Repository, datetime, Interaction], FhirResponse]
@@ -186,12 +259,8 @@ class Engine:
             return self._only(method, "GET", Interaction("capabilities"), self._capabilities)
         if parts == ["_history"]:
             return self._only(method, "GET", Interaction("history-system"), self._history)
-        if parts == ["Patient", "$responder-match"]:
-            return self._only(method, "POST", Interaction("responder-match", "Patient"), self._responder_match)
-        if len(parts) == 3 and parts[0] == "Patient" and parts[2] == "$responder-brief":
-            if not ID_PATTERN.match(parts[1]):
-                raise BadRequest(f"{parts[1]!r} is not a valid resource id", expression="request.url")
-            return self._only(method, "GET", Interaction("responder-brief", "Patient", parts[1]), self._responder_brief)
+        if parts[-1].startswith("$") and len(parts) in (2, 3):
+            return self._route_operation(method, parts, request.path)
         if any(part.startswith("$") for part in parts):
             raise NotSupported(f"operation {request.path} is not supported by this server")
         resource_type = parts[0]
@@ -229,6 +298,19 @@ class Engine:
         if parts[2] == "_history" and len(parts) == 4:
             return self._only(method, "GET", Interaction("vread", resource_type, resource_id), self._vread)
         raise NotFound(f"no FHIR interaction at {request.path!r}")
+
+    def _route_operation(self, method: str, parts: list[str], path: str) -> tuple[Interaction, Handler]:
+        resource_type, resource_id = parts[0], parts[1] if len(parts) == 3 else None
+        operation = find_operation(resource_type, resource_id is not None, parts[-1][1:])
+        if operation is None:
+            raise NotSupported(f"operation {path} is not supported by this server")
+        if resource_id is not None and not ID_PATTERN.match(resource_id):
+            raise BadRequest(f"{resource_id!r} is not a valid resource id", expression="request.url")
+
+        def run(request: FhirRequest, repository: Repository, now: datetime, interaction: Interaction) -> FhirResponse:
+            return operation.handle(self, request, repository, now, interaction)
+
+        return self._only(method, operation.method, Interaction(operation.name, resource_type, resource_id), run)
 
     @staticmethod
     def _only(method: str, allowed: str, interaction: Interaction, handler: Handler) -> tuple[Interaction, Handler]:
@@ -473,60 +555,6 @@ class Engine:
             repository.delete(found[0], source=request.requester.source, now=now)
         return FhirResponse(204)
 
-    def _responder_brief(
-        self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction
-    ) -> FhirResponse:
-        """The patient's record as a collection Bundle. The release hooks decide what of it may
-        go, and the last of them turns what is left into the brief document (one door out)."""
-        assert i.resource_id
-        record = patient_record(repository, self.config.base_url, i.resource_id)
-        if not record:
-            raise not_known("Patient", i.resource_id)
-        wanted = request.param("class")
-        classes = {c.strip() for c in wanted.split(",") if c.strip()} if wanted else None
-        entries = [
-            bundles.entry_for(self.config.base_url, item)
-            for item in record
-            if classes is None or item.type == "Patient" or _data_class(item.content) in classes
-        ]
-        return FhirResponse(200, {"resourceType": "Bundle", "type": "collection", "entry": entries})
-
-    def _responder_match(
-        self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction
-    ) -> FhirResponse:
-        """Candidates for who the responder is looking at, graded; identity fields only. What of
-        it may be shown (and so whether a person's presence may be revealed) is for the release
-        hooks to decide."""
-        body = request.body
-        if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
-            raise BadRequest("$responder-match takes a Parameters resource", expression="Parameters")
-        _check_match_parameters(body)
-        query = match_query_from_parameters(body)
-        if not (query.family or query.given or query.phone or query.identifier):
-            raise BadRequest("give at least a name, a phone number or an identifier", expression="Parameters.parameter")
-        candidates = find_candidates(repository, self.config.base_url, query, now.date())
-        scored = scored_candidates(query, [c.content for c in candidates if c.content], now.date())
-        # Only people the requester may know exist are compared with each other: a hidden
-        # rival must neither take a place in the shortlist nor cost a visible person a grade.
-        known = {id(p) for p in self.release.may_know(request, [c.patient for c in scored])}
-        ranked = shortlist([c for c in scored if id(c.patient) in known])
-        entries = [
-            {
-                "fullUrl": f"{self.config.base_url}/Patient/{c.patient['id']}",
-                "resource": identity_view(c.patient),
-                "search": {
-                    "mode": "match",
-                    "score": round(min(1.0, max(0.0, c.score / 30)), 3),
-                    "extension": [{"url": MATCH_GRADE_URL, "valueCode": c.grade}],
-                },
-            }
-            for c in ranked
-        ]
-        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
-        if entries:
-            bundle["entry"] = entries
-        return FhirResponse(200, bundle)
-
     def _search(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
         assert i.resource_type
         handling = request.prefer("handling")
@@ -588,47 +616,6 @@ def _shaped(content: dict[str, Any] | None, summary: str | None, elements: tuple
     return content
 
 
-MATCH_GRADE_URL = "http://hl7.org/fhir/StructureDefinition/match-grade"
-_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _check_match_parameters(body: dict[str, Any]) -> None:
-    """What $responder-match reads must be well formed: a 400 or 422 naming the parameter,
-    never a failure half-way through scoring."""
-    parameters = body.get("parameter")
-    if not isinstance(parameters, list):
-        raise BadRequest("Parameters.parameter must be a list", expression="Parameters.parameter")
-    for index, parameter in enumerate(parameters):
-        where = f"Parameters.parameter[{index}]"
-        if not isinstance(parameter, dict) or not isinstance(parameter.get("name"), str):
-            raise BadRequest("each parameter needs a name", expression=where)
-        name = parameter["name"]
-        value = next((v for k, v in parameter.items() if k.startswith("value")), None)
-        if name == "resource":
-            try:
-                validate_resource(parameter.get("resource"), "Patient")
-            except FhirError as error:
-                raise error.under(f"{where}.resource") from None
-        elif name == "birthDate":
-            try:
-                valid = (
-                    isinstance(value, str) and bool(_FULL_DATE.match(value)) and date.fromisoformat(value) is not None
-                )
-            except ValueError:
-                valid = False
-            if not valid:
-                raise BadRequest("birthDate must be a full date, YYYY-MM-DD", expression=f"{where}.value")
-        elif name == "age" and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 130):
-            raise BadRequest("age must be a whole number of years from 0 to 130", expression=f"{where}.value")
-
-
-def _data_class(content: dict[str, Any] | None) -> str | None:
-    for tag in ((content or {}).get("meta") or {}).get("tag") or []:
-        if isinstance(tag, dict) and str(tag.get("system", "")).endswith("/CodeSystem/data-class"):
-            return str(tag.get("code"))
-    return None
-
-
 def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
     """Equal apart from the server-assigned meta: such an update creates no new version."""
 
@@ -641,5 +628,8 @@ def _same_content(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
 
     return strip(stored) == strip(incoming)
 
+
+INTERNAL = Requester(source="gateway:consent-engine", scopes=("system/*.c",), part2_program=True)
+"""Who writes what the engine's own obligations call for (the §2.51(c) Communications)."""
 
 __all__ = ["Engine", "EngineConfig", "FhirError", "Conflict", "parse_etag", "new_id"]

@@ -59,6 +59,7 @@ class FhirError(Exception):
 
     status = 400
     default_code = "invalid"
+    audited = False  # its audit record is written (or its failure to be written is this error)
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from mappings.matching import query_blocking_keys
 BRIEF_TYPES = ("EpisodeOfCare", "CareTeam", "Flag", "CarePlan", "Observation", "Condition", "MedicationStatement",
                "MedicationRequest", "AllergyIntolerance", "Encounter", "RelatedPerson", "ServiceRequest",
                "DocumentReference", "Consent")  # fmt: skip
+DECISION_INPUTS = frozenset({"Consent", "Encounter", "EpisodeOfCare"})  # what a release decision reads
 REFERENCED_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization", "Location", "RelatedPerson"})
 MAX_PER_TYPE = 500
 

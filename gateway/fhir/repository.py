@@ -30,6 +30,11 @@ class StoredResource:
 
 class Repository(Protocol):
     base_url: str
+    connection: Any  # the unit of work's database connection (the audit log writes on it)
+
+    def flush(self) -> None:
+        """Write buffered creates now (before a query that must see them)."""
+        ...
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None: ...
 

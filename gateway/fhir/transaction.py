@@ -14,21 +14,36 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from gateway.fhir.context import FhirRequest, FhirResponse
+from gateway.fhir.context import EngineConfig, FhirRequest, FhirResponse
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import BadRequest, FhirError, PayloadTooLarge, PreconditionFailed, operation_outcome
-from gateway.fhir.repository import Repository
+from gateway.fhir.ids import new_id
+from gateway.fhir.repository import Repository, Store
+from gateway.fhir.search import Criterion
 from gateway.fhir.validation import classify_reference, find_references, locate
 
-if TYPE_CHECKING:
-    from gateway.fhir.engine import Engine
+
+class Engine(Protocol):
+    """What Bundle processing needs of the engine: its router, its store and its conditions."""
+
+    config: EngineConfig
+    store: Store
+
+    def dispatch(self, request: FhirRequest, repository: Repository, now: datetime) -> FhirResponse: ...
+
+    def search_criteria(self, resource_type: str, query_string: str, where: str) -> list[Criterion]: ...
+
+
+BeforeCommit = Callable[[Repository, datetime], None]
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _ENTRY_HEADERS = {
@@ -168,13 +183,16 @@ def _response_bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]
 
 
 # -- transaction ---------------------------------------------------------------------------------
-def run_transaction(engine: Engine, request: FhirRequest) -> FhirResponse:
-    responses = execute_transaction(engine, request)
+def run_transaction(engine: Engine, request: FhirRequest, before_commit: BeforeCommit | None = None) -> FhirResponse:
+    responses = execute_transaction(engine, request, before_commit)
     return FhirResponse(200, _response_bundle("transaction-response", [_response_entry(r) for r in responses]))
 
 
-def execute_transaction(engine: Engine, request: FhirRequest) -> list[FhirResponse]:
-    """Run a transaction Bundle atomically; the entries' responses in request order."""
+def execute_transaction(
+    engine: Engine, request: FhirRequest, before_commit: BeforeCommit | None = None
+) -> list[FhirResponse]:
+    """Run a transaction Bundle atomically; the entries' responses in request order.
+    `before_commit` runs in the same unit of work after the last entry (the audit record)."""
     raw_entries = _check_bundle(engine, request)
     entries = [_entry_request(engine, request, raw, index) for index, raw in enumerate(raw_entries)]
     seen_full_urls: dict[str, int] = {}
@@ -195,6 +213,9 @@ def execute_transaction(engine: Engine, request: FhirRequest) -> list[FhirRespon
                 responses[entry.index] = engine.dispatch(entry.request, repository, now)
             except FhirError as error:
                 raise error.under(entry.where) from None
+        if before_commit is not None:
+            repository.flush()
+            before_commit(repository, now)
     return [responses[entry.index] for entry in entries]
 
 
@@ -262,7 +283,6 @@ def _conditional_identity(
             return f"{resource_type}/{found[0].id}"
     if body_id and request.method == "PUT":
         return f"{resource_type}/{body_id}"
-    from gateway.fhir.engine import new_id  # noqa: PLC0415
 
     request.assigned_id = new_id()
     return f"{resource_type}/{request.assigned_id}"

@@ -23,7 +23,7 @@ from gateway.auth.bearer import requester_for
 from gateway.auth.discovery import openid_configuration, smart_configuration
 from gateway.auth.scopes import ScopeError, ScopeSet
 from gateway.auth.server import SmartServer
-from gateway.consent.encounters import patient_exists, start_crisis_encounter
+from gateway.consent.encounters import start_crisis_encounter
 from gateway.fhir.context import Requester
 from gateway.fhir.errors import FhirError
 from gateway.fhir.validation import ID_PATTERN
@@ -267,14 +267,18 @@ def consent() -> Response:
 
 
 def _patient_exists(patient_id: str) -> bool:
-    return patient_exists(current_app.extensions["fhir_engine"].store, patient_id)
+    """For trusted backends (dispatch, EHRs) only: whether a Patient with this id is stored."""
+    store = current_app.extensions["fhir_engine"].store
+    with store.unit_of_work(False) as (repository, _):
+        found = repository.read("Patient", patient_id)
+    return found is not None and not found.deleted
 
 
 def _may_know(user: User, patient_id: str, purpose: str, scope: str) -> bool:
     """May this user, asking for this purpose with these scopes, learn that the patient exists?"""
     requester = Requester(source=f"user:{user.username}", scopes=tuple(scope.split()), patient=patient_id,
                           username=user.username, role=user.role, purpose=purpose)  # fmt: skip
-    return bool(current_app.extensions["fhir_engine"].may_know_patient(requester, patient_id))
+    return bool(current_app.extensions["fhir_engine"].may_know_patient(requester, patient_id, purpose))
 
 
 # -- token, introspection, revocation ----------------------------------------------------------------
@@ -441,9 +445,9 @@ def launch() -> Response:
     if responder is not None and responder.organization and not encounter:
         # Dispatching a team starts the crisis Encounter: the treating relationship the consent
         # engine looks for (TPO and intermediary consents).
-        store = current_app.extensions["fhir_engine"].store
-        encounter = start_crisis_encounter(store, patient, responder.organization, optional["incident"],
-                                           f"client:{backend.client_id}")  # fmt: skip
+        writer = Requester(source=f"client:{backend.client_id}", client_id=backend.client_id)
+        encounter = start_crisis_encounter(current_app.extensions["fhir_engine"], writer, patient,
+                                           responder.organization, optional["incident"])  # fmt: skip
     launch_id = server.create_launch(
         client_id=app_client.client_id,
         created_by=backend.client_id,

@@ -5,65 +5,107 @@ token of a user whose role is compliance-officer:
 - GET  /compliance/intermediary-disclosures?patient=Patient/x          §2.24 list
 - GET  /compliance/emergency-reviews[?status=pending|reviewed|all]     §2.51 accesses to review
 - POST /compliance/emergency-reviews/<seq>  {"note": "..."}            mark one reviewed
-- GET  /compliance/alerts[?since=YYYY-MM-DD]                           police releases, conflicts, ...
+- GET  /compliance/alerts[?since=YYYY-MM-DD]                           police requests, conflicts, ...
 - GET  /compliance/consents-not-relied-on                              Consents missing §2.31 elements
-- GET  /compliance/audit-events[?patient=&since=&_count=]                the audit trail as FHIR AuditEvents
+- GET  /compliance/audit-events[?patient=&since=&_count=]              the audit trail as FHIR AuditEvents
+
+A report's rows carry patient data, so they go through the same door as any release: each row is
+an item decided by the consent engine (compliance administration), the request leaves one audit
+record naming every patient it shows, and that record commits before the report leaves. Refused
+requests (401, 403, 400) are audited too.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
+from consent_engine import Item, Release
 from consent_engine.fhir import consent_from_fhir, parse_datetime
-from gateway.auth.accounts import utcnow
-from gateway.consent.audit import AuditLog, AuditRecord
+from gateway.auth.accounts import User
+from gateway.consent.audit import ACCOUNTING_PERIOD, AuditLog, Requested, audit_record
+from gateway.fhir.context import Requester
+from gateway.fhir.dates import utc_now
+from gateway.fhir.repository import Repository
 from gateway.fhir.search import parse_search
 from gateway.http.token_user import Refused, refused, token_user
-from gateway.store.database import writing
-from gateway.store.schema import audit_event, disclosure, emergency_review
+from gateway.store.schema import audit_event, audit_event_patient, disclosure, emergency_review
 
 compliance_api = Blueprint("compliance_api", __name__, url_prefix="/compliance")
-ACCOUNTING_PERIOD = timedelta(days=3 * 365)
+Row = dict[str, Any]
 
 
-compliance_api.register_error_handler(Refused, refused)
-
-
-def _officer() -> str:
-    """The compliance officer asking. The reports carry patient data, so the access is audited
-    (and committed) before any of it is read: no record, no report (503)."""
-    user = token_user(lambda u: u.role == "compliance-officer", "compliance reports are for compliance officers")
-    record = AuditRecord(
-        recorded_at=utcnow(),
-        recipient=user.username,
-        outcome="PERMIT",
-        patient=None,  # the patient asked about is in the request; this row is not a disclosure decision
-        purpose="HOPERAT",
-        emergency=False,
-        body={
-            "request": f"{request.method} {request.full_path.rstrip('?')}",
-            "basis": "compliance-administration",
-            "released": [],
-            "withheld": [],
-            "alerts": [],
-            "emergency": None,
-        },  # fmt: skip
-    )
-    try:
-        AuditLog(_database()).append([record])
-    except Exception as error:
-        raise Refused(503, "temporarily_unavailable", "the report cannot be recorded now; try again") from error
-    return user.username
+@compliance_api.errorhandler(Refused)
+def _refused(error: Refused) -> Response:
+    """A refused report request leaves its audit record too (unless recording is what failed)."""
+    if error.status != 503:
+        with _unit() as (repository, now):
+            record = audit_record(_requested(None), [], error.status, error, now)
+            AuditLog(_database()).append(repository.connection, [record])
+    return refused(error)
 
 
 def _database() -> Any:
     return current_app.extensions["database"]
+
+
+@contextmanager
+def _unit() -> Iterator[tuple[Repository, datetime]]:
+    with current_app.extensions["fhir_engine"].store.unit_of_work(True) as (repository, now):
+        yield repository, now
+
+
+def _requested(user: User | None) -> Requested:
+    patient = request.args.get("patient")
+    return Requested(
+        line=f"{request.method} {request.full_path.rstrip('?')}",
+        interaction=f"compliance-{request.endpoint.rsplit('.', 1)[-1] if request.endpoint else 'report'}",
+        user=user.username if user else None,
+        client=None,
+        role=user.role if user else None,
+        purpose="HOPERAT",
+        patient=patient if patient and patient.startswith("Patient/") else None,
+    )
+
+
+def _officer() -> User:
+    return token_user(lambda u: u.role == "compliance-officer", "compliance reports are for compliance officers")
+
+
+def _report(
+    user: User, rows: list[Row], name: str, key: Callable[[Row], str], patient: Callable[[Row], str | None]
+) -> Response:
+    return _answer(_decided(user, rows, name, key, patient), name)
+
+
+def _decided(
+    user: User, rows: list[Row], name: str, key: Callable[[Row], str], patient: Callable[[Row], str | None]
+) -> list[Row]:
+    """Decide the rows as items by the patient each concerns and write the audit record; the
+    released rows (all of them, for an officer; decided all the same)."""
+    by_patient: dict[str, dict[str, Item]] = {}
+    for row in rows:
+        item = Item(key(row), "STATUS", description=name)  # one item may stand for several rows (alerts)
+        by_patient.setdefault(patient(row) or "", {})[item.key] = item
+    requester = Requester(source=f"user:{user.username}", username=user.username, role=user.role)
+    door = current_app.extensions["consent_release"]
+    try:
+        with _unit() as (repository, now):
+            items = {p: list(found.values()) for p, found in by_patient.items()}
+            releases: list[Release] = door.decide_report(requester, items, repository, now)
+            record = audit_record(_requested(user), releases, 200, None, now)
+            AuditLog(_database()).append(repository.connection, [record])
+    except Exception as error:
+        raise Refused(503, "temporarily_unavailable", "the report cannot be recorded now; try again") from error
+    released = {(r.request.patient, k) for r in releases for k in r.released_keys}
+    return [row for row in rows if (patient(row) or "", key(row)) in released]
 
 
 def _since(default: timedelta | None = None) -> datetime | None:
@@ -73,10 +115,10 @@ def _since(default: timedelta | None = None) -> datetime | None:
         if found is None:
             raise Refused(400, "invalid_request", "since must be a date, e.g. 2026-01-31")
         return found
-    return utcnow() - default if default else None
+    return utc_now() - default if default else None
 
 
-def _answer(rows: list[dict[str, Any]], name: str) -> Response:
+def _answer(rows: list[Row], name: str) -> Response:
     if request.args.get("format") == "csv":
         buffer = io.StringIO()
         columns = list(rows[0]) if rows else ["empty"]
@@ -87,7 +129,7 @@ def _answer(rows: list[dict[str, Any]], name: str) -> Response:
         response = Response(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     else:
-        response = jsonify({"report": name, "generated_at": utcnow().isoformat() + "Z", "rows": rows})
+        response = jsonify({"report": name, "rows": rows})
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -99,7 +141,7 @@ def _patient() -> str:
     return patient
 
 
-def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> list[dict[str, Any]]:
+def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> list[Row]:
     query = select(disclosure).where(disclosure.c.patient == patient).order_by(disclosure.c.seq)
     if since:
         query = query.where(disclosure.c.disclosed_at >= since)
@@ -107,8 +149,11 @@ def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> li
         rows = connection.execute(query).mappings().all()
     return [
         {
+            "seq": row["seq"],
             "disclosed_at": row["disclosed_at"].isoformat() + "Z",
+            "patient": row["patient"],
             "item": row["item"],
+            "description": row["body"].get("description"),
             "data_class": row["body"].get("data_class"),
             "discloser": row["discloser"],
             "recipient": row["body"].get("recipient_name"),
@@ -117,6 +162,8 @@ def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> li
             "purpose": row["body"].get("purpose"),
             "basis": row["body"].get("basis"),
             "consents": row["body"].get("consents"),
+            "tpo": bool(row["body"].get("tpo")),
+            "citation": row["body"].get("citation"),
             "notice_version": row["body"].get("notice_version"),
         }
         for row in rows
@@ -124,21 +171,27 @@ def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> li
     ]
 
 
+def _disclosure_key(row: Row) -> str:
+    return f"Disclosure/{row['seq']}"
+
+
 @compliance_api.get("/disclosures")
 def disclosures() -> Response:
-    _officer()
-    return _answer(_ledger(_patient(), _since(ACCOUNTING_PERIOD), False), "disclosures")
+    user = _officer()
+    rows = _ledger(_patient(), _since(ACCOUNTING_PERIOD), False)
+    return _report(user, rows, "disclosures", _disclosure_key, lambda r: r["patient"])
 
 
 @compliance_api.get("/intermediary-disclosures")
 def intermediary_disclosures() -> Response:
-    _officer()
-    return _answer(_ledger(_patient(), _since(ACCOUNTING_PERIOD), True), "intermediary-disclosures")
+    user = _officer()
+    rows = _ledger(_patient(), _since(ACCOUNTING_PERIOD), True)
+    return _report(user, rows, "intermediary-disclosures", _disclosure_key, lambda r: r["patient"])
 
 
 @compliance_api.get("/emergency-reviews")
 def emergency_reviews() -> Response:
-    _officer()
+    user = _officer()
     status = request.args.get("status", "pending")
     query = select(emergency_review, audit_event.c.body).join(
         audit_event, audit_event.c.seq == emergency_review.c.audit_seq
@@ -150,65 +203,73 @@ def emergency_reviews() -> Response:
     elif status != "all":
         raise Refused(400, "invalid_request", "status is pending, reviewed or all")
     with _database().connect() as connection:
-        rows = connection.execute(query.order_by(emergency_review.c.audit_seq)).mappings().all()
-    return _answer(
-        [
-            {
-                "audit_seq": row["audit_seq"],
-                "accessed_at": row["accessed_at"].isoformat() + "Z",
-                "patient": row["patient"],
-                "recipient": row["recipient"],
-                "nature": (row["body"].get("emergency") or {}).get("nature"),
-                "released": [r["item"] for r in row["body"].get("released", [])],
-                "reviewed_at": row["reviewed_at"].isoformat() + "Z" if row["reviewed_at"] else None,
-                "reviewer": row["reviewer"],
-                "note": row["note"],
-            }
-            for row in rows
-        ],
-        "emergency-reviews",
+        found = connection.execute(query.order_by(emergency_review.c.audit_seq)).mappings().all()
+    rows = [
+        {
+            "audit_seq": row["audit_seq"],
+            "accessed_at": row["accessed_at"].isoformat() + "Z",
+            "patient": row["patient"],
+            "recipient": row["recipient"],
+            "nature": (row["body"].get("emergency") or {}).get("nature"),
+            "released": [r["item"] for d in row["body"].get("decisions", []) for r in d.get("released", [])],
+            "reviewed_at": row["reviewed_at"].isoformat() + "Z" if row["reviewed_at"] else None,
+            "reviewer": row["reviewer"],
+            "note": row["note"],
+        }
+        for row in found
+    ]
+    return _report(
+        user, rows, "emergency-reviews", lambda r: f"EmergencyReview/{r['audit_seq']}", lambda r: r["patient"]
     )
 
 
 @compliance_api.post("/emergency-reviews/<int:seq>")
 def review_emergency(seq: int) -> Response:
-    officer = _officer()
+    user = _officer()
     body = request.get_json(silent=True)
     note = body.get("note") if isinstance(body, dict) else None
     if not isinstance(note, str) or not note.strip():
         raise Refused(400, "invalid_request", 'send {"note": "..."}: what the review found')
-    with writing(_database()) as connection:
-        changed = connection.execute(
+    with _unit() as (repository, now):
+        changed = repository.connection.execute(
             update(emergency_review)
             .where(emergency_review.c.audit_seq == seq, emergency_review.c.reviewed_at.is_(None))
-            .values(reviewed_at=utcnow(), reviewer=officer, note=note.strip())
+            .values(reviewed_at=now, reviewer=user.username, note=note.strip())
         ).rowcount
+        if changed:
+            record = audit_record(_requested(user), [], 200, None, now)
+            AuditLog(_database()).append(repository.connection, [record])
     if not changed:
         raise Refused(409, "invalid_request", "no pending emergency access with that number")
     return jsonify({"audit_seq": seq, "reviewed": True})
 
 
+def _audit_rows(patient: str | None, since: datetime | None, limit: int) -> list[Any]:
+    query = select(audit_event).order_by(audit_event.c.seq.desc())
+    if patient:
+        many = select(audit_event_patient.c.audit_seq).where(audit_event_patient.c.patient == patient)
+        query = query.where(or_(audit_event.c.patient == patient, audit_event.c.seq.in_(many)))
+    if since:
+        query = query.where(audit_event.c.recorded_at >= since)
+    with _database().connect() as connection:
+        return list(connection.execute(query.limit(limit)).mappings().all())
+
+
 @compliance_api.get("/alerts")
 def alerts() -> Response:
-    _officer()
-    since = _since(timedelta(days=90))
-    with _database().connect() as connection:
-        rows = connection.execute(
-            select(audit_event.c.seq, audit_event.c.recorded_at, audit_event.c.recipient, audit_event.c.patient,
-                   audit_event.c.body).where(audit_event.c.recorded_at >= since).order_by(audit_event.c.seq)
-        ).mappings().all()  # fmt: skip
-    found = [
+    user = _officer()
+    rows = [
         {"audit_seq": row["seq"], "recorded_at": row["recorded_at"].isoformat() + "Z", "recipient": row["recipient"],
          "patient": row["patient"], "alert": alert["code"], "detail": alert["detail"]}
-        for row in rows
+        for row in reversed(_audit_rows(None, _since(timedelta(days=90)), 10_000))
         for alert in row["body"].get("alerts", [])
     ]  # fmt: skip
-    return _answer(found, "alerts")
+    return _report(user, rows, "alerts", lambda r: f"AuditEvent/{r['audit_seq']}", lambda r: r["patient"])
 
 
 @compliance_api.get("/consents-not-relied-on")
 def consents_not_relied_on() -> Response:
-    _officer()
+    user = _officer()
     settings = current_app.config["GATEWAY_SETTINGS"]
     store = current_app.extensions["fhir_engine"].store
     query = parse_search("Consent", [("_count", "1000")], base_url=settings.base_url, strict=True,
@@ -221,38 +282,44 @@ def consents_not_relied_on() -> Response:
         if consent.problems:
             rows.append({"consent": f"Consent/{item.id}", "patient": consent.patient, "kind": consent.kind.value,
                          "problems": list(consent.problems)})  # fmt: skip
-    return _answer(rows, "consents-not-relied-on")
+    return _report(user, rows, "consents-not-relied-on", lambda r: str(r["consent"]), lambda r: r["patient"])
 
 
 def audit_event_resource(row: Any, base_url: str) -> dict[str, Any]:
-    """One audit row as a FHIR R4 AuditEvent (a disclosure decision: type rest, subtype read)."""
+    """One audit row as a FHIR R4 AuditEvent (IHE BALP style): the request, the requester, each
+    patient, and each item released (with its basis) or withheld (with its reason)."""
     body = row["body"]
     outcome = row["outcome"]
-    recipient = body.get("recipient") or {}
+    requester = body.get("requester") or {}
     entities: list[dict[str, Any]] = []
-    if row["patient"]:
-        entities.append({"what": {"reference": row["patient"]}, "type": {
+    for patient in body.get("patients") or ([row["patient"]] if row["patient"] else []):
+        entities.append({"what": {"reference": patient}, "type": {
             "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}})  # fmt: skip
-    for released in body.get("released", []):
-        entities.append({"what": {"reference": released["item"]}, "description": "released",
-                         "detail": [{"type": "basis", "valueString": str(released.get("basis"))}]})  # fmt: skip
-    for withheld in body.get("withheld", []):
-        entities.append({"what": {"reference": withheld["item"]}, "description": "withheld",
-                         "detail": [{"type": "reason", "valueString": str(withheld.get("reason"))}]})  # fmt: skip
+    for decision in body.get("decisions", []):
+        for released in decision.get("released", []):
+            basis = released.get("basis") or {}
+            detail = [{"type": "basis", "valueString": str(basis.get("kind"))}]
+            if basis.get("consent"):
+                detail.append({"type": "consent", "valueString": f"Consent/{basis['consent']}"})
+            entities.append({"what": {"reference": released["item"]}, "description": "released", "detail": detail})
+        for withheld in decision.get("withheld", []):
+            entities.append({"what": {"reference": withheld["item"]}, "description": "withheld",
+                             "detail": [{"type": "reason", "valueString": str(withheld.get("reason"))}]})  # fmt: skip
+    refused_or_denied = outcome not in ("PERMIT", "PERMIT_WITH_REDACTION", "COMPLETED")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(row["seq"]),
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "read"}],
-        "action": "R",
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": str(body.get("interaction") or "read")}],
+        "action": "R" if str(body.get("request", "GET")).startswith("GET") else "E",
         "recorded": row["recorded_at"].isoformat() + "Z",
-        "outcome": "0" if outcome in ("PERMIT", "PERMIT_WITH_REDACTION") else "4",
+        "outcome": "8" if outcome == "ERROR" else "4" if refused_or_denied else "0",
         "outcomeDesc": outcome,
         "agent": [{
             "who": {"identifier": {"system": "urn:crisis-gateway:user", "value": row["recipient"]},
-                    "display": recipient.get("name") or row["recipient"]},
+                    "display": requester.get("name") or row["recipient"]},
             "requestor": True,
-            "role": [{"text": recipient.get("role") or "unknown"}],
+            "role": [{"text": requester.get("role") or "unknown"}],
         }],
         "source": {"site": base_url, "observer": {"display": "crisis-response gateway consent engine"}},
     }  # fmt: skip
@@ -266,26 +333,21 @@ def audit_event_resource(row: Any, base_url: str) -> dict[str, Any]:
 @compliance_api.get("/audit-events")
 def audit_events() -> Response:
     """The audit trail as a FHIR searchset Bundle of AuditEvents (?patient=, ?since=, ?_count=)."""
-    _officer()
+    user = _officer()
     settings = current_app.config["GATEWAY_SETTINGS"]
-    query = select(audit_event).order_by(audit_event.c.seq.desc())
-    if request.args.get("patient"):
-        query = query.where(audit_event.c.patient == _patient())
-    since = _since()
-    if since:
-        query = query.where(audit_event.c.recorded_at >= since)
     count = request.args.get("_count", "100")
-    if not count.isdigit() or not 0 < int(count) <= 1000:
+    if not count.isascii() or not count.isdigit() or not 0 < int(count) <= 1000:
         raise Refused(400, "invalid_request", "_count is a whole number from 1 to 1000")
-    with _database().connect() as connection:
-        rows = connection.execute(query.limit(int(count))).mappings().all()
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(rows),
-        "entry": [{"resource": audit_event_resource(row, settings.base_url)} for row in rows] or None,
-    }
-    response = jsonify({k: v for k, v in bundle.items() if v is not None})
+    patient = _patient() if request.args.get("patient") else None
+    rows = _audit_rows(patient, _since(), int(count))
+    decided = _decided(user, [dict(r) for r in rows], "audit-events", lambda r: f"AuditEvent/{r['seq']}",
+                       lambda r: patient or r["patient"])  # fmt: skip
+    shown = {row["seq"] for row in decided}
+    events = [audit_event_resource(row, settings.base_url) for row in rows if row["seq"] in shown]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(events)}
+    if events:
+        bundle["entry"] = [{"resource": event} for event in events]
+    response = jsonify(bundle)
     response.headers["Content-Type"] = "application/fhir+json"
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import replace
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -24,7 +23,6 @@ from gateway.fhir.context import FhirRequest, FhirResponse, Requester
 from gateway.fhir.dates import parse_instant
 from gateway.fhir.engine import Engine
 from gateway.fhir.errors import (
-    BadRequest,
     FhirError,
     Issue,
     MethodNotAllowed,
@@ -108,31 +106,43 @@ def _parse_body(method: str) -> Any:
     return None
 
 
-@fhir_api.route("/", methods=METHODS, defaults={"path": ""}, strict_slashes=False)
-@fhir_api.route("/<path:path>", methods=METHODS)
-def fhir(path: str) -> Response:
-    fmt = response_format(request.args.get("_format"), request.headers.get("Accept"))
-    settings = current_app.config["GATEWAY_SETTINGS"]
-    requester = Requester(source="unauthenticated")
-    if settings.auth == "smart" and path.strip("/") != "metadata":
-        # Before the body is read: a caller without a valid token costs us no parsing.
-        requester = requester_for(
-            request.headers.get("Authorization"), current_app.extensions["smart_server"].tokens, settings.base_url
-        )
-        requester = replace(
-            requester,
-            # The purpose given at launch or consent, unless the request names another.
-            purpose=request.headers.get("X-Purpose-Of-Use") or requester.purpose,
-            emergency_nature=request.headers.get("X-Emergency-Nature") or None,
-        )
-    fhir_request = FhirRequest(
+PUBLIC = ("metadata", ".well-known/smart-configuration")
+
+
+def _fhir_request(path: str) -> FhirRequest:
+    return FhirRequest(
         method=request.method,
         path=path.strip("/"),
         params=[(k, v) for k, v in request.args.items(multi=True) if k not in ("_format", "_pretty")],
-        body=_parse_body(request.method),
         headers={name.lower(): value for name, value in request.headers.items()},
-        requester=requester,
+        requester=Requester(source="unauthenticated"),
+        # The purpose of use and emergency given with this request; the token's is its default
+        # for plain reads, never for the responder operations.
+        purpose=request.headers.get("X-Purpose-Of-Use") or None,
+        emergency_nature=request.headers.get("X-Emergency-Nature") or None,
     )
+
+
+@fhir_api.route("/", methods=METHODS, defaults={"path": ""}, strict_slashes=False)
+@fhir_api.route("/<path:path>", methods=METHODS)
+def fhir(path: str) -> Response:
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    fhir_request = _fhir_request(path)
+    try:
+        fmt = response_format(request.args.get("_format"), request.headers.get("Accept"))
+        if settings.auth == "smart" and fhir_request.path not in PUBLIC:
+            # Before the body is read: a caller without a valid token costs us no parsing.
+            fhir_request.requester = requester_for(
+                request.headers.get("Authorization"), current_app.extensions["smart_server"].tokens, settings.base_url
+            )
+        try:
+            fhir_request.body = _parse_body(request.method)
+        except HTTPException as error:
+            raise _as_fhir_error(error) from None
+    except FhirError as error:
+        if fhir_request.path not in PUBLIC:
+            _engine().refused(fhir_request, error)  # refused requests are audited too
+        raise
     result = _engine().handle(fhir_request)
     return _render_result(result, fmt)
 
@@ -154,19 +164,26 @@ def _fhir_error(error: FhirError) -> Response:
     return render_error(error)
 
 
-@fhir_api.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
+def _as_fhir_error(error: HTTPException) -> FhirError:
     status = error.code or 500
     if status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        return render_error(PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes"))
+        return PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
     if status == 405:
-        return render_error(MethodNotAllowed(f"{request.method} is not supported on {request.path}"))
+        return MethodNotAllowed(f"{request.method} is not supported on {request.path}")
     if status == 404:
-        return render_error(NotFound(f"nothing at {request.path}"))
-    if status == 400:
-        return render_error(BadRequest(error.description or "bad request"))
-    return render(operation_outcome([Issue("processing", error.description or "")]), status, _wanted_format())
+        return NotFound(f"nothing at {request.path}")
+    found = FhirError(error.description or "bad request", code="processing" if status != 400 else None)
+    found.status = status
+    return found
+
+
+@fhir_api.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    """Errors raised before the view ran (no route for the method, ...): refused, and audited."""
+    fhir_error = _as_fhir_error(error)
+    _engine().refused(_fhir_request(request.path.removeprefix("/fhir")), fhir_error)
+    return render_error(fhir_error)
 
 
 @fhir_api.errorhandler(OperationalError)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.consent.encounters import patient_exists, start_crisis_encounter
+from gateway.consent.encounters import start_crisis_encounter
+from gateway.fhir.context import Requester
 from gateway.fhir.validation import ID_PATTERN
 from gateway.http.token_user import Refused, refused, token_user
 
@@ -34,9 +35,8 @@ def on_scene() -> Response:
         raise Refused(400, "invalid_request", 'send {"patient": "<Patient id>"}')
     if incident is not None and (not isinstance(incident, str) or len(incident) > 100):
         raise Refused(400, "invalid_request", "incident must be a short string")
-    store = current_app.extensions["fhir_engine"].store
-    if patient_exists(store, patient):
-        start_crisis_encounter(store, patient, user.organization, incident, f"user:{user.username}")
+    writer = Requester(source=f"user:{user.username}", username=user.username, role=user.role)
+    start_crisis_encounter(current_app.extensions["fhir_engine"], writer, patient, user.organization or "", incident)
     response = jsonify({"recorded": True})
     response.status_code = 202
     return response

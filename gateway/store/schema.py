@@ -244,6 +244,18 @@ audit_event = Table(
     Column("body", Document, nullable=False),  # the whole record: items, bases, reasons, alerts, ...
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("interaction", String(40), nullable=True),  # read, search-type, responder-brief, ... (also in body)
+    Index("ix_audit_event_recipient_interaction", "recipient", "interaction"),
+)
+
+# Every patient a multi-patient request decided about (a search over several people): "who saw my
+# record" finds the request under each of them. Single-patient records name theirs in audit_event.
+audit_event_patient = Table(
+    "audit_event_patient",
+    metadata,
+    Column("audit_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("patient", String(100), primary_key=True),
+    Index("ix_audit_event_patient_patient", "patient"),
 )
 
 disclosure = Table(

@@ -55,9 +55,12 @@ def test_emergency_brief_by_a_clinician_is_limited_to_the_emergency_set(record: 
     treatment = section_text(document, "treatment")
     assert "Opioid dependence" in treatment
     assert "a medical emergency (42 CFR 2.51)" in section_text(document, "basis")
-    narrowed = brief(record, token(record), purpose="TREAT", confirmed="true", **{"class": "CONTACT"}).json()
-    assert {e["resource"]["resourceType"] for e in narrowed["entry"][1:]} <= {"Patient", "CareTeam", "Organization",
-                                                                             "Practitioner", "PractitionerRole"}  # fmt: skip
+    narrowed = brief(record, token(record), purpose="TREAT", confirmed="true", **{"class": "DX"}).json()
+    assert {e["resource"]["resourceType"] for e in narrowed["entry"][1:]} == {"Patient", "Condition"}
+    nothing = brief(record, token(record), purpose="TREAT", confirmed="true", **{"class": "CONTACT"})
+    unknown = brief(record, token(record), patient="nobody", purpose="TREAT", confirmed="true", **{"class": "CONTACT"})
+    assert nothing.status_code == unknown.status_code == 404  # demographics never go alone
+    assert nothing.content.replace(b"pat-1", b"X") == unknown.content.replace(b"nobody", b"X")
 
 
 def test_a_certain_match_confirms_identity_for_the_brief(record: Harness) -> None:  # noqa: F811
@@ -95,4 +98,5 @@ def test_nobody_sees_a_part2_only_patient_without_a_basis(record: Harness) -> No
     found = match(record, ada, given="Dana", family="Quinlan", birthDate="1979-08-30", phone="555-0777").json()
     assert found == {"resourceType": "Bundle", "type": "searchset", "total": 0}
     emergency = brief(record, ada, patient="otp-only", purpose="BTG", reason="overdose", confirmed="true")
-    assert emergency.status_code == 404  # the emergency set has no demographics: still nothing without a basis
+    assert emergency.status_code == 200  # an emergency releases the emergency set, and who it is about goes with it
+    assert {e["resource"]["resourceType"] for e in emergency.json()["entry"][1:]} == {"Patient", "Condition"}

@@ -16,8 +16,9 @@ from tests.gateway.conftest import patient
 from tests.gateway.consent.test_release import record, token  # noqa: F401 (record is a fixture)
 
 
-def match(smart: Harness, access: str, **fields: Any) -> requests.Response:
+def match(smart: Harness, access: str, purpose: str = "TREAT", **fields: Any) -> requests.Response:
     return requests.post(f"{smart.base}/Patient/$responder-match", json=match_parameters(fields), timeout=10,
+                         params={"purpose": purpose} if purpose else None,
                          headers={"Authorization": f"Bearer {access}", "Content-Type": "application/fhir+json"})  # fmt: skip
 
 
@@ -40,18 +41,27 @@ def test_clinician_finds_the_person_with_a_typo_and_a_nickname(record: Harness) 
 
 def test_police_learn_nothing_and_every_match_is_audited(record: Harness) -> None:  # noqa: F811
     lee = token(record, "lee")
-    about = match(record, lee, given="Maria", family="Rivera", birthDate="1988-04-12").json()
-    nobody = match(record, lee, given="Nobody", family="Atall", birthDate="1901-01-01").json()
+    about = match(record, lee, "crisis-coordination", given="Maria", family="Rivera", birthDate="1988-04-12").json()
+    nobody = match(record, lee, "crisis-coordination", given="Nobody", family="Atall", birthDate="1901-01-01").json()
     assert about == nobody == {"resourceType": "Bundle", "type": "searchset", "total": 0}
     with record.app.extensions["database"].connect() as connection:
-        outcomes = (
-            connection.execute(
-                select(audit_event.c.outcome).where(audit_event.c.recipient == "lee", audit_event.c.outcome == "MATCH")
+        rows = connection.execute(
+            select(audit_event.c.outcome, audit_event.c.body).where(
+                audit_event.c.recipient == "lee", audit_event.c.interaction == "responder-match"
             )
-            .scalars()
-            .all()
-        )
-    assert len(outcomes) == 2
+        ).all()
+    assert [outcome for outcome, _ in rows] == ["DENY", "DENY"]
+    assert all([a["code"] for a in body["alerts"]] == ["police-request"] for _, body in rows)
+
+
+def test_a_match_takes_its_purpose_with_the_request(record: Harness) -> None:  # noqa: F811
+    no_purpose = match(record, token(record), purpose="", given="Maria", family="Rivera")
+    assert no_purpose.status_code == 400 and "purpose" in no_purpose.json()["issue"][0]["diagnostics"]
+    in_parameters = requests.post(f"{record.base}/Patient/$responder-match", timeout=10,
+                                  json=match_parameters({"given": "Maria", "family": "Rivera", "purpose": "TREAT"}),
+                                  headers={"Authorization": f"Bearer {token(record)}",
+                                           "Content-Type": "application/fhir+json"})  # fmt: skip
+    assert in_parameters.status_code == 200 and grades(in_parameters.json()) == {"pat-1": "probable"}
 
 
 def test_bad_match_requests_are_400(record: Harness) -> None:  # noqa: F811

@@ -1,0 +1,137 @@
+"""What the consent engine's decision reads, loaded through the request's own unit of work:
+who the recipient is, each patient's consents, treating relationships and program episodes, and
+what the requester's earlier requests established. No second connection, no wall clock: the
+unit of work's repository and `now` are the only sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from consent_engine import Consent, Episode, History, Recipient
+from consent_engine.fhir import consent_from_fhir, episode_from_resource, treating_organizations
+from gateway.auth.roles import role as known_role
+from gateway.consent.audit import AuditLog
+from gateway.fhir.context import Requester
+from gateway.fhir.everything import DECISION_INPUTS
+from gateway.fhir.indexing import split_reference
+from gateway.fhir.repository import Repository
+from gateway.store.schema import app_user, oauth_client
+
+PRIVACY_SCOPE = "patient-privacy"
+
+
+@dataclass(frozen=True)
+class PatientContext:
+    consents: list[Consent] | None  # None: they could not be read (only an emergency goes on)
+    treating: frozenset[str]
+    episodes: tuple[Episode, ...]
+
+
+def context_of(resources: list[dict[str, Any]]) -> PatientContext:
+    """From a patient's stored Consents, Encounters and EpisodeOfCare: the consents in the privacy
+    scope, the organizations treating the patient now, and the programs' episodes."""
+    consents = []
+    for resource in resources:
+        if resource.get("resourceType") != "Consent":
+            continue
+        scope = (resource.get("scope") or {}).get("coding") or []
+        if any(isinstance(c, dict) and c.get("code") == PRIVACY_SCOPE for c in scope):
+            consents.append(consent_from_fhir(resource))
+    encounters = [r for r in resources if r.get("resourceType") == "Encounter"]
+    episodes = tuple(e for r in resources if (e := episode_from_resource(r)) is not None)
+    return PatientContext(consents, treating_organizations(encounters), episodes)
+
+
+class DecisionInputs:
+    def __init__(self, base_url: str, audit: AuditLog) -> None:
+        self.base_url = base_url
+        self.audit = audit
+
+    # -- who is asking ---------------------------------------------------------------------------
+    def recipient(self, requester: Requester, repository: Repository) -> Recipient | None:
+        """The recipient behind the token, as the store says now (a changed role or organization
+        takes effect at once): the signed-in user (role, organization, whether it is a health-care
+        provider), or the backend client; None for a user no longer known or disabled."""
+        connection = repository.connection
+        if requester.username is None:
+            client = connection.execute(
+                select(oauth_client.c.name, oauth_client.c.organization).where(
+                    oauth_client.c.client_id == (requester.client_id or "")
+                )
+            ).first()
+            return Recipient(
+                user=f"client:{requester.client_id}",
+                name=str(client.name) if client else str(requester.client_id),
+                role=requester.client_kind or "service",
+                medical=False,
+                organization=requester.organization or (client.organization if client else None) or "",
+                system=True,
+            )
+        user = connection.execute(
+            select(app_user.c.display_name, app_user.c.role, app_user.c.organization, app_user.c.practitioner,
+                   app_user.c.disabled).where(app_user.c.username == requester.username)
+        ).first()  # fmt: skip
+        if user is None or user.disabled:
+            return None
+        organization = str(user.organization or "")
+        content = self._organization(repository, organization)
+        return Recipient(
+            user=requester.username,
+            name=str(user.display_name),
+            role=str(user.role),
+            medical=_medical(str(user.role)),
+            organization=organization,
+            organization_is_provider=_is_provider(content),
+            practitioner=user.practitioner,
+            organization_name=str((content or {}).get("name") or ""),
+        )
+
+    def _organization(self, repository: Repository, reference: str) -> dict[str, Any] | None:
+        target = split_reference(reference, self.base_url)
+        if not target or target[0] != "Organization":
+            return None
+        found = repository.read("Organization", target[1])
+        return found.content if found is not None and not found.deleted else None
+
+    def organization_name(self, repository: Repository, reference: str) -> str:
+        return str((self._organization(repository, reference) or {}).get("name") or reference)
+
+    # -- what is on file ---------------------------------------------------------------------------
+    def contexts(
+        self, repository: Repository, patients: list[str], read: list[dict[str, Any]] | None, emergency: bool
+    ) -> dict[str, PatientContext]:
+        """Each patient's consents, treating organizations and episodes: from what the interaction
+        already read (`read`, the brief's record), else in one query for all of them. If the
+        store cannot be read, an emergency goes on without consents; routine requests fail."""
+        if read is not None and len(patients) == 1:
+            return {patients[0]: context_of(read)}
+        try:
+            found = repository.compartments(patients, sorted(DECISION_INPUTS))
+        except Exception:
+            if not emergency:
+                raise
+            return {p: PatientContext(None, frozenset(), ()) for p in patients}
+        return {p: context_of([r.content for r in found.get(p, []) if r.content]) for p in patients}
+
+    def history(self, repository: Repository, user: str, patient_id: str, since: datetime) -> History:
+        return History(certain_match_at=self.audit.certain_match_at(repository.connection, user, patient_id, since))
+
+
+def _medical(role: str) -> bool:
+    try:
+        return bool(known_role(role).medical)
+    except KeyError:
+        return False  # a role since removed from config/roles.toml: nobody's medical personnel
+
+
+def _is_provider(organization: dict[str, Any] | None) -> bool:
+    """Organization.type includes `prov` (a health-care provider)."""
+    return any(
+        isinstance(coding, dict) and coding.get("code") == "prov"
+        for concept in (organization or {}).get("type") or []
+        for coding in (concept or {}).get("coding") or []
+    )

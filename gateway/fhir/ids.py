@@ -1,0 +1,7 @@
+"""Server-assigned resource ids."""
+
+import uuid
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
