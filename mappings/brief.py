@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from consent_engine.codes import LABEL_SYSTEM
+from consent_engine.model import Basis, BasisKind, Notice, ScopeExplanation
+from consent_engine.redaction import PART2_REFRAIN, notice_extensions
+
 PROJECT = "https://crisis-fhir-gateway.org/fhir"
 DOCUMENT_TYPE = {"system": f"{PROJECT}/CodeSystem/document-type", "code": "responder-brief",
                  "display": "Responder brief"}  # fmt: skip
@@ -51,15 +55,38 @@ CATEGORIES = (
 )
 
 
+BASIS_TEXT = {
+    BasisKind.CONSENT: "the patient's consent",
+    BasisKind.EMERGENCY: "a medical emergency (42 CFR 2.51)",
+    BasisKind.TREATMENT: "treatment between providers (HIPAA, 45 CFR 164.506(c))",
+    BasisKind.JURISDICTION: "treatment by clinical staff (state mental-health law)",
+    BasisKind.OWN_RECORDS: "your organization's own records",
+    BasisKind.ADMINISTRATION: "compliance administration",
+}
+# Patient-data resources whose absence from a section would be a released item the brief drops.
+PATIENT_DATA = frozenset({"Patient", "EpisodeOfCare", "CareTeam", "Flag", "CarePlan", "Observation", "Condition",
+                          "MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Encounter",
+                          "RelatedPerson", "ServiceRequest", "DocumentReference"})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class BriefContext:
     base_url: str
     as_of: datetime
     clinical: bool  # the recipient's role sees codes; others see plain-language categories
     stale_after: timedelta = timedelta(days=180)
-    basis: tuple[str, ...] = ()  # how the release was allowed (consents, emergency, treatment)
-    notice: str | None = None  # the §2.32 notice when Part 2 content is in the brief
+    bases: tuple[Basis, ...] = ()  # how what is in the brief was released
+    notice: Notice | None = None  # the §2.32 notice when Part 2 content is in the brief
+    scope: tuple[ScopeExplanation, ...] = ()  # §2.32(b): what each relied-on consent covers
     match_grade: str | None = None
+
+
+def basis_text(basis: Basis) -> str:
+    text = BASIS_TEXT[basis.kind]
+    if basis.consent:
+        kind = "; a single consent for treatment, payment and operations" if basis.tpo else ""
+        text += f" (Consent/{basis.consent}{kind})"
+    return text
 
 
 @dataclass
@@ -268,12 +295,14 @@ def _safety(index: _Index, section: _Section, context: BriefContext) -> None:
         section.lines.append(f"Alert: {_text(flag.get('code'), 'alert')} (by {author}){_freshness(flag, context)}")
         section.entries.append(_ref(flag))
     for plan in index.of("CarePlan"):
-        categories = {code for concept in plan.get("category") or [] for _, code in _codes(concept)}
-        if "crisis-safety-plan" not in categories or plan.get("status") not in ("active", None):
+        if not _is_safety_plan(plan):
             continue
         section.entries.append(_ref(plan))
         stale = _freshness(plan, context)
-        if stale:
+        status = plan.get("status")
+        if status not in ("active", None):
+            section.lines.append(f"Safety plan ({status}){stale}")
+        elif stale:
             section.lines.append("Safety plan" + stale)
         for activity in plan.get("activity") or []:
             detail = activity.get("detail") or {} if isinstance(activity, dict) else {}
@@ -299,10 +328,19 @@ def _safety(index: _Index, section: _Section, context: BriefContext) -> None:
         section.lines.insert(0, "Three things to know: " + " | ".join(t for t in three if t))
 
 
+def _is_safety_plan(plan: dict[str, Any]) -> bool:
+    categories = {code for concept in plan.get("category") or [] for _, code in _codes(concept)}
+    return "crisis-safety-plan" in categories
+
+
+def _current(resource: dict[str, Any], statuses: tuple[str | None, ...]) -> bool:
+    return resource.get("status") in statuses
+
+
 def _contacts(index: _Index, section: _Section) -> None:
     seen: set[str] = set()
     for team in index.of("CareTeam"):
-        if team.get("status") not in ("active", None):
+        if not _current(team, ("active", None)):
             continue
         section.entries.append(_ref(team))
         for participant in team.get("participant") or []:
@@ -349,6 +387,7 @@ def _treatment(index: _Index, section: _Section, context: BriefContext) -> None:
             line += f"; last seen {_ago(last, context.as_of)}"
         section.lines.append(line + _freshness(episode, context))
         section.entries.append(_ref(episode))
+        section.entries.extend(_ref(visit) for visit in visits)
     for condition in index.of("Condition"):
         if _is_sdoh(condition):
             continue
@@ -361,17 +400,45 @@ def _treatment(index: _Index, section: _Section, context: BriefContext) -> None:
         section.entries.append(_ref(condition))
     for kind in ("MedicationStatement", "MedicationRequest"):
         for medication in index.of(kind):
-            if medication.get("status") not in ("active", "intended", None):
+            if not _current(medication, ("active", "intended", None)):
                 continue
             section.lines.append(f"Medication: {_text(medication.get('medicationCodeableConcept'), 'recorded')}")
             section.entries.append(_ref(medication))
+    for observation in index.of("Observation"):
+        if {code for _, code in _codes(observation.get("code"))} & {CARE_EXPERIENCE, TREATMENT_PREFERENCE}:
+            continue  # a care preference: in the safety section
+        value = observation.get("valueString") or _text(observation.get("valueCodeableConcept"))
+        quantity = observation.get("valueQuantity")
+        if not value and isinstance(quantity, dict):
+            value = f"{quantity.get('value', '')} {quantity.get('unit', '')}".strip()
+        when = str(observation.get("effectiveDateTime") or observation.get("issued") or "")[:10] or "date unknown"
+        section.lines.append(f"Result: {_text(observation.get('code'), 'observation')}: {value or 'no value'} ({when})")
+        section.entries.append(_ref(observation))
+    for plan in index.of("CarePlan"):
+        if not _is_safety_plan(plan) and _current(plan, ("active", "draft", "on-hold", None)):
+            section.lines.append(
+                f"Care plan: {plan.get('title') or _text((plan.get('category') or [None])[0], 'plan')}"
+            )
+            section.entries.append(_ref(plan))
+    for document in index.of("DocumentReference"):
+        if ADVANCE_DIRECTIVE in {code for _, code in _codes(document.get("type"))}:
+            continue  # in the safety section
+        when = str(document.get("date") or "")[:10] or "date unknown"
+        section.lines.append(f"Document on file: {_text(document.get('type'), 'document')} ({when})")
+        section.entries.append(_ref(document))
+    for encounter in index.of("Encounter"):
+        if (encounter.get("class") or {}).get("code") not in CRISIS_CLASSES:
+            section.entries.append(_ref(encounter))  # visits: what "last seen" is made of
+
+
+CRISIS_CLASSES = ("EMER", "FLD", "IMP", "ACUTE")
 
 
 def _history(index: _Index, section: _Section, context: BriefContext) -> None:
     encounters = []
     for encounter in index.of("Encounter"):
         klass = (encounter.get("class") or {}).get("code")
-        if klass not in ("EMER", "FLD", "IMP", "ACUTE"):
+        if klass not in CRISIS_CLASSES:
             continue
         start = _parse_date((encounter.get("period") or {}).get("start"))
         encounters.append((start or datetime.min, encounter))
@@ -384,6 +451,37 @@ def _history(index: _Index, section: _Section, context: BriefContext) -> None:
         when = start.date().isoformat() if start != datetime.min else "date unknown"
         section.lines.append(f"{kind} on {when}{recent}{': ' + disposition if disposition else ''}")
         section.entries.append(_ref(encounter))
+    for episode in index.of("EpisodeOfCare"):
+        if not _current(episode, ("active", "onhold", "waitlist")):
+            program = next((_text(t) for t in episode.get("type") or [] if _text(t)), "Program")
+            organization = index.get(episode.get("managingOrganization"))
+            until = (episode.get("period") or {}).get("end", "date unknown")
+            where = _name(organization) if organization else "unknown organization"
+            section.lines.append(f"Past treatment: {program} at {where} ({episode.get('status')}, until {until})")
+            section.entries.append(_ref(episode))
+    for kind in ("MedicationStatement", "MedicationRequest"):
+        for medication in index.of(kind):
+            if not _current(medication, ("active", "intended", None)):
+                text = _text(medication.get("medicationCodeableConcept"), "recorded")
+                section.lines.append(f"Past medication: {text} ({medication.get('status')})")
+                section.entries.append(_ref(medication))
+    for flag in index.of("Flag"):
+        if flag.get("status") != "active" or not _active_period(flag.get("period"), context.as_of):
+            section.lines.append(f"Past alert (no longer active): {_text(flag.get('code'), 'alert')}")
+            section.entries.append(_ref(flag))
+    for team in index.of("CareTeam"):
+        if not _current(team, ("active", None)):
+            organization = index.get((team.get("managingOrganization") or [None])[0])
+            section.lines.append(f"Former care team{' at ' + _name(organization) if organization else ''}")
+            section.entries.append(_ref(team))
+    for plan in index.of("CarePlan"):
+        if not _is_safety_plan(plan) and not _current(plan, ("active", "draft", "on-hold", None)):
+            section.lines.append(f"Past care plan: {plan.get('title') or 'plan'} ({plan.get('status')})")
+            section.entries.append(_ref(plan))
+    for referral in index.of("ServiceRequest"):
+        if referral.get("status") not in ("active", "draft", "on-hold"):
+            section.lines.append(f"Past referral: {_text(referral.get('code'), 'referral')} ({referral.get('status')})")
+            section.entries.append(_ref(referral))
 
 
 def _social(index: _Index, section: _Section) -> None:
@@ -415,10 +513,12 @@ def build_brief(patient_id: str, resources: list[dict[str, Any]], context: Brief
     _treatment(index, sections["treatment"], context)
     _history(index, sections["history"], context)
     _social(index, sections["social"])
+    _other(index, sections)
     basis = sections["basis"]
-    basis.lines.extend(f"Released on the basis of: {line}" for line in context.basis)
+    basis.lines.extend(f"Released on the basis of: {text}" for text in dict.fromkeys(map(basis_text, context.bases)))
     if context.notice:
-        basis.lines.append(context.notice)
+        basis.lines.append(context.notice.text)
+        basis.lines.extend(scope.text for scope in context.scope)
     composition_id = str(uuid.uuid4())
     composition: dict[str, Any] = {
         "resourceType": "Composition",
@@ -463,7 +563,23 @@ def build_brief(patient_id: str, resources: list[dict[str, Any]], context: Brief
         "timestamp": context.as_of.isoformat(timespec="seconds") + "Z",
         "entry": entries,
     }
+    if context.notice:
+        # §2.32 at Bundle level: the notice, and the labels that say redisclosure needs consent.
+        bundle["meta"] = {
+            "security": [{"system": LABEL_SYSTEM[c], "code": c} for c in PART2_REFRAIN],
+            "extension": notice_extensions(context.notice, context.scope),
+        }
     return bundle
+
+
+def _other(index: _Index, sections: dict[str, _Section]) -> None:
+    """Whatever patient data no section cited yet is listed under history: the brief carries
+    every item released to it, and a document cites every resource it carries."""
+    cited = {reference for section in sections.values() for reference in section.entries}
+    for reference, resource in index.by_ref.items():
+        if resource.get("resourceType") in PATIENT_DATA and reference not in cited:
+            sections["history"].lines.append(f"On file: {resource.get('resourceType')}")
+            sections["history"].entries.append(reference)
 
 
 def _plain(condition: dict[str, Any]) -> dict[str, Any]:

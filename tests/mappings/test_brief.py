@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from consent_engine import Basis, BasisKind, Notice
 from gateway.fhir.validation import validate_resource
 from mappings import BriefContext, build_brief
+from mappings.brief import PATIENT_DATA
 from tests.conftest import FIXTURES
 
 AS_OF = datetime(2026, 11, 26, 12, 0)
@@ -89,7 +91,8 @@ RECORD: list[dict[str, Any]] = [
 
 
 def context(clinical: bool = True, **changes: Any) -> BriefContext:
-    base = {"base_url": BASE, "as_of": AS_OF, "clinical": clinical, "basis": ("treatment (HIPAA 164.506(c))",)}
+    treatment = Basis(BasisKind.TREATMENT, citation="45 CFR 164.506(c)")
+    base = {"base_url": BASE, "as_of": AS_OF, "clinical": clinical, "bases": (treatment,)}
     return BriefContext(**{**base, **changes})
 
 
@@ -111,6 +114,9 @@ def test_the_brief_is_a_valid_document_with_sections_in_order() -> None:
     included = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"][1:]}
     assert cited == included  # every cited resource is in the document, and nothing else
     assert all(e["fullUrl"].startswith(BASE + "/") for e in bundle["entry"])
+    given = {f"{r['resourceType']}/{r['id']}" for r in RECORD if r["resourceType"] in PATIENT_DATA}
+    assert given <= included  # and every released item is in it: the brief drops nothing it was given
+    assert "treatment between providers" in text(sections(bundle)["basis"])
 
 
 def test_identity_section() -> None:
@@ -126,6 +132,8 @@ def test_safety_section_three_things_flags_and_plan() -> None:
     assert "Three things to know: Trigger: Loud voices and being touched | What helps: Quiet room" in div
     assert "Afraid of uniforms" in div and "Dog in the home (by Ada Lovelace)" in div
     assert "Expired alert" not in div and {"reference": "Flag/old-flag"} not in safety["entry"]
+    history = sections(build_brief("maria", RECORD, context()))["history"]
+    assert {"reference": "Flag/old-flag"} in history["entry"] and "Past alert" in text(history)
     assert "verify with care team" in div  # the safety plan is over 180 days old
     assert "Haloperidol" in div
 
@@ -155,11 +163,15 @@ def test_non_clinical_roles_see_a_plain_language_category() -> None:
 
 def test_empty_sections_say_so_the_same_way_and_the_basis_carries_the_notice() -> None:
     only_patient = [r for r in RECORD if r["resourceType"] == "Patient"]
-    found = sections(build_brief("maria", only_patient, context(notice="42 CFR part 2 notice text")))
+    notice = Notice("42 CFR part 2 notice text", "2024")
+    brief = build_brief("maria", only_patient, context(notice=notice))
+    found = sections(brief)
     for key in ("safety", "contacts", "treatment", "history", "social"):
         assert "Nothing on file for this section." in text(found[key])
         assert found[key]["emptyReason"]["coding"][0]["code"] == "unavailable"
     assert "42 CFR part 2 notice text" in text(found["basis"])
+    assert {c["code"] for c in brief["meta"]["security"]} == {"R", "42CFRPart2", "NORDSCLCD"}  # at Bundle level
+    assert brief["meta"]["extension"][0]["valueString"].startswith("42 CFR part 2 notice text")
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "shift-part2").glob("*.json")))
