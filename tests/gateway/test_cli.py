@@ -55,9 +55,11 @@ def test_import_reports_failures_and_exits_non_zero(runner: CliRunner, tmp_path:
 
 
 def test_demo_loads_realistic_records(runner: CliRunner) -> None:
+    from gateway.demo import demo_resources
+
     result = runner.invoke(main, ["demo", "--patients", "6"])
     assert result.exit_code == 0, result.output
-    assert _totals(result.output)[0] == 2 + 8 + 6 * 5
+    assert _totals(result.output)[0] == len(demo_resources(6))
 
 
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

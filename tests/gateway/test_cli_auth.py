@@ -71,7 +71,7 @@ def test_demo_sign_in_is_created_once_and_works(runner: CliRunner) -> None:  # n
     database = open_database(settings.database_url)
     try:
         user = Accounts(database).login(DEMO_USER, DEMO_PASSWORD, None)
-        assert user.role == "crisis-clinician" and user.practitioner == "Practitioner/harbor-cmhc-clinician-0"
+        assert user.role == "crisis-clinician" and user.organization == "Organization/county-mobile-crisis"
     finally:
         database.dispose()
 
