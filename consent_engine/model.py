@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from consent_engine.codes import DEMOGRAPHICS, MENTAL_HEALTH_LABELS, PART2, PSYCHOTHERAPY_NOTE, PSYNOTE
 
@@ -214,15 +215,13 @@ class Basis:
     citation: str = ""
 
 
-@dataclass(frozen=True)
-class Released:
+class Released(NamedTuple):  # a tuple: one is made per item on every decision
     item: Item
     basis: Basis
     accompanies: bool = False  # demographics shown because something about the person is
 
 
-@dataclass(frozen=True)
-class Withheld:
+class Withheld(NamedTuple):
     item: Item
     reason: str  # a code of codes.REASONS
     citation: str

@@ -132,6 +132,8 @@ class _Decision:
         self.consents = sorted((c for c in consents or () if c.patient == record.patient), key=lambda c: c.id)
         self.consents_readable = consents is not None
         self.usable = [c for c in self.consents if in_force(c, as_of, record.episodes)]
+        self.bounded = [(c, c.bounds) for c in self.usable]  # read for every item: computed once
+        self._bases: dict[tuple[str, ...], Basis] = {}
         wanted = request.data_classes
         self.in_scope = [i for i in record.items if wanted is None or i.data_class in wanted or i.demographics]
 
@@ -234,8 +236,7 @@ class _Decision:
         emergency_item = self.emergency and note is None and item.data_class in policy.emergency_data_classes
         permits: list[Consent] = []
         denies: list[Consent] = []
-        for consent in self.usable:
-            bounds = consent.bounds
+        for consent, bounds in self.bounded:
             if bounds and item.source not in bounds:
                 continue  # a consent is about its disclosers' records, not another provider's
             verdict = self.matcher.evaluate(consent.provision, item)
@@ -303,7 +304,14 @@ class _Decision:
         return True
 
     def _consent_basis(self, permits: list[Consent]) -> Basis:
-        # The consent that names the recipient decides over a class designation; then the oldest id.
+        key = tuple(c.id for c in permits)  # the same consents decide many items alike
+        found = self._bases.get(key)
+        if found is None:
+            found = self._bases[key] = self._basis_of(permits)
+        return found
+
+    def _basis_of(self, permits: list[Consent]) -> Basis:
+        # The consent that names the recipient decides over a class designation; then the lowest id.
         deciding = min(permits, key=lambda c: (not self.matcher.names_recipient(c.provision), c.id))
         kind = deciding.kind
         citation = {

@@ -3,6 +3,7 @@ the answer carries, what the ledger says and what the audit says must be one and
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -264,3 +265,60 @@ def test_the_demo_registers_its_part2_program_and_holds_consents_of_each_kind(tm
     kinds = {c["code"] for s in consents for cat in s.content["category"] for c in cat["coding"]
              if c["system"].endswith("consent-kind")}  # fmt: skip
     assert {"part2-tpo", "part2-specific", "part2-intermediary", "part2-counseling-notes", "opt-out"} <= kinds
+
+
+# -- properties over HTTP, in the county world ---------------------------------------------------------------
+USERS = ["ada", "sam", "dee", "eve", "lee", "cora"]
+PEOPLE = ["maria", "dana", "omar", "june", "nora", "lena"]
+
+
+def _asked(world: World, user: str, purpose: str, how: str, person: str) -> requests.Response:
+    headers = {"X-Purpose-Of-Use": purpose}
+    if purpose == "BTG":
+        headers["X-Emergency-Nature"] = "not breathing"
+    if how == "brief":
+        params = {"purpose": purpose, "confirmed": "true"} | ({"reason": "not breathing"} if purpose == "BTG" else {})
+        return world.harness.get(f"Patient/{person}/$responder-brief", world.token(user), params=params)
+    if how == "search":
+        return world.harness.get("Condition", world.token(user), params={"patient": f"Patient/{person}"},
+                                 headers=headers)  # fmt: skip
+    return world.harness.get(f"Patient/{person}", world.token(user), headers=headers)
+
+
+def _comparable(response: requests.Response, person: str) -> tuple[int, Any]:
+    body = response.json()
+    if body.get("resourceType") == "Bundle":
+        body = {k: v for k, v in body.items() if k not in ("id", "meta", "link")}
+    return response.status_code, json.loads(json.dumps(body).replace(person, "X").replace("nobody-here", "X"))
+
+
+def test_properties_over_http(world: World) -> None:
+    """For any user, purpose, person and way of asking: (d) one audit record per request; (a) the
+    items in the answer are the items the record says were released, and the ledger rows are the
+    Part 2 ones among them; (c) a DENY is answered exactly as for someone not on file."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    for user in USERS:
+        world.token(user)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.sampled_from(USERS), st.sampled_from(["TREAT", "ETREAT", "BTG", "crisis-coordination", "law-enforcement"]),
+           st.sampled_from(["brief", "search", "read"]), st.sampled_from(PEOPLE))  # fmt: skip
+    def check(user: str, purpose: str, how: str, person: str) -> None:
+        before = last_seq(world)
+        answer = _asked(world, user, purpose, how, person)
+        rows = audits_since(world, before)
+        assert len(rows) == 1  # (d)
+        assert answer.status_code in (200, 404), answer.text
+        sent = items_in(answer.json()) if answer.status_code == 200 else set()
+        assert sent == released_in(rows)  # (a)
+        assert ledger_since(world, before) <= sent and ledger_since(world, before) == part2(world, sent) - {
+            r["item"] for d in rows[0]["body"]["decisions"] for r in d["released"]
+            if r["basis"]["kind"] not in ("consent", "emergency")
+        }  # fmt: skip
+        if rows[0]["outcome"] == "DENY":  # (c)
+            unknown = _asked(world, user, purpose, how, "nobody-here")
+            assert _comparable(answer, person) == _comparable(unknown, person)
+
+    check()
