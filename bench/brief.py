@@ -120,7 +120,7 @@ def latency(server: Server, ids: list[str], samples: int, seconds: float) -> dic
     for index in range(samples):
         pid = ids[index % len(ids)]
         brief_ms.append(timed(session, f"{server.base}/Patient/{pid}/$responder-brief",
-                              params={"confirmed": "true"}, headers=headers))  # fmt: skip
+                              params={"confirmed": "true", "purpose": "TREAT"}, headers=headers))  # fmt: skip
         read_ms.append(timed(session, f"{server.base}/Patient/{pid}", headers=headers))
     concurrent: list[float] = []
     lock = threading.Lock()
@@ -132,7 +132,8 @@ def latency(server: Server, ids: list[str], samples: int, seconds: float) -> dic
         own = Client(server.base)
         index = offset
         while time.monotonic() < stop:
-            elapsed = own.get(f"Patient/{ids[index % len(ids)]}/$responder-brief?confirmed=true", headers) * 1000
+            elapsed = own.get(f"Patient/{ids[index % len(ids)]}/$responder-brief?confirmed=true&purpose=TREAT",
+                              headers) * 1000  # fmt: skip
             with lock:
                 concurrent.append(elapsed)
             index += 20
@@ -153,7 +154,7 @@ def match_grades(session: requests.Session, server: Server, fields: dict[str, An
     """$responder-match for a description: the candidates' ids with their grades."""
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
     response = session.post(f"{server.base}/Patient/$responder-match", json=match_parameters(fields), headers=headers,
-                            timeout=60)  # fmt: skip
+                            params={"purpose": "TREAT"}, timeout=60)  # fmt: skip
     return {e["resource"]["id"]: e["search"]["extension"][0]["valueCode"] for e in response.json().get("entry", [])}
 
 

@@ -119,6 +119,9 @@ class Engine:
             if not error.audited:
                 self._record_apart(request, interaction, error.status, error)
             raise
+        except Exception as error:  # a fault of ours (500): recorded if the store still takes it
+            self._record_apart(request, interaction, 500, error)
+            raise
 
     def refused(self, request: FhirRequest, error: FhirError) -> None:
         """A request refused before it reached the engine (no token, a body that does not parse):

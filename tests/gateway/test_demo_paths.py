@@ -1,0 +1,85 @@
+"""The demo tells the truth: each consent path the README lists works as it says, with the demo's
+own users (in process, through the production hooks: SMART, the consent engine, the audit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import build_engine
+from gateway.demo import DEMO_USERS, _id, ensure_demo_accounts, load_demo
+from gateway.fhir.context import FhirRequest, Requester
+from gateway.fhir.engine import Engine
+from gateway.fhir.errors import FhirError
+from gateway.settings import load_settings
+from gateway.store.database import open_database
+
+ROLES = {username: role for username, _, role, _, _ in DEMO_USERS}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = Path(tmp_path_factory.mktemp("demo")) / "demo.sqlite3"
+    settings = load_settings(database_url=f"sqlite:///{path}", base_url="http://demo/fhir")
+    load_demo(settings, patients=16)
+    ensure_demo_accounts(settings)
+    database = open_database(settings.database_url)
+    yield build_engine(settings, database)
+    database.dispose()
+
+
+def brief(engine: Engine, user: str, person: int, purpose: str, **params: str) -> tuple[int, set[str], str]:
+    requester = Requester(source=f"user:{user}", client_id="demo-app", scopes=("user/*.rs",), username=user,
+                          role=ROLES[user], conceal_deletions=True)  # fmt: skip
+    request = FhirRequest("GET", f"Patient/{_id('patient', person)}/$responder-brief", requester=requester,
+                          params=[("purpose", purpose), ("confirmed", "true"), *params.items()])  # fmt: skip
+    try:
+        document = engine.handle(request).resource or {}
+    except FhirError as error:
+        return error.status, set(), ""
+    kinds = {e["resource"]["resourceType"] for e in document["entry"][1:]}
+    basis = next(s for s in document["entry"][0]["resource"]["section"] if s["code"]["coding"][0]["code"] == "basis")
+    return 200, kinds, str(basis["text"]["div"])
+
+
+def test_tpo_with_the_crisis_team_on_scene(demo: Engine) -> None:
+    status, kinds, basis = brief(demo, "demo-clinician", 0, "TREAT")
+    assert status == 200 and {"Condition", "MedicationStatement", "Patient"} <= kinds
+    assert "demo-tpo" in basis and "42 CFR part 2" in basis
+
+
+def test_police_with_and_without_a_consent_naming_them(demo: Engine) -> None:
+    status, kinds, _ = brief(demo, "demo-officer", 3, "crisis-coordination")
+    assert status == 200 and kinds >= {"Patient", "EpisodeOfCare", "CareTeam"} and "Condition" not in kinds
+    assert brief(demo, "demo-officer", 0, "crisis-coordination")[0] == 404
+
+
+def test_intermediary_counseling_notes_and_psychotherapy_notes(demo: Engine) -> None:
+    status, kinds, basis = brief(demo, "demo-clinician", 6, "TREAT")
+    assert status == 200 and "Condition" in kinds and "demo-intermediary" in basis
+    assert "DocumentReference" in brief(demo, "demo-clinician", 9, "TREAT")[1]
+    assert "DocumentReference" in brief(demo, "demo-clinician", 1, "TREAT")[1]
+    assert "DocumentReference" not in brief(demo, "demo-peer", 9, "TREAT")[1]
+
+
+def test_emergency_access_despite_an_opt_out_and_denial_without_a_basis(demo: Engine) -> None:
+    assert brief(demo, "demo-clinician", 11, "TREAT")[0] == 404  # the opt-out
+    status, kinds, basis = brief(demo, "demo-clinician", 11, "BTG", reason="unresponsive after a seizure")
+    assert status == 200 and "Condition" in kinds and "emergency" in basis
+    assert brief(demo, "demo-clinician", 15, "TREAT")[0] == 404  # OTP, no consent, no one on scene
+
+
+def test_a_restriction_and_the_mental_health_overlay(demo: Engine) -> None:
+    status, kinds, _ = brief(demo, "demo-clinician", 4, "TREAT")
+    assert status == 200 and "Condition" not in kinds and "EpisodeOfCare" in kinds  # no diagnoses
+    status, kinds, _ = brief(demo, "demo-clinician", 2, "TREAT")
+    assert status == 200 and "Condition" in kinds  # mental-health data under the overlay
+
+
+def test_peers_and_dispatchers_get_their_minimum_necessary(demo: Engine) -> None:
+    assert brief(demo, "demo-peer", 0, "TREAT")[1] <= {"Patient", "EpisodeOfCare", "Encounter", "CareTeam", "Flag",
+                                                        "PractitionerRole", "Practitioner", "Organization"}  # fmt: skip
+    dispatcher = brief(demo, "demo-dispatcher", 0, "TREAT")[1]
+    assert "CareTeam" in dispatcher and not dispatcher & {"EpisodeOfCare", "Condition", "MedicationStatement"}
