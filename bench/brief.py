@@ -9,7 +9,8 @@ On SQLite (and PostgreSQL when --postgres is given), with `gateway serve` (gunic
    the engine as their EHRs would send them;
 2. brief latency: GET Patient/{id}/$responder-brief sampled alternately with a plain
    GET Patient/{id} (the baseline, same run), one client; then 20 concurrent clients;
-3. `--large - --small` more people (Patient only) are added and 2. is repeated: flat or not;
+3. `--large - --small` more people (a Patient and a program episode each) are added and 2. is
+   repeated: flat or not;
 4. matching: typo'd descriptions of known people, three draws (nicknames, misspellings, swapped day and month,
    approximate ages) sent to $responder-match: recall at probable-or-better, wrong `certain`
    grades, median latency; then as many descriptions of strangers (not on file), where every
@@ -77,7 +78,7 @@ class Population:
         import random
 
         rng = random.Random(1)
-        base = [*_organizations(), TEAM]
+        base = list({o["id"]: o for o in [*_organizations(), TEAM]}.values())  # the team may be a demo org
         for org in ("harbor-cmhc", "eastside-otp"):
             for index in range(2):
                 base += _clinician(org, index, rng)

@@ -277,14 +277,31 @@ def describe(resource: dict[str, Any]) -> str:
 
 
 def item_from_resource(resource: dict[str, Any]) -> Item:
+    """The engine's view of a stored resource: its class tag, labels and source, read from meta
+    in one pass (it runs for every resource of every answer)."""
+    meta = resource.get("meta")
+    labels: set[str] = set()
+    found_class, source = STATUS, None
+    if isinstance(meta, dict):
+        for coding in meta.get("security") or ():
+            code = coding.get("code") if isinstance(coding, dict) else None
+            if isinstance(code, str):
+                labels.add(ALIASES.get(code, code))
+        for tag in meta.get("tag") or ():
+            if isinstance(tag, dict) and tag.get("system") == DATA_CLASS_SYSTEM:
+                found_class = str(tag.get("code"))
+        for extension in meta.get("extension") or ():
+            if isinstance(extension, dict) and extension.get("url") == SOURCE_ORGANIZATION:
+                reference = (extension.get("valueReference") or {}).get("reference")
+                source = str(reference) if reference else None
     addressed = frozenset(
         str(r.get("reference")) for r in resource.get("recipient") or [] if isinstance(r, dict) and r.get("reference")
     ) if resource.get("resourceType") == "Communication" else frozenset()  # fmt: skip
     return Item(
         key=f"{resource.get('resourceType')}/{resource.get('id')}",
-        data_class=data_class(resource),
-        labels=security_labels(resource),
-        source=source_organization(resource),
+        data_class=found_class,
+        labels=frozenset(labels),
+        source=source,
         description=describe(resource),
         addressed_to=addressed,
     )

@@ -40,4 +40,5 @@ def requester_for(authorization: str | None, tokens: Tokens, realm: str) -> Requ
         conceal_deletions=not grant.scopes.contexts <= {"system"},
         purpose=bound if grant.username else None,
         client_kind=None if grant.username else bound,
+        grant=grant.token_id,
     )

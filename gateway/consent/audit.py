@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, or_, select, text, update
 
 from consent_engine import Alert, Basis, Outcome, Release
 from gateway.store.database import writing
@@ -328,6 +328,47 @@ class AuditLog:
             ):
                 return recorded_at  # type: ignore[no-any-return]
         return None
+
+    @staticmethod
+    def ledger(connection: Connection, patient: str, since: datetime | None) -> list[Any]:
+        """§2.25: a patient's disclosure rows, oldest first."""
+        query = select(disclosure).where(disclosure.c.patient == patient).order_by(disclosure.c.seq)
+        if since:
+            query = query.where(disclosure.c.disclosed_at >= since)
+        return list(connection.execute(query).mappings().all())
+
+    @staticmethod
+    def events(connection: Connection, patient: str | None, since: datetime | None, limit: int) -> list[Any]:
+        """Audit records, newest first: a patient's (named alone, or among several), or all."""
+        query = select(audit_event).order_by(audit_event.c.seq.desc())
+        if patient:
+            many = select(audit_event_patient.c.audit_seq).where(audit_event_patient.c.patient == patient)
+            query = query.where(or_(audit_event.c.patient == patient, audit_event.c.seq.in_(many)))
+        if since:
+            query = query.where(audit_event.c.recorded_at >= since)
+        return list(connection.execute(query.limit(limit)).mappings().all())
+
+    @staticmethod
+    def reviews(connection: Connection, status: str) -> list[Any]:
+        """§2.51 emergency accesses with their review: pending, reviewed or all."""
+        query = select(emergency_review, audit_event.c.body).join(
+            audit_event, audit_event.c.seq == emergency_review.c.audit_seq
+        )
+        if status == "pending":
+            query = query.where(emergency_review.c.reviewed_at.is_(None))
+        elif status == "reviewed":
+            query = query.where(emergency_review.c.reviewed_at.is_not(None))
+        return list(connection.execute(query.order_by(emergency_review.c.audit_seq)).mappings().all())
+
+    @staticmethod
+    def record_review(connection: Connection, seq: int, reviewer: str, note: str, now: datetime) -> bool:
+        """Mark a pending emergency access reviewed; False when there is no such pending one."""
+        changed = connection.execute(
+            update(emergency_review)
+            .where(emergency_review.c.audit_seq == seq, emergency_review.c.reviewed_at.is_(None))
+            .values(reviewed_at=now, reviewer=reviewer, note=note)
+        ).rowcount
+        return bool(changed)
 
     def verify(self) -> list[ChainReport]:
         reports = []

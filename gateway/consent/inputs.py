@@ -5,6 +5,8 @@ unit of work's repository and `now` are the only sources."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +24,9 @@ from gateway.fhir.repository import Repository
 from gateway.store.schema import app_user, oauth_client
 
 PRIVACY_SCOPE = "patient-privacy"
+# A token's recipient is read again after this long, the time a worker trusts the token itself
+# (`token_cache_seconds`): a changed role or organization takes effect within it.
+RECIPIENT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,29 @@ class DecisionInputs:
     def __init__(self, base_url: str, audit: AuditLog) -> None:
         self.base_url = base_url
         self.audit = audit
+        self._recipients: dict[str, tuple[float, Recipient | None]] = {}
+        self._lock = threading.Lock()
 
     # -- who is asking ---------------------------------------------------------------------------
     def recipient(self, requester: Requester, repository: Repository) -> Recipient | None:
-        """The recipient behind the token, as the store says now (a changed role or organization
-        takes effect at once): the signed-in user (role, organization, whether it is a health-care
-        provider), or the backend client; None for a user no longer known or disabled."""
+        """The recipient behind the token: the signed-in user (role, organization, whether it is a
+        health-care provider), or the backend client; None for a user no longer known or disabled.
+        Kept per token for as long as the worker trusts the token itself."""
+        if requester.grant is None:
+            return self._load(requester, repository)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._recipients.get(requester.grant)
+            if hit is not None and now - hit[0] < RECIPIENT_SECONDS:
+                return hit[1]
+        found = self._load(requester, repository)
+        with self._lock:
+            if len(self._recipients) > 10_000:  # tokens expire: forget the stale ones
+                self._recipients = {k: v for k, v in self._recipients.items() if now - v[0] < RECIPIENT_SECONDS}
+            self._recipients[requester.grant] = (now, found)
+        return found
+
+    def _load(self, requester: Requester, repository: Repository) -> Recipient | None:
         connection = repository.connection
         if requester.username is None:
             client = connection.execute(

@@ -32,6 +32,7 @@ from consent_engine import (
     Recipient,
     Record,
     Release,
+    Released,
     ReleaseRequest,
     policy_from_mapping,
     release,
@@ -126,12 +127,12 @@ class ConsentRelease:
                     request.audit.extend(request_alerts(recipient, self._purpose(request, operation), self.policy))
             return response
         releases = self._decide(request, operation, patient_data, response.inputs, repository, now, interaction)
-        released = {key: r for r in releases for key in r.released_keys}
+        released = {r.item.key: (decided, r) for decided in releases for r in decided.released}
         if not bundle:
             owner = released.get(_key(body))
             if owner is None:
                 raise not_known(interaction.resource_type, interaction.resource_id)
-            return replace(response, resource=self._shaped(body, owner))
+            return replace(response, resource=self._shaped(body, *owner))
         kept = []
         for entry in entries:
             resource = entry.get("resource")
@@ -139,7 +140,7 @@ class ConsentRelease:
                 owner = released.get(_key(resource))
                 if owner is None:
                     continue
-                entry = {**entry, "resource": self._redacted(resource, owner)}
+                entry = {**entry, "resource": self._redacted(resource, *owner)}
             kept.append(entry)
         if len(kept) != len(entries) and interaction.name == "history-instance":
             raise not_known(interaction.resource_type, interaction.resource_id)
@@ -295,12 +296,11 @@ class ConsentRelease:
 
     # -- what leaves ---------------------------------------------------------------------------------
     @staticmethod
-    def _redacted(resource: dict[str, Any], decided: Release) -> dict[str, Any]:
-        item = next(r.item for r in decided.released if r.item.key == _key(resource))
-        return redact(resource, part2=item.part2, strip_sensitivity=decided.strip_sensitivity)
+    def _redacted(resource: dict[str, Any], decided: Release, released: Released) -> dict[str, Any]:
+        return redact(resource, part2=released.item.part2, strip_sensitivity=decided.strip_sensitivity)
 
-    def _shaped(self, resource: dict[str, Any], decided: Release) -> dict[str, Any]:
-        shaped = self._redacted(resource, decided)
+    def _shaped(self, resource: dict[str, Any], decided: Release, released: Released) -> dict[str, Any]:
+        shaped = self._redacted(resource, decided, released)
         if decided.notice is not None:
             shaped = with_notice(shaped, decided.notice, decided.scope_explanations)
         return shaped
@@ -323,7 +323,8 @@ class ConsentRelease:
                 continue
             request.audit.append(decided)  # what is shown is what the audit record says was released
             resource = entry["resource"]
-            kept.append({**entry, "resource": self._redacted(resource, decided)})
+            shown_as = next(r for r in decided.released if r.item.key == _key(resource))
+            kept.append({**entry, "resource": self._redacted(resource, decided, shown_as)})
             grade = next((x.get("valueCode") for x in (entry.get("search") or {}).get("extension") or []), "")
             shown.append((patient_id, str(grade)))
         asked = tuple(

@@ -198,10 +198,20 @@ def _tpo_consent(n: int, patient_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _enrolled(person: Person) -> None:
+    """The least a person in the gateway has: a program episode at the mental-health center (a
+    Patient alone is never shown to anyone: demographics follow the decision)."""
+    pid = person.patient["id"]
+    person.cmhc.append({"resourceType": "EpisodeOfCare", "id": _id("episode", "harbor-cmhc", person.n),
+                        "status": "active", "patient": {"reference": f"Patient/{pid}"},
+                        "type": [{"text": "Outpatient mental-health treatment"}],
+                        "managingOrganization": {"reference": "Organization/harbor-cmhc"}})  # fmt: skip
+
+
 def records(people: int, *, rich: int | None = None, seed: int = 2026) -> Iterator[Person]:
     """`people` persons; the first `rich` of them (all by default) with full records, the rest
-    with a Patient only (bulk for scale). Every 50th rich person has a sibling: same family name,
-    birth date and address."""
+    with a Patient and a program episode only (bulk for scale). Every 50th rich person has a
+    sibling: same family name, birth date and address."""
     rng = random.Random(seed)
     rich = people if rich is None else rich
     n = 0
@@ -209,6 +219,8 @@ def records(people: int, *, rich: int | None = None, seed: int = 2026) -> Iterat
         person = Person(n, _patient(n, rng), [], [])
         if n < rich:
             _rich(person, rng)
+        else:
+            _enrolled(person)
         yield person
         n += 1
         if n < people and n <= rich and n % 50 == 0:

@@ -38,6 +38,7 @@ class Requester:
     conceal_deletions: bool = False  # answer 404, not 410, for deleted resources (restricted readers)
     purpose: str | None = None  # purpose of use bound to the token (chosen at authorisation)
     client_kind: str | None = None  # backend clients: ehr, dispatch, service; apps: app
+    grant: str | None = None  # the access token's id: what may be cached about the requester is cached by it
 
 
 @dataclass

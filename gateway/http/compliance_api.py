@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import or_, select, update
 
 from consent_engine import Item, Release
 from consent_engine.fhir import consent_from_fhir, parse_datetime
@@ -36,7 +35,6 @@ from gateway.fhir.dates import utc_now
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import parse_search
 from gateway.http.token_user import Refused, refused, token_user
-from gateway.store.schema import audit_event, audit_event_patient, disclosure, emergency_review
 
 compliance_api = Blueprint("compliance_api", __name__, url_prefix="/compliance")
 Row = dict[str, Any]
@@ -142,11 +140,8 @@ def _patient() -> str:
 
 
 def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> list[Row]:
-    query = select(disclosure).where(disclosure.c.patient == patient).order_by(disclosure.c.seq)
-    if since:
-        query = query.where(disclosure.c.disclosed_at >= since)
     with _database().connect() as connection:
-        rows = connection.execute(query).mappings().all()
+        rows = AuditLog.ledger(connection, patient, since)
     return [
         {
             "seq": row["seq"],
@@ -193,17 +188,10 @@ def intermediary_disclosures() -> Response:
 def emergency_reviews() -> Response:
     user = _officer()
     status = request.args.get("status", "pending")
-    query = select(emergency_review, audit_event.c.body).join(
-        audit_event, audit_event.c.seq == emergency_review.c.audit_seq
-    )
-    if status == "pending":
-        query = query.where(emergency_review.c.reviewed_at.is_(None))
-    elif status == "reviewed":
-        query = query.where(emergency_review.c.reviewed_at.is_not(None))
-    elif status != "all":
+    if status not in ("pending", "reviewed", "all"):
         raise Refused(400, "invalid_request", "status is pending, reviewed or all")
     with _database().connect() as connection:
-        found = connection.execute(query.order_by(emergency_review.c.audit_seq)).mappings().all()
+        found = AuditLog.reviews(connection, status)
     rows = [
         {
             "audit_seq": row["audit_seq"],
@@ -231,11 +219,7 @@ def review_emergency(seq: int) -> Response:
     if not isinstance(note, str) or not note.strip():
         raise Refused(400, "invalid_request", 'send {"note": "..."}: what the review found')
     with _unit() as (repository, now):
-        changed = repository.connection.execute(
-            update(emergency_review)
-            .where(emergency_review.c.audit_seq == seq, emergency_review.c.reviewed_at.is_(None))
-            .values(reviewed_at=now, reviewer=user.username, note=note.strip())
-        ).rowcount
+        changed = AuditLog.record_review(repository.connection, seq, user.username, note.strip(), now)
         if changed:
             record = audit_record(_requested(user), [], 200, None, now)
             AuditLog(_database()).append(repository.connection, [record])
@@ -245,14 +229,8 @@ def review_emergency(seq: int) -> Response:
 
 
 def _audit_rows(patient: str | None, since: datetime | None, limit: int) -> list[Any]:
-    query = select(audit_event).order_by(audit_event.c.seq.desc())
-    if patient:
-        many = select(audit_event_patient.c.audit_seq).where(audit_event_patient.c.patient == patient)
-        query = query.where(or_(audit_event.c.patient == patient, audit_event.c.seq.in_(many)))
-    if since:
-        query = query.where(audit_event.c.recorded_at >= since)
     with _database().connect() as connection:
-        return list(connection.execute(query.limit(limit)).mappings().all())
+        return AuditLog.events(connection, patient, since, limit)
 
 
 @compliance_api.get("/alerts")

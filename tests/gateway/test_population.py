@@ -11,12 +11,13 @@ def test_records_are_realistic_valid_and_deterministic() -> None:
     assert len(people) == 120
     sizes = [1 + len(p.cmhc) + len(p.otp) for p in people[:110]]
     assert min(sizes) >= 10 and max(sizes) <= 60
-    assert all(len(p.cmhc) == len(p.otp) == 0 for p in people[110:])
+    assert all([r["resourceType"] for r in p.cmhc] == ["EpisodeOfCare"] and not p.otp for p in people[110:])
     assert sum(1 for p in people if p.otp) >= 30  # every third person is also at the OTP
     assert any(r["resourceType"] == "Consent" for p in people for r in p.otp)
     for person in people[:12]:
         for resource in (person.patient, *person.cmhc, *person.otp):
             validate_resource(resource, resource["resourceType"])
+    validate_resource(people[-1].cmhc[0], "EpisodeOfCare")
     assert [p.patient for p in records(20)] == [p.patient for p in records(20)]
 
 
