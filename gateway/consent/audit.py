@@ -181,11 +181,12 @@ def audit_record(
     patients = list(dict.fromkeys(r.request.patient for r in releases if r.request.patient))
     if not patients and requested.patient:
         patients = [requested.patient]
-    if releases:
-        outcome = combined_outcome(releases)
-    elif error is None and (match is not None or any(isinstance(e, NothingFound) for e in entries)):
+    sent = error is None  # an answer that is an error carries nothing, whatever was decided before it
+    if releases and (sent or all(r.outcome == Outcome.DENY for r in releases)):
+        outcome = combined_outcome(releases)  # a DENY is answered as nothing on file (404): that is what was sent
+    elif sent and (match is not None or any(isinstance(e, NothingFound) for e in entries)):
         outcome = Outcome.DENY.value  # nobody shown, nothing found: nothing released
-    elif error is not None:
+    elif not sent:
         outcome = "ERROR" if status >= 500 else "REFUSED"
     else:
         outcome = "COMPLETED"
@@ -203,7 +204,8 @@ def audit_record(
         "patients": patients,
         "decisions": [decision_body(r) for r in releases],
         "alerts": [{"code": a.code, "detail": a.detail} for a in alerts],
-        "refusal": {"status": status, "reason": str(error)} if error is not None and not releases else None,
+        "refusal": {"status": status, "reason": str(error)} if outcome in ("ERROR", "REFUSED") else None,
+        "sent": sent,
         "emergency": next((decision_body(r)["emergency_record"] for r in releases if r.emergency_record), None),
     }  # fmt: skip
     if match is not None:
@@ -217,12 +219,12 @@ def audit_record(
         outcome=outcome,
         patient=patients[0] if len(patients) == 1 else None,
         purpose=body["purpose"],
-        emergency=any(r.emergency_record for r in releases),
+        emergency=sent and any(r.emergency_record for r in releases),
         body=body,
         interaction=requested.interaction,
-        disclosures=[row for r in releases for row in ledger_rows(r)],
+        disclosures=[row for r in releases for row in ledger_rows(r)] if sent else [],
         patients=patients,
-        review=any(r.review for r in releases),
+        review=sent and any(r.review for r in releases),
     )
 
 

@@ -173,7 +173,7 @@ class Engine:
             return
         try:
             self.audit.record(request, interaction, status, error, repository, now)
-            for resource in request.follow_ups:
+            for resource in request.follow_ups if error is None else ():  # nothing left: nothing to document
                 follow_up = FhirRequest("POST", str(resource["resourceType"]), body=resource, requester=INTERNAL,
                                         headers={"prefer": "return=minimal"})  # fmt: skip
                 self.dispatch(follow_up, repository, now)

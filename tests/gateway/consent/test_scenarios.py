@@ -123,6 +123,22 @@ def test_a_dispatcher_under_a_tpo_consent_gets_contacts_and_the_ledger_says_so(w
     assert released_in(audits_since(world, before)) == sent
 
 
+def test_a_request_that_fails_after_a_release_was_decided_discloses_nothing(world: World) -> None:
+    """A transaction whose first entry releases Part 2 data and whose second fails answers with an
+    error: the ledger records nothing, and the audit says nothing was sent."""
+    before = last_seq(world)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "GET", "url": "Condition/maria-oud"}},
+        {"request": {"method": "GET", "url": "NoSuchType/1"}}]}  # fmt: skip
+    answer = requests.post(world.harness.base, json=bundle, timeout=10, headers={
+        "Authorization": f"Bearer {world.token('ada')}", "Content-Type": "application/fhir+json"})  # fmt: skip
+    assert answer.status_code == 404 and "maria-oud" not in answer.text
+    (row,) = audits_since(world, before)
+    assert row["outcome"] == "REFUSED" and row["body"]["sent"] is False
+    assert released_in([row]) == {"Condition/maria-oud"}  # decided, and recorded as decided ...
+    assert ledger_since(world, before) == set()  # ... but never disclosed
+
+
 # -- 2. the brief carries every item released -----------------------------------------------------------
 def test_the_brief_carries_every_released_item(world: World) -> None:
     before = last_seq(world)
