@@ -226,13 +226,13 @@ class _Decision:
             kind = BasisKind.ADMINISTRATION
             return Released(item, Basis(kind, citation=CITATIONS[kind.value]))
         note = CN if item.data_class == CN else PSYNOTE if item.psychotherapy else None
+        if self.purpose in policy.hard_denied_purposes and (item.part2 or item.mental_health or note):
+            return withheld(item, "no-use-against-patient")  # first: no other reason may mask it
         if note is not None:
             if note not in self.note_classes:
                 return withheld(item, "minimum-necessary")
         elif item.data_class not in self.role_classes:
             return withheld(item, "minimum-necessary")
-        if self.purpose in policy.hard_denied_purposes and (item.part2 or item.mental_health or note):
-            return withheld(item, "no-use-against-patient")
         emergency_item = self.emergency and note is None and item.data_class in policy.emergency_data_classes
         permits: list[Consent] = []
         denies: list[Consent] = []
@@ -286,6 +286,8 @@ class _Decision:
         """The kind-specific rules on top of a matching permit provision."""
         if not consent.reliable:
             return False  # §2.31(c): a consent that fails §2.31(a) on its face is never relied on
+        if item.part2 and (consent.kind not in PART2_KINDS or item.source is None or not consent.disclosers):
+            return False  # §2.31(a)(2): the source program must be a named discloser
         if note == CN:
             # §2.31(b): only a counseling-notes consent, and only one that names the recipient.
             return consent.kind == ConsentKind.COUNSELING_NOTES and self.matcher.names_recipient(consent.provision)
@@ -293,8 +295,6 @@ class _Decision:
             return False  # it covers nothing else
         if note == PSYNOTE:
             return consent.kind == ConsentKind.HIPAA_AUTHORIZATION and PSYNOTE in consent.provision.data_classes
-        if item.part2 and (consent.kind not in PART2_KINDS or item.source is None or not consent.disclosers):
-            return False  # §2.31(a)(2): the source program must be a named discloser
         if self.police:
             # Police reach data only through a consent that names them: never a class, never TPO or
             # an intermediary's general designation.

@@ -439,3 +439,21 @@ def test_a_compliance_officer_receives_consents_and_reports_as_administration() 
     decision = decide(request(officer), replace(RECORD, items=(*RECORD.items, consent_item)), [TPO])
     assert released(decision) == {"Consent/tpo-2026", "Patient/maria-rivera"}  # whom the consent is about
     assert set(bases(decision).values()) == {BasisKind.ADMINISTRATION} and decision.ledger == ()
+
+
+# -- found by `bench/consent.py --cases 1000000` ---------------------------------------------------------------
+def test_a_counseling_notes_consent_must_name_the_notes_program_as_discloser() -> None:
+    """Seed 141544: a counseling-notes consent naming no discloser released a program's note."""
+    without_disclosers = replace(COUNSELING, disclosers=frozenset())
+    assert "DocumentReference/counseling-note" not in released(decide(request(), RECORD, [without_disclosers]))
+
+
+def test_nothing_mental_health_goes_with_a_law_enforcement_request_not_even_demographics() -> None:
+    """Seed 242370: a mental-health-labelled Patient accompanied a release under a law-enforcement
+    purpose, because 'minimum necessary' was found first and hid the hard guard."""
+    labelled = replace(RECORD.items[0], labels=frozenset({"MH", "R"}))
+    record = replace(RECORD, items=(labelled, *RECORD.items[1:]))
+    naming = replace(NAMING_POLICE, disclosers=frozenset({OTP, CMHC}))
+    decision = decide(request(OFFICER, "law-enforcement"), record, [naming])
+    assert "Patient/maria-rivera" not in released(decision)
+    assert reasons(decision)["Patient/maria-rivera"] == "no-use-against-patient"
