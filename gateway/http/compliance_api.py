@@ -276,13 +276,23 @@ def audit_event_resource(row: Any, base_url: str) -> dict[str, Any]:
     for decision in body.get("decisions", []):
         for released in decision.get("released", []):
             basis = released.get("basis") or {}
-            detail = [{"type": "basis", "valueString": str(basis.get("kind"))}]
+            detail = [{"type": "basis", "valueString": str(basis.get("kind"))},
+                      {"type": "rule", "valueString": str(basis.get("citation"))}]  # fmt: skip
             if basis.get("consent"):
                 detail.append({"type": "consent", "valueString": f"Consent/{basis['consent']}"})
+            if basis.get("tpo"):
+                detail.append({"type": "tpo", "valueString": "a single consent for treatment, payment and operations"})
             entities.append({"what": {"reference": released["item"]}, "description": "released", "detail": detail})
         for withheld in decision.get("withheld", []):
-            entities.append({"what": {"reference": withheld["item"]}, "description": "withheld",
-                             "detail": [{"type": "reason", "valueString": str(withheld.get("reason"))}]})  # fmt: skip
+            detail = [{"type": "reason", "valueString": str(withheld.get("reason"))},
+                      {"type": "rule", "valueString": str(withheld.get("citation"))}]  # fmt: skip
+            detail += [{"type": "consent", "valueString": f"Consent/{c}"} for c in withheld.get("consents") or []]
+            entities.append({"what": {"reference": withheld["item"]}, "description": "withheld", "detail": detail})
+        consents = decision.get("consents") or {}
+        for consent_id in consents.get("evaluated", []):
+            roles = [role for role in ("relied_on", "denying", "in_force") if consent_id in consents.get(role, [])]
+            entities.append({"what": {"reference": f"Consent/{consent_id}"},
+                             "description": f"consent evaluated ({', '.join(roles) or 'not in force'})"})  # fmt: skip
     refused_or_denied = outcome not in ("PERMIT", "PERMIT_WITH_REDACTION", "COMPLETED")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",

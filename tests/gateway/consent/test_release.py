@@ -324,6 +324,7 @@ def test_the_audit_trail_as_fhir_audit_events(record: Harness) -> None:
     assert by_user["lee"]["outcome"] == "4" and by_user["ada"]["outcome"] == "0"
     withheld = [x for x in by_user["ada"]["entity"] if x.get("description") == "withheld"]
     assert any(x["what"]["reference"] == "Condition/oud" for x in withheld)
+    assert all({"reason", "rule"} <= {d["type"] for d in x["detail"]} for x in withheld)
 
 
 def test_a_responder_on_scene_starts_the_treating_relationship(record: Harness) -> None:

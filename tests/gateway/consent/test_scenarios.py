@@ -224,6 +224,12 @@ def test_a_denial_names_the_consent_that_decided(world: World) -> None:
     (withheld,) = decision["withheld"]
     assert withheld["item"] == "Condition/june-oud" and withheld["consents"] == ["june-opt-out"]
     assert withheld["citation"]
+    events = requests.get(f"{world.harness.root}/compliance/audit-events", params={"patient": "Patient/june"},
+                          headers={"Authorization": f"Bearer {world.token('cora')}"}, timeout=10).json()  # fmt: skip
+    entities = [x for e in events["entry"] for x in e["resource"].get("entity", [])]
+    denied = next(x for x in entities if x["what"]["reference"] == "Condition/june-oud")
+    assert {"type": "consent", "valueString": "Consent/june-opt-out"} in denied["detail"]
+    assert any(x["what"]["reference"] == "Consent/june-opt-out" and "denying" in x["description"] for x in entities)
 
 
 def test_refused_requests_are_audited_too(world: World) -> None:
