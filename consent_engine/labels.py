@@ -165,8 +165,10 @@ def _codings(node: Any) -> Iterator[tuple[str, str]]:
                     push(value)
 
 
-def _texts(resource: Mapping[str, Any], elements: tuple[str, ...]) -> Iterator[str]:
-    """The words of these CodeableConcept elements: their text and their codings' displays."""
+def _texts(resource: Mapping[str, Any], elements: tuple[str, ...], codes: bool = False) -> Iterator[str]:
+    """The words of these CodeableConcept elements: their text and their codings' displays (and,
+    with `codes`, the codes themselves, for local codes such as `counseling-note`)."""
+    keys = ("display", "code") if codes else ("display",)
     for element in elements:
         value = resource.get(element)
         for concept in value if isinstance(value, list) else [value]:
@@ -175,8 +177,9 @@ def _texts(resource: Mapping[str, Any], elements: tuple[str, ...]) -> Iterator[s
             if isinstance(concept.get("text"), str):
                 yield concept["text"]
             for coding in concept.get("coding") or []:
-                if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-                    yield coding["display"]
+                for key in keys:
+                    if isinstance(coding, dict) and isinstance(coding.get(key), str):
+                        yield coding[key].replace("-", " ").replace("_", " ")
 
 
 def sensitivity_of(resource: Mapping[str, Any], rules: LabelRules) -> frozenset[str]:
@@ -216,7 +219,7 @@ def is_note(resource: Mapping[str, Any], labels: frozenset[str]) -> bool:
         return False
     if VERY_RESTRICTED in labels or resource.get("confidentiality") == VERY_RESTRICTED:
         return True
-    return any(NOTE_WORDS.search(text) for text in _texts(resource, ("type", "category")))
+    return any(NOTE_WORDS.search(text) for text in _texts(resource, ("type", "category"), codes=True))
 
 
 def data_class_of(resource: Mapping[str, Any], rules: LabelRules, labels: frozenset[str] = frozenset()) -> str:

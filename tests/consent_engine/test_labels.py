@@ -129,6 +129,16 @@ def test_icd10_descendants_and_snomed_displays() -> None:
         ),  # fmt: skip
         ({}, {"PSYTHPN"}, "PSYNOTE"),
         ({"category": [{"text": "Discharge summary"}]}, {"42CFRPart2"}, "DX"),
+        (
+            {"category": [{"coding": [{"system": "urn:ehr:doc-category", "code": "sud-counseling-note"}]}]},
+            {"42CFRPart2"},
+            "CN",
+        ),  # a local code, no display
+        (
+            {"category": [{"coding": [{"system": "urn:ehr:doc-category", "code": "psychotherapy_note"}]}]},
+            set(),
+            "PSYNOTE",
+        ),
     ],
 )
 def test_notes_are_recognised_as_ehrs_send_them(document: dict[str, Any], labels: set[str], data_class: str) -> None:
