@@ -92,6 +92,32 @@ def _reference(node: Any) -> str | None:
     return None
 
 
+def identifier_token(system: Any, value: Any) -> str | None:
+    """How the engine writes a business identifier (an NPI, a state facility id) so that it can
+    be compared with references: `identifier:<system>|<value>`."""
+    if not isinstance(system, str) or not system or not isinstance(value, str) or not value:
+        return None
+    return f"identifier:{system}|{value}"
+
+
+def identifier_tokens(identifiers: Any) -> frozenset[str]:
+    """The tokens of a resource's `identifier` list."""
+    found = (identifier_token(i.get("system"), i.get("value")) for i in identifiers or [] if isinstance(i, dict))
+    return frozenset(t for t in found if t)
+
+
+def _references(node: Any) -> frozenset[str]:
+    """A Reference as everything it names: its literal reference and its logical identifier (a
+    consent may name a recipient or a discloser by NPI or state facility id alone)."""
+    if not isinstance(node, dict):
+        return frozenset()
+    found = {node["reference"]} if isinstance(node.get("reference"), str) else set()
+    identifier = node.get("identifier")
+    if isinstance(identifier, dict) and (token := identifier_token(identifier.get("system"), identifier.get("value"))):
+        found.add(token)
+    return frozenset(found)
+
+
 def _provision(node: Any) -> Provision:
     node = node if isinstance(node, dict) else {}
     recipients: set[str] = set()
@@ -106,8 +132,8 @@ def _provision(node: Any) -> Provision:
         identifier = reference.get("identifier") if isinstance(reference, dict) else None
         if isinstance(identifier, dict) and identifier.get("system") == RECIPIENT_CLASS_SYSTEM:
             classes.add(str(identifier.get("value")))
-        elif (literal := _reference(reference)) is not None:
-            recipients.add(literal)
+        else:
+            recipients |= _references(reference)
     period = node.get("period") if isinstance(node.get("period"), dict) else {}
     return Provision(
         type="deny" if node.get("type") == "deny" else "permit",
@@ -146,7 +172,7 @@ def consent_from_fhir(resource: dict[str, Any]) -> Consent:
     if not patient.startswith("Patient/"):
         problems.append("2.31(a)(1): patient is missing")
     signed_at = parse_datetime(resource.get("dateTime"))
-    disclosers = frozenset(r for r in (_reference(o) for o in resource.get("organization") or []) if r)
+    disclosers = frozenset(r for o in resource.get("organization") or [] for r in _references(o))
     expiry_event = _extension(resource, EXPIRY_EVENT)
     expiry_event_at = _extension(resource, EXPIRY_EVENT_AT)
     revoked = _extension(resource, REVOKED)
@@ -321,7 +347,8 @@ def episode_from_resource(resource: dict[str, Any]) -> Episode | None:
 def treating_organizations(encounters: list[dict[str, Any]]) -> frozenset[str]:
     """The organizations treating the patient now: in-progress Encounters' service providers."""
     return frozenset(
-        str(reference)
+        reference
         for e in encounters
-        if e.get("status") == "in-progress" and (reference := _reference(e.get("serviceProvider")))
+        if e.get("status") == "in-progress"
+        for reference in _references(e.get("serviceProvider"))
     )

@@ -38,6 +38,9 @@ def _default_roles() -> dict[str, frozenset[str]]:
         "peer-specialist": frozenset({STATUS, CONTACT, CRISISPLAN}),
         "dispatcher": frozenset({CONTACT, CRISISPLAN}),
         "police-officer": frozenset({STATUS, CONTACT, CRISISPLAN}),
+        "medical-examiner": frozenset({DX, MED, LAB}),
+        "epidemiologist": frozenset(),
+        "legal-counsel": frozenset(),
         "compliance-officer": frozenset(),
         "admin": frozenset(),
     }

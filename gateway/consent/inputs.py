@@ -7,26 +7,37 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from consent_engine import Consent, Episode, History, Recipient
-from consent_engine.fhir import consent_from_fhir, episode_from_resource, treating_organizations
+from consent_engine.fhir import (
+    consent_from_fhir,
+    episode_from_resource,
+    identifier_tokens,
+    treating_organizations,
+)
 from gateway.auth.roles import role as known_role
 from gateway.consent.audit import AuditLog
 from gateway.fhir.context import Requester
 from gateway.fhir.everything import DECISION_INPUTS
 from gateway.fhir.indexing import split_reference
 from gateway.fhir.repository import Repository
+from gateway.fhir.search import parse_search
 from gateway.store.schema import app_user, oauth_client
 
 PRIVACY_SCOPE = "patient-privacy"
 # A token's recipient is read again after this long, the time a worker trusts the token itself
 # (`token_cache_seconds`): a changed role or organization takes effect within it.
 RECIPIENT_SECONDS = 10.0
+# An organization's identifiers (NPI, state facility id) change rarely: a consent naming a
+# discloser by identifier is resolved to the stored Organization at most this long ago.
+IDENTIFIER_SECONDS = 30.0
+Resolver = Callable[[frozenset[str]], frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -36,16 +47,22 @@ class PatientContext:
     episodes: tuple[Episode, ...]
 
 
-def context_of(resources: list[dict[str, Any]]) -> PatientContext:
+def context_of(resources: list[dict[str, Any]], resolve: Resolver | None = None) -> PatientContext:
     """From a patient's stored Consents, Encounters and EpisodeOfCare: the consents in the privacy
-    scope, the organizations treating the patient now, and the programs' episodes."""
+    scope, the organizations treating the patient now, and the programs' episodes. A discloser
+    named by identifier alone is also named by the stored Organization that carries it
+    (`resolve`), so that it bounds that organization's items."""
     consents = []
     for resource in resources:
         if resource.get("resourceType") != "Consent":
             continue
         scope = (resource.get("scope") or {}).get("coding") or []
         if any(isinstance(c, dict) and c.get("code") == PRIVACY_SCOPE for c in scope):
-            consents.append(consent_from_fhir(resource))
+            consent = consent_from_fhir(resource)
+            tokens = frozenset(d for d in consent.disclosers if d.startswith("identifier:"))
+            if tokens and resolve is not None:
+                consent = replace(consent, disclosers=consent.disclosers | resolve(tokens))
+            consents.append(consent)
     encounters = [r for r in resources if r.get("resourceType") == "Encounter"]
     episodes = tuple(e for r in resources if (e := episode_from_resource(r)) is not None)
     return PatientContext(consents, treating_organizations(encounters), episodes)
@@ -56,6 +73,7 @@ class DecisionInputs:
         self.base_url = base_url
         self.audit = audit
         self._recipients: dict[str, tuple[float, Recipient | None]] = {}
+        self._organizations: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
     # -- who is asking ---------------------------------------------------------------------------
@@ -110,6 +128,7 @@ class DecisionInputs:
             organization_is_provider=_is_provider(content),
             practitioner=user.practitioner,
             organization_name=str((content or {}).get("name") or ""),
+            aliases=identifier_tokens((content or {}).get("identifier")),
         )
 
     def _organization(self, repository: Repository, reference: str) -> dict[str, Any] | None:
@@ -118,6 +137,26 @@ class DecisionInputs:
             return None
         found = repository.read("Organization", target[1])
         return found.content if found is not None and not found.deleted else None
+
+    def organizations_identified(self, repository: Repository, tokens: frozenset[str]) -> frozenset[str]:
+        """The stored Organizations that carry any of these identifier tokens, as references."""
+        now = time.monotonic()
+        found: set[str] = set()
+        for token in tokens:
+            with self._lock:
+                hit = self._organizations.get(token)
+            if hit is None or now - hit[0] >= IDENTIFIER_SECONDS:
+                system, _, value = token.removeprefix("identifier:").partition("|")
+                query = parse_search("Organization", [("identifier", f"{system}|{value}")], base_url=self.base_url,
+                                     strict=True, default_count=20, max_count=20)  # fmt: skip
+                matches, _ = repository.search(query)
+                hit = (now, frozenset(f"Organization/{m.id}" for m in matches))
+                with self._lock:
+                    if len(self._organizations) > 10_000:
+                        self._organizations.clear()
+                    self._organizations[token] = hit
+            found |= hit[1]
+        return frozenset(found)
 
     def organization_name(self, repository: Repository, reference: str) -> str:
         return str((self._organization(repository, reference) or {}).get("name") or reference)
@@ -130,14 +169,18 @@ class DecisionInputs:
         already read (`read`, the brief's record), else in one query for all of them. If the
         store cannot be read, an emergency goes on without consents; routine requests fail."""
         if read is not None and len(patients) == 1:
-            return {patients[0]: context_of(read)}
+            return {patients[0]: self.context(repository, read)}
         try:
             found = repository.compartments(patients, sorted(DECISION_INPUTS))
         except Exception:
             if not emergency:
                 raise
             return {p: PatientContext(None, frozenset(), ()) for p in patients}
-        return {p: context_of([r.content for r in found.get(p, []) if r.content]) for p in patients}
+        return {p: self.context(repository, [r.content for r in found.get(p, []) if r.content]) for p in patients}
+
+    def context(self, repository: Repository, resources: list[dict[str, Any]]) -> PatientContext:
+        """One patient's context from their stored resources, identifiers resolved in this unit of work."""
+        return context_of(resources, lambda tokens: self.organizations_identified(repository, tokens))
 
     def history(self, repository: Repository, user: str, patient_id: str, since: datetime) -> History:
         return History(certain_match_at=self.audit.certain_match_at(repository.connection, user, patient_id, since))

@@ -44,7 +44,7 @@ from consent_engine.part2 import emergency_communication
 from consent_engine.redaction import notice_entry, notice_extensions, redact, with_notice
 from gateway.auth.resource import is_patient_data
 from gateway.consent.audit import MatchShown, NothingFound
-from gateway.consent.inputs import DecisionInputs, PatientContext, context_of
+from gateway.consent.inputs import DecisionInputs, PatientContext
 from gateway.fhir.bundles import withhold_entries
 from gateway.fhir.context import FhirRequest, FhirResponse, Interaction, Requester
 from gateway.fhir.errors import BadRequest, ServiceUnavailable, not_known
@@ -176,8 +176,10 @@ class ConsentRelease:
                 continue
             record = [r.content for r in found.get(patient_id, []) if r.content]
             items = [patient, *(r for r in record if r.get("resourceType") != "Consent")]
-            decided = self._one(request, recipient, purpose, Operation.MATCH, patient_id, items, context_of(record),
-                                repository, now)  # fmt: skip
+            context = self.inputs.context(repository, record)
+            decided = self._one(
+                request, recipient, purpose, Operation.MATCH, patient_id, items, context, repository, now
+            )
             request.decided[patient_id] = decided
             if decided.released:
                 known.append(patient)

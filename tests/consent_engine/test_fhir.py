@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,24 @@ def test_items_and_episodes_read_as_the_engine_needs_them() -> None:
                                      "managingOrganization": {"reference": "Organization/eastside-otp"},
                                      "period": {"start": "2026-01-01", "end": "2026-10-31"}})  # fmt: skip
     assert episode is not None and episode.end == datetime(2026, 10, 31, 23, 59, 59, 999999)
+
+
+def test_references_by_identifier_read_as_identifier_tokens() -> None:
+    consent = examples()["maria-metro-pd-2026"]
+    consent["organization"] = [{"identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}}]
+    consent["provision"]["actor"][0]["reference"] = {
+        "reference": "Organization/metro-pd",
+        "identifier": {"system": "https://health.state.example/facility-id", "value": "PD-0042"},
+    }
+    read = consent_from_fhir(consent)
+    assert read.disclosers == {"identifier:http://hl7.org/fhir/sid/us-npi|1234567893"}
+    assert read.provision.recipients == {
+        "Organization/metro-pd",
+        "identifier:https://health.state.example/facility-id|PD-0042",
+    }
+    by_identifier = replace(OFFICER, organization="Organization/pd-7",
+                            aliases=frozenset({"identifier:https://health.state.example/facility-id|PD-0042"}))  # fmt: skip
+    assert by_identifier.named_by(read.provision.recipients)
+    assert not replace(OFFICER, organization="Organization/pd-7", aliases=frozenset()).named_by(
+        read.provision.recipients
+    )

@@ -387,3 +387,48 @@ def test_deciding_about_many_patients_reads_their_consents_in_one_query(record: 
         event.remove(database, "before_cursor_execute", count)
     assert ids(one, "Patient") == {"pat-1"} and ids(two, "Patient") == {"pat-1", "pat-2"}
     assert reads_for_two == reads_for_one
+
+
+STATE_FACILITY_ID = "https://health.state.example/facility-id"
+NPI = "http://hl7.org/fhir/sid/us-npi"
+
+
+def test_a_consent_may_name_recipient_and_discloser_by_their_identifiers(record: Harness) -> None:
+    """A consent names the police department by its state facility id and the program by its NPI,
+    not by the gateway's resource ids: it reaches the officer of that department, bounded by the
+    program's records, as if it had named them by reference."""
+    record.push("eastside-otp-ehr",
+         {"resourceType": "Organization", "id": "eastside-otp", "name": "Eastside Opioid Treatment Program",
+          "identifier": [{"system": NPI, "value": "1234567893"}]},
+         {"resourceType": "EpisodeOfCare", "id": "otp-episode", "status": "active",
+          "patient": {"reference": "Patient/pat-1"}, "managingOrganization": {"reference": "Organization/eastside-otp"},
+          "type": [{"text": "Opioid treatment program"}]}, part2=True, organization="Organization/eastside-otp")  # fmt: skip
+    record.push("county-registry",
+         {"resourceType": "Organization", "id": "metro-pd", "name": "Metro Police Department",
+          "identifier": [{"system": STATE_FACILITY_ID, "value": "PD-0042"}]}, organization="Organization/county")  # fmt: skip
+    consent = tpo_consent()
+    consent.update(id="naming-by-identifier", category=[{"coding": [
+        {"system": "https://crisis-fhir-gateway.org/fhir/CodeSystem/consent-kind", "code": "part2-specific"}]}])  # fmt: skip
+    consent["organization"] = [{"identifier": {"system": NPI, "value": "1234567893"}}]
+    consent["provision"]["actor"][0]["reference"] = {"identifier": {"system": STATE_FACILITY_ID, "value": "PD-0042"}}
+    consent["provision"]["purpose"] = [
+        {"system": "https://crisis-fhir-gateway.org/fhir/CodeSystem/purpose-of-use", "code": "crisis-coordination"}
+    ]
+    consent["provision"]["code"] = [{"coding": [
+        {"system": "https://crisis-fhir-gateway.org/fhir/CodeSystem/data-class", "code": "STATUS"}]}]  # fmt: skip
+    consent["extension"] = [e for e in consent["extension"] if "tpo" not in e["url"] and "redisclosure" not in e["url"]]
+    consent["extension"].append(
+        {
+            "url": "https://crisis-fhir-gateway.org/fhir/StructureDefinition/consent-expiry-event",
+            "valueCode": "end-of-treatment",
+        }
+    )
+    record.push("eastside-otp-ehr", consent, part2=True, organization="Organization/eastside-otp")
+    officer = token(record, "lee")
+    headers = {"X-Purpose-Of-Use": "crisis-coordination"}
+    found = record.get("EpisodeOfCare", officer, params={"patient": "Patient/pat-1"}, headers=headers).json()
+    assert "otp-episode" in ids(found, "EpisodeOfCare")
+    # Another department, without that identifier, gets the answer for "nothing on file".
+    record.add_user("kay", role="police-officer", organization="Organization/other-pd", practitioner=None)
+    other = record.get("EpisodeOfCare", token(record, "kay"), params={"patient": "Patient/pat-1"}, headers=headers)
+    assert ids(other.json(), "EpisodeOfCare") == set()
