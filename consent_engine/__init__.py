@@ -30,6 +30,7 @@ from consent_engine.model import (
     Notice,
     Operation,
     Outcome,
+    PatientFacts,
     Provision,
     Recipient,
     Record,
@@ -37,6 +38,8 @@ from consent_engine.model import (
     Released,
     ReleaseRequest,
     ScopeExplanation,
+    Signer,
+    SignerRole,
     Withheld,
 )
 from consent_engine.policy import DEFAULT_POLICY, Policy, policy_from_mapping
@@ -63,6 +66,7 @@ __all__ = [
     "Notice",
     "Operation",
     "Outcome",
+    "PatientFacts",
     "Policy",
     "Provision",
     "Recipient",
@@ -71,6 +75,8 @@ __all__ = [
     "ReleaseRequest",
     "Released",
     "ScopeExplanation",
+    "Signer",
+    "SignerRole",
     "Withheld",
     "consent_alerts",
     "in_force",

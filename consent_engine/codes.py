@@ -24,10 +24,12 @@ BTG = "BTG"
 LAW_ENFORCEMENT = "law-enforcement"
 LEGAL_PROCEEDING = "legal-proceeding"
 CRISIS_COORDINATION = "crisis-coordination"
+CAUSE_OF_DEATH = "cause-of-death"  # a medical examiner's or coroner's inquiry (§2.15(b)(1))
+PAYMENT = "HPAYMT"
 # A purpose covers itself and its specialisations (v3-ActReason: TREAT > ETREAT > BTG).
 PURPOSE_PARENT = {ETREAT: TREAT, BTG: ETREAT, "ERTREAT": ETREAT, "COC": TREAT, "CAREMGT": TREAT}
 PURPOSES = frozenset({TREAT, ETREAT, BTG, "ERTREAT", "COC", "CAREMGT", "HPAYMT", "HOPERAT", "PUBHLTH", "HRESCH",
-                      "PATRQT", LAW_ENFORCEMENT, LEGAL_PROCEEDING, CRISIS_COORDINATION})  # fmt: skip
+                      "PATRQT", LAW_ENFORCEMENT, LEGAL_PROCEEDING, CRISIS_COORDINATION, CAUSE_OF_DEATH})  # fmt: skip
 TPO_PURPOSES = frozenset({TREAT, "HPAYMT", "HOPERAT"})
 
 
@@ -88,6 +90,8 @@ REASONS = {
     "not-own-records": "45 CFR 164.502(a): a system client receives back what its organisation sent",
     "unknown-role": "deny by default: the requester's role receives nothing",
     "record-not-of-patient": "deny by default: the item is about another patient",
+    "patient-deceased": "42 CFR 2.15(b): a deceased patient has no crisis brief and no medical emergency; a "
+    "cause-of-death inquiry or the personal representative's consent is the path",
 }
 CITATIONS = {
     "consent": "42 CFR 2.31, 2.33",
@@ -98,6 +102,7 @@ CITATIONS = {
     "emergency": "42 CFR 2.51",
     "treatment": "45 CFR 164.506(c)",
     "jurisdiction": "jurisdiction overlay (state mental-health law), 45 CFR 164.506(c)",
+    "cause-of-death": "42 CFR 2.15(b)(1); 45 CFR 164.512(g)(1)",
     "own-records": "45 CFR 164.502(a)",
     "compliance-administration": "42 CFR 2.12(c)(3), 2.24, 2.25; 45 CFR 164.528",
 }

@@ -22,7 +22,18 @@ from consent_engine.codes import (
     SOURCE_ORGANIZATION,
     STATUS,
 )
-from consent_engine.model import PART2_KINDS, PERMIT_KINDS, Consent, ConsentKind, Episode, Item, Provision
+from consent_engine.model import (
+    PART2_KINDS,
+    PERMIT_KINDS,
+    Consent,
+    ConsentKind,
+    Episode,
+    Item,
+    PatientFacts,
+    Provision,
+    Signer,
+    SignerRole,
+)
 
 EXTENSION = f"{PROJECT}/StructureDefinition"
 EXPIRY_EVENT = f"{EXTENSION}/consent-expiry-event"
@@ -32,6 +43,7 @@ REVOKED = f"{EXTENSION}/consent-revoked"
 REDISCLOSURE_STATEMENT = f"{EXTENSION}/consent-redisclosure-statement"
 TPO_STATEMENTS = f"{EXTENSION}/consent-tpo-statements"
 SCOPE_EXPLANATION = f"{EXTENSION}/consent-scope-explanation"
+SIGNER_ROLE = f"{EXTENSION}/consent-signer-role"
 ACTOR_ROLE_SYSTEM = f"{PROJECT}/CodeSystem/consent-actor-role"
 RECIPIENT_ROLE = "IRCP"  # v3-ParticipationType: information recipient
 INTERMEDIARY_ROLE = "intermediary"
@@ -148,6 +160,25 @@ def _provision(node: Any) -> Provision:
     )
 
 
+def _signers(resource: dict[str, Any], patient: str) -> tuple[Signer, ...]:
+    """Consent.performer, each with its `consent-signer-role` (a performer that is the patient
+    and says nothing more signed as the patient)."""
+    found = []
+    for performer in resource.get("performer") or []:
+        if not isinstance(performer, dict):
+            continue
+        reference = _reference(performer)
+        role_extension = _extension(performer, SIGNER_ROLE)
+        code = role_extension.get("valueCode") if role_extension else None
+        role: SignerRole | None = None
+        if code in {r.value for r in SignerRole}:
+            role = SignerRole(code)
+        elif code is None and reference is not None and reference == patient:
+            role = SignerRole.PATIENT
+        found.append(Signer(role, reference))
+    return tuple(found)
+
+
 def _intermediary(node: Any) -> str | None:
     for actor in (node or {}).get("actor") or []:
         if isinstance(actor, dict) and INTERMEDIARY_ROLE in _codes([actor.get("role")] if actor.get("role") else []):
@@ -192,6 +223,7 @@ def consent_from_fhir(resource: dict[str, Any]) -> Consent:
         expiry_event_at=parse_datetime(expiry_event_at.get("valueDateTime")) if expiry_event_at else None,
         revoked_at=parse_datetime(revoked.get("valueDateTime")) if revoked else None,
         description=str(explanation.get("valueString") or "") if explanation else "",
+        signers=_signers(resource, patient),
     )
     problems += required_elements_missing(resource, consent)
     return Consent(**{**consent.__dict__, "problems": tuple(problems)})
@@ -331,6 +363,16 @@ def item_from_resource(resource: dict[str, Any]) -> Item:
         description=describe(resource),
         addressed_to=addressed,
     )
+
+
+def patient_facts(resource: dict[str, Any] | None) -> PatientFacts:
+    """Birth date and death from a Patient resource (nothing known without one)."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
+        return PatientFacts()
+    born = parse_datetime(resource.get("birthDate"))
+    died_at = parse_datetime(resource.get("deceasedDateTime"))
+    deceased = resource.get("deceasedBoolean") is True or died_at is not None
+    return PatientFacts(birth_date=born.date() if born else None, deceased=deceased, deceased_at=died_at)
 
 
 def episode_from_resource(resource: dict[str, Any]) -> Episode | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -132,6 +132,31 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class PatientFacts:
+    """What the Patient resource says that the rules on signers and on deceased patients read
+    (§2.14, §2.15). Unknown facts are None: a patient of unknown age is read as an adult, one
+    not recorded as deceased as living."""
+
+    birth_date: date | None = None
+    deceased: bool = False  # deceasedBoolean true, or a deceasedDateTime
+    deceased_at: datetime | None = None  # deceasedDateTime, when given
+
+    def dead_at(self, moment: datetime | None) -> bool:
+        """Whether the patient had died by `moment` (a death recorded without a date counts from
+        any moment; None asks about no moment and is False)."""
+        if not self.deceased or moment is None:
+            return False
+        return self.deceased_at is None or self.deceased_at <= moment
+
+    def age_at(self, moment: datetime | None) -> int | None:
+        if self.birth_date is None or moment is None:
+            return None
+        day = moment.date()
+        born = self.birth_date
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+@dataclass(frozen=True)
 class Record:
     patient: str
     items: tuple[Item, ...]  # every item in scope of the request
@@ -139,6 +164,7 @@ class Record:
     treating_organizations: frozenset[str] = frozenset()
     episodes: tuple[Episode, ...] = ()
     organization_names: Mapping[str, str] = field(default_factory=dict)
+    facts: PatientFacts = PatientFacts()
 
 
 @dataclass(frozen=True)
@@ -165,6 +191,22 @@ class Provision:
     provisions: tuple[Provision, ...] = ()
 
 
+class SignerRole(StrEnum):
+    """Who signed a consent, in what capacity (§2.14, §2.15): Consent.performer's role."""
+
+    PATIENT = "patient"
+    PARENT = "parent"  # of a minor
+    GUARDIAN = "guardian"  # appointed by a court (a minor's, or an adult's adjudicated as lacking capacity)
+    PERSONAL_REPRESENTATIVE = "personal-representative"  # of a deceased patient
+    PROGRAM_DIRECTOR = "program-director"  # for an adult lacking capacity, for payment only
+
+
+@dataclass(frozen=True)
+class Signer:
+    role: SignerRole | None  # None: not given, or not a role this gateway knows
+    reference: str | None = None
+
+
 @dataclass(frozen=True)
 class Consent:
     id: str
@@ -182,6 +224,7 @@ class Consent:
     revoked_at: datetime | None = None
     problems: tuple[str, ...] = ()  # §2.31(a) elements missing: the consent cannot be relied on
     description: str = ""  # the §2.32(b) explanation of its scope
+    signers: tuple[Signer, ...] = ()
 
     @property
     def reliable(self) -> bool:
@@ -201,6 +244,7 @@ class BasisKind(StrEnum):
     EMERGENCY = "emergency"  # §2.51
     TREATMENT = "treatment"  # HIPAA 164.506(c): provider to provider, non-sensitive data
     JURISDICTION = "jurisdiction"  # the state-law overlay for non-Part 2 mental-health data
+    DECEDENT = "cause-of-death"  # §2.15(b)(1), 164.512(g)(1): a medical examiner's cause-of-death inquiry
     OWN_RECORDS = "own-records"  # a backend client reads back what its organization sent
     ADMINISTRATION = "compliance-administration"  # a compliance officer's own records and reports
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from consent_engine.codes import (
+    CAUSE_OF_DEATH,
     CN,
     CONTACT,
     CRISISPLAN,
@@ -27,6 +28,9 @@ from consent_engine.codes import (
 from consent_engine.part2 import STATEMENT_1, STATEMENT_1_VERSION
 
 _CLINICAL = frozenset(DATA_CLASSES - {CN, PSYNOTE})
+MINOR_ALONE = "minor-alone"
+MINOR_AND_PARENT = "minor-and-parent"
+MINOR_RULES = frozenset({MINOR_ALONE, MINOR_AND_PARENT})
 _NOTES = frozenset({CN, PSYNOTE})
 
 
@@ -79,6 +83,17 @@ class Policy:
     # administration (§2.12(c)(3), §2.24, §2.25), not as disclosures.
     administration_roles: frozenset[str] = frozenset({"compliance-officer"})
     administration_kinds: frozenset[str] = frozenset({"Consent", "Disclosure", "AuditEvent", "EmergencyReview"})
+    # §2.14: the jurisdiction's rule for minors (a deployment serves one jurisdiction). With
+    # "minor-alone" a minor may obtain SUD treatment without a parent and only the minor may sign a
+    # consent; with "minor-and-parent" the minor and a parent or guardian both sign. A minor is
+    # under `age_of_majority` when the consent is signed.
+    jurisdiction: str = "US"
+    minor_sud_consent: str = "minor-and-parent"
+    age_of_majority: int = 18
+    # §2.15(b)(1), 164.512(g)(1): a cause-of-death inquiry about a deceased patient, by these roles
+    # for these purposes, receives the role's classes.
+    cause_of_death_roles: frozenset[str] = frozenset({"medical-examiner"})
+    cause_of_death_purposes: frozenset[str] = frozenset({CAUSE_OF_DEATH})
     # A certain $responder-match confirms identity for the requester's briefs this long.
     certain_match_confirms: timedelta = timedelta(hours=1)
     # The name the §2.51(c) record gives for who disclosed ("<program> via <gateway_name>").
@@ -94,6 +109,8 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
     """A policy from configuration (TOML tables): unknown names are an error, lists become sets,
     `certain_match_confirms_minutes` sets that duration."""
     known = {f.name for f in fields(Policy)}
+    if data.get("minor_sud_consent", "minor-and-parent") not in MINOR_RULES:
+        raise ValueError(f"minor_sud_consent must be one of {sorted(MINOR_RULES)}")
     values: dict[str, Any] = {}
     for name, value in data.items():
         if name == "certain_match_confirms_minutes":

@@ -5,15 +5,19 @@ conventions of consent-conventions.md).
     release(request, record, consents, history, policy, as_of) -> Release
 
 Every requester comes through here: responders and other users, compliance officers, and backend
-clients (EHRs, dispatch systems: the own-records rule). Per item, for users:
+clients (EHRs, dispatch systems: the own-records rule). A deceased patient (§2.15(b)) has no
+brief, no match and no emergency: those are denied whole. Per item, for users:
 1. minimum necessary: the role must receive the item's class (CN and PSYNOTE only under their own
    consent or authorisation naming the recipient, and only for roles allowed them);
 2. hard guard: law-enforcement and legal-proceeding purposes never reach Part 2 or mental-health
    data (§2.12(d), §2.31(d));
+   a medical examiner's cause-of-death inquiry about a deceased patient is not restricted
+   (§2.15(b)(1)): the role's classes go on that basis;
 3. denies (restrictions, opt-outs, deny provisions) of the item's discloser override every permit,
    except for the emergency data set in an emergency; a deny and a permit that both apply raise a
    conflict alert;
-4. a basis: a Part 2 item needs a reliable consent in force that names its source as discloser
+4. a basis: a Part 2 item needs a reliable consent in force (every §2.31(a) element, signed by
+   whom §2.14 and §2.15 allow for this patient) that names its source as discloser
    and covers recipient, purpose and class (police: only a consent naming them); a non-Part 2
    mental-health item an authorisation or the jurisdiction overlay; any other item HIPAA treatment
    between providers or a consent. An emergency (§2.51) releases the emergency data set to medical
@@ -65,8 +69,11 @@ from consent_engine.model import (
 )
 from consent_engine.part2 import scope_explanation
 from consent_engine.policy import Policy
+from consent_engine.signers import problems_at
 
-DISCLOSURE_BASES = frozenset({BasisKind.CONSENT, BasisKind.EMERGENCY})  # what the §2.25 ledger accounts for
+# What the §2.25 ledger accounts for: disclosures, not a program's own administration or HIPAA
+# treatment of non-Part 2 data.
+DISCLOSURE_BASES = frozenset({BasisKind.CONSENT, BasisKind.EMERGENCY, BasisKind.DECEDENT})
 Decided = Released | Withheld
 
 
@@ -131,6 +138,14 @@ class _Decision:
         self.denying: set[str] = set()
         self.consents = sorted((c for c in consents or () if c.patient == record.patient), key=lambda c: c.id)
         self.consents_readable = consents is not None
+        self.deceased = record.facts.dead_at(as_of)
+        # Missing §2.31(a) elements, and signers who may not sign for this patient (§2.14, §2.15).
+        self.problems = {c.id: problems_at(c, record.facts, policy, as_of) for c in self.consents}
+        self.cause_of_death = (
+            self.deceased
+            and self.recipient.role in policy.cause_of_death_roles
+            and self.purpose in policy.cause_of_death_purposes
+        )
         self.usable = [c for c in self.consents if in_force(c, as_of, record.episodes)]
         self.bounded = [(c, c.bounds) for c in self.usable]  # read for every item: computed once
         self._bases: dict[tuple[str, ...], Basis] = {}
@@ -159,6 +174,8 @@ class _Decision:
                 return self._deny_all("not-medical-personnel")
             if self.request.emergency is None or not self.request.emergency.nature.strip():
                 raise DecisionError("emergency access needs the nature of the emergency")
+        if self.deceased and (self.emergency or self.request.operation in (Operation.BRIEF, Operation.MATCH)):
+            return self._deny_all("patient-deceased")
         if not self.consents_readable and not self.emergency:
             raise ConsentsUnavailable("the consents could not be read")
         treating = (
@@ -233,6 +250,10 @@ class _Decision:
                 return withheld(item, "minimum-necessary")
         elif item.data_class not in self.role_classes:
             return withheld(item, "minimum-necessary")
+        if self.cause_of_death and note is None:
+            # §2.15(b)(1): Part 2 does not restrict a cause-of-death inquiry; nor does a restriction
+            # (164.522(a)(1)(v): not effective against 164.512(g) disclosures).
+            return Released(item, Basis(BasisKind.DECEDENT, citation=CITATIONS["cause-of-death"]))
         emergency_item = self.emergency and note is None and item.data_class in policy.emergency_data_classes
         permits: list[Consent] = []
         denies: list[Consent] = []
@@ -284,8 +305,8 @@ class _Decision:
 
     def _may_rely(self, consent: Consent, item: Item, note: str | None) -> bool:
         """The kind-specific rules on top of a matching permit provision."""
-        if not consent.reliable:
-            return False  # §2.31(c): a consent that fails §2.31(a) on its face is never relied on
+        if self.problems[consent.id]:
+            return False  # §2.31(c), §2.14, §2.15: a defective consent is never relied on
         if item.part2 and (consent.kind not in PART2_KINDS or item.source is None or not consent.disclosers):
             return False  # §2.31(a)(2): the source program must be a named discloser
         if note == CN:
@@ -355,7 +376,7 @@ class _Decision:
             consents_evaluated=tuple(c.id for c in self.consents),
             consents_in_force=tuple(c.id for c in self.usable),
             consents_denying=tuple(sorted(self.denying)),
-            consents_not_relied_on=tuple((c.id, c.problems) for c in self.consents if c.problems),
+            consents_not_relied_on=tuple((c.id, self.problems[c.id]) for c in self.consents if self.problems[c.id]),
             reasons=reasons,
             presence=presence,
         )

@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from consent_engine import Consent, Episode, History, Recipient
+from consent_engine import Consent, Episode, History, PatientFacts, Recipient
 from consent_engine.fhir import (
     consent_from_fhir,
     episode_from_resource,
     identifier_tokens,
+    patient_facts,
     treating_organizations,
 )
 from gateway.auth.roles import role as known_role
@@ -45,6 +46,7 @@ class PatientContext:
     consents: list[Consent] | None  # None: they could not be read (only an emergency goes on)
     treating: frozenset[str]
     episodes: tuple[Episode, ...]
+    facts: PatientFacts = PatientFacts()
 
 
 def context_of(resources: list[dict[str, Any]], resolve: Resolver | None = None) -> PatientContext:
@@ -65,7 +67,8 @@ def context_of(resources: list[dict[str, Any]], resolve: Resolver | None = None)
             consents.append(consent)
     encounters = [r for r in resources if r.get("resourceType") == "Encounter"]
     episodes = tuple(e for r in resources if (e := episode_from_resource(r)) is not None)
-    return PatientContext(consents, treating_organizations(encounters), episodes)
+    patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+    return PatientContext(consents, treating_organizations(encounters), episodes, patient_facts(patient))
 
 
 class DecisionInputs:

@@ -176,7 +176,7 @@ class ConsentRelease:
                 continue
             record = [r.content for r in found.get(patient_id, []) if r.content]
             items = [patient, *(r for r in record if r.get("resourceType") != "Consent")]
-            context = self.inputs.context(repository, record)
+            context = self.inputs.context(repository, [patient, *record])
             decided = self._one(
                 request, recipient, purpose, Operation.MATCH, patient_id, items, context, repository, now
             )
@@ -262,6 +262,7 @@ class ConsentRelease:
             items=tuple(dict.fromkeys(item_from_resource(r) for r in resources)),
             treating_organizations=context.treating,
             episodes=context.episodes,
+            facts=context.facts,
         )
         try:
             return release(decision, record, context.consents, history, self.policy, now)

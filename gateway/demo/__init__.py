@@ -171,9 +171,12 @@ def consent_resource(
     purposes: list[str],
     classes: list[str],
     deny: bool = False,
+    signers: list[tuple[str, str]] | None = None,
+    signed: str = "2026-03-01T10:00:00Z",
 ) -> dict[str, Any]:
     """A Consent of the documented profile (docs/consent-profile.md) with every §2.31 element, so
-    that it can be relied on; `deny` makes a restriction or opt-out."""
+    that it can be relied on; `deny` makes a restriction or opt-out. `signers` are (reference,
+    signer role) pairs; by default the patient signed."""
 
     def coded(code: str) -> dict[str, str]:
         system = (
@@ -204,7 +207,10 @@ def consent_resource(
         "resourceType": "Consent", "id": consent_id, "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": f"{P}/CodeSystem/consent-kind", "code": kind}]}],
-        "patient": {"reference": patient}, "dateTime": "2026-03-01T10:00:00Z", "performer": [{"reference": patient}],
+        "patient": {"reference": patient}, "dateTime": signed, "performer": [
+            {"reference": reference, "extension": [{"url": f"{P}/StructureDefinition/consent-signer-role",
+                                                    "valueCode": role}]}
+            for reference, role in signers or [(patient, "patient")]],
         "sourceAttachment": {"contentType": "application/pdf", "url": f"https://ehr.example/consents/{consent_id}.pdf"},
         "extension": extensions, "provision": provision,
     }  # fmt: skip

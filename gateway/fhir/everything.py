@@ -18,7 +18,9 @@ from mappings.matching import query_blocking_keys
 BRIEF_TYPES = ("EpisodeOfCare", "CareTeam", "Flag", "CarePlan", "Observation", "Condition", "MedicationStatement",
                "MedicationRequest", "AllergyIntolerance", "Encounter", "RelatedPerson", "ServiceRequest",
                "DocumentReference", "Consent")  # fmt: skip
-DECISION_INPUTS = frozenset({"Consent", "Encounter", "EpisodeOfCare"})  # what a release decision reads
+# What a release decision reads: consents, treating relationships, programs' episodes, and the
+# Patient (age and death decide who may sign, and whether a brief exists at all).
+DECISION_INPUTS = frozenset({"Consent", "Encounter", "EpisodeOfCare", "Patient"})
 REFERENCED_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization", "Location", "RelatedPerson"})
 MAX_PER_TYPE = 500
 

@@ -27,7 +27,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from consent_engine import Item, Release
-from consent_engine.fhir import consent_from_fhir, parse_datetime
+from consent_engine.fhir import consent_from_fhir, parse_datetime, patient_facts
+from consent_engine.signers import problems_at
 from gateway.auth.accounts import User
 from gateway.consent.audit import ACCOUNTING_PERIOD, AuditLog, Requested, audit_record
 from gateway.fhir.context import Requester
@@ -252,14 +253,18 @@ def consents_not_relied_on() -> Response:
     store = current_app.extensions["fhir_engine"].store
     query = parse_search("Consent", [("_count", "1000")], base_url=settings.base_url, strict=True,
                          default_count=1000, max_count=1000)  # fmt: skip
-    with store.unit_of_work(False) as (repository, _):
-        consents, _ = repository.search(query)
+    policy = current_app.extensions["consent_release"].policy
     rows = []
-    for item in consents:
-        consent = consent_from_fhir(item.content or {})
-        if consent.problems:
-            rows.append({"consent": f"Consent/{item.id}", "patient": consent.patient, "kind": consent.kind.value,
-                         "problems": list(consent.problems)})  # fmt: skip
+    with store.unit_of_work(False) as (repository, now):
+        consents, _ = repository.search(query)
+        for item in consents:
+            consent = consent_from_fhir(item.content or {})
+            # Signers are checked against the patient (their age at signing, their death) as now.
+            patient = repository.read("Patient", consent.patient.removeprefix("Patient/"))
+            problems = problems_at(consent, patient_facts(patient.content if patient else None), policy, now)
+            if problems:
+                rows.append({"consent": f"Consent/{item.id}", "patient": consent.patient, "kind": consent.kind.value,
+                             "problems": list(problems)})  # fmt: skip
     return _report(user, rows, "consents-not-relied-on", lambda r: str(r["consent"]), lambda r: r["patient"])
 
 

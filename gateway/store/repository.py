@@ -73,6 +73,11 @@ _RESOURCE_COLUMNS = (
 )
 _READ = select(*_RESOURCE_COLUMNS).where(resource.c.type == bindparam("t"), resource.c.fhir_id == bindparam("i"))
 _BY_IDS = select(*_RESOURCE_COLUMNS).where(resource.c.fhir_id.in_(bindparam("ids", expanding=True)))
+_PATIENTS = select(*_RESOURCE_COLUMNS).where(
+    resource.c.type == "Patient",
+    resource.c.fhir_id.in_(bindparam("ids", expanding=True)),
+    resource.c.deleted == false(),
+)
 _TYPES_WITH_ID = select(resource.c.type).where(resource.c.fhir_id == bindparam("i"), resource.c.deleted == false())
 _VREAD = select(resource_version).where(
     resource_version.c.type == bindparam("t"),
@@ -465,11 +470,16 @@ class SqlRepository:
         self, patient_ids: Sequence[str], types: Sequence[str], limit: int = 5000
     ) -> dict[str, list[StoredResource]]:
         """`compartment` for several patients in one query (the consent hook deciding about a
-        search's or a match's people), each patient's resources under its id."""
+        search's or a match's people), each patient's resources under its id; with "Patient" in
+        `types`, the Patient itself too (a second query, by id)."""
         self.flush()
         found: dict[str, list[StoredResource]] = {patient: [] for patient in patient_ids}
         if not patient_ids:
             return found
+        if "Patient" in types:
+            for row in self.connection.execute(_PATIENTS, {"ids": sorted(found)}):
+                found[row.fhir_id].append(_stored(row))
+            types = [t for t in types if t != "Patient"]
         seen: set[tuple[str, int]] = set()  # a resource naming its patient in two elements has two index rows
         parameters = {"patients": sorted(found), "types": list(types), "limit": limit * len(found)}
         for row in self.connection.execute(_COMPARTMENTS, parameters):

@@ -6,14 +6,21 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consent_engine import ConsentKind, consent_alerts
-from consent_engine.fhir import consent_from_fhir, episode_from_resource, item_from_resource, parse_datetime
+from consent_engine import DEFAULT_POLICY, ConsentKind, PatientFacts, SignerRole, consent_alerts
+from consent_engine.fhir import (
+    consent_from_fhir,
+    episode_from_resource,
+    item_from_resource,
+    parse_datetime,
+    patient_facts,
+)
+from consent_engine.signers import signer_problems
 from gateway.fhir.validation import validate_resource
 from tests.consent_engine.people import AS_OF, OFFICER, RECORD, decide, request
 
@@ -28,7 +35,7 @@ def examples() -> dict[str, dict[str, Any]]:
 
 def test_every_example_is_valid_r4() -> None:
     found = examples()
-    assert set(found) == {"maria-tpo-2026", "maria-metro-pd-2026", "maria-opt-out", "incomplete"}
+    assert set(found) == {"maria-tpo-2026", "maria-metro-pd-2026", "maria-opt-out", "incomplete", "theo-tpo-2026"}
     for example in found.values():
         validate_resource(example, "Consent")
 
@@ -150,3 +157,28 @@ def test_references_by_identifier_read_as_identifier_tokens() -> None:
     assert not replace(OFFICER, organization="Organization/pd-7", aliases=frozenset()).named_by(
         read.provision.recipients
     )
+
+
+def test_the_minors_example_reads_its_signers_and_needs_both_of_them() -> None:
+    consent = consent_from_fhir(examples()["theo-tpo-2026"])
+    assert consent.problems == ()
+    assert [(s.role, s.reference) for s in consent.signers] == [
+        (SignerRole.PATIENT, "Patient/theo-grant"),
+        (SignerRole.PARENT, "RelatedPerson/theo-mother"),
+    ]
+    fifteen = PatientFacts(birth_date=date(2011, 2, 2))
+    assert signer_problems(consent, fifteen, DEFAULT_POLICY, AS_OF) == ()
+    alone = replace(consent, signers=consent.signers[:1])
+    assert signer_problems(alone, fifteen, DEFAULT_POLICY, AS_OF)[0].startswith("2.14(c)(1)")
+    minor_alone = replace(DEFAULT_POLICY, minor_sud_consent="minor-alone")
+    assert signer_problems(consent, fifteen, minor_alone, AS_OF)[0].startswith("2.14(b)")
+
+
+def test_patient_facts_read_birth_and_death() -> None:
+    assert patient_facts({"resourceType": "Patient", "birthDate": "2011-02-02", "deceasedBoolean": True}) == (
+        PatientFacts(birth_date=date(2011, 2, 2), deceased=True)
+    )
+    died = patient_facts({"resourceType": "Patient", "deceasedDateTime": "2026-11-20T03:15:00-05:00"})
+    assert died.deceased and died.deceased_at == datetime(2026, 11, 20, 8, 15)
+    assert not died.dead_at(datetime(2026, 11, 20, 8, 0)) and died.dead_at(datetime(2026, 11, 20, 8, 15))
+    assert patient_facts(None) == PatientFacts()

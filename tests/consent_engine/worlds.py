@@ -11,13 +11,18 @@ The properties (issue 12):
     so its answer is the answer for nothing on file;
 (e) the decision does not depend on the order the consents are stored in.
 (d), one audit record per request, is a property of the gateway: tests/gateway/consent.
+And from issue 13:
+(f) no consent whose signers may not sign for this patient (§2.14, §2.15) is relied on;
+(g) a deceased patient has no brief, match or emergency release; the cause-of-death basis goes
+    only to a medical examiner's cause-of-death inquiry about a deceased patient, within the
+    role's classes.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from consent_engine import (
@@ -33,16 +38,20 @@ from consent_engine import (
     History,
     Operation,
     Outcome,
+    PatientFacts,
     Provision,
     Recipient,
     Record,
     Release,
     ReleaseRequest,
+    Signer,
+    SignerRole,
     in_force,
     release,
 )
 from consent_engine.codes import DATA_CLASS_SYSTEM, LABEL_SYSTEM, SOURCE_ORGANIZATION
 from consent_engine.fhir import item_from_resource
+from consent_engine.signers import problems_at
 from mappings import BriefContext, build_brief
 
 PATIENT = "Patient/p"
@@ -52,7 +61,9 @@ CRISIS, ED, POLICE = "Organization/county-mobile-crisis", "Organization/county-e
 ORGS = [OTP, DETOX, CMHC, CRISIS, ED, POLICE]
 PART2_PROGRAMS = (OTP, DETOX)
 CLASSES = ["DEMOGRAPHICS", "STATUS", "CONTACT", "MED", "DX", "LAB", "CRISISPLAN", "CN", "PSYNOTE"]
-PURPOSES = ["TREAT", "ETREAT", "BTG", "HPAYMT", "HOPERAT", "crisis-coordination", "law-enforcement", "legal-proceeding"]
+PURPOSES = ["TREAT", "ETREAT", "BTG", "HPAYMT", "HOPERAT", "crisis-coordination", "law-enforcement", "legal-proceeding",
+            "cause-of-death"]  # fmt: skip
+SIGNER_ROLES: list[SignerRole | None] = [*SignerRole, SignerRole.PATIENT, SignerRole.PATIENT, None]
 ROLES = sorted(DEFAULT_POLICY.role_data_classes) + ["stranger"]
 RESOURCE_OF_CLASS = {"DEMOGRAPHICS": "Patient", "STATUS": "EpisodeOfCare", "CONTACT": "CareTeam",
                      "MED": "MedicationStatement", "DX": "Condition", "LAB": "Observation", "CRISISPLAN": "CarePlan",
@@ -109,7 +120,16 @@ def _consent(rng: random.Random, n: int) -> Consent:
         expiry_event="end-of-treatment" if rng.random() < 0.3 else None,
         revoked_at=_moment(rng) if rng.random() < 0.2 else None,
         problems=rng.choice([(), (), (), ("2.31(a)(8): no signature",)]),
+        signers=tuple(Signer(rng.choice(SIGNER_ROLES)) for _ in range(rng.choice([0, 1, 1, 1, 2]))),
     )
+
+
+def _facts(rng: random.Random) -> PatientFacts:
+    """Adults, minors (some of them signing), the dead (before or after as_of), or nothing known."""
+    born = rng.choice([None, date(1980, 5, 1), date(2010, 6, 1), date(2008, 11, 26)])
+    if rng.random() < 0.2:
+        return PatientFacts(born, True, rng.choice([None, _moment(rng) or AS_OF - timedelta(days=3)]))
+    return PatientFacts(born)
 
 
 def _resource(rng: random.Random, n: int, data_class: str) -> dict[str, Any]:
@@ -161,7 +181,7 @@ def case(rng: random.Random) -> Case:
         for n in range(rng.randint(0, 2))
     )  # fmt: skip
     record = Record(PATIENT, tuple(item_from_resource(r) for r in resources.values()),
-                    frozenset(rng.sample(ORGS, rng.randint(0, 2))), episodes)  # fmt: skip
+                    frozenset(rng.sample(ORGS, rng.randint(0, 2))), episodes, facts=_facts(rng))  # fmt: skip
     recipient = _recipient(rng)
     purpose = rng.choice(PURPOSES) if rng.random() < 0.97 and not recipient.system else None
     nature = rng.choice(["overdose", "", None]) if purpose == "BTG" else None
@@ -228,8 +248,10 @@ def violations(c: Case) -> list[str]:
             broken.append("(b) a basis without its rule")
         if basis.kind == BasisKind.CONSENT and not r.accompanies:
             consent = by_id.get(basis.consent or "")
-            if consent is None or not consent.reliable or not in_force(consent, c.as_of, c.record.episodes):
+            if consent is None or not in_force(consent, c.as_of, c.record.episodes):
                 broken.append("(b) released on a consent that cannot be relied on")
+            elif problems_at(consent, c.record.facts, policy, c.as_of):
+                broken.append("(f) released on a consent its signers could not give")
             elif item.part2 and (
                 consent.kind == ConsentKind.HIPAA_AUTHORIZATION or item.source not in consent.disclosers
             ):
@@ -257,6 +279,25 @@ def violations(c: Case) -> list[str]:
             broken.append("(b) Part 2 or mental health used against the patient")
         if basis.kind == BasisKind.OWN_RECORDS and not request.recipient.system:
             broken.append("(b) own-records basis for a person")
+        if (
+            basis.kind == BasisKind.DECEDENT
+            and not r.accompanies
+            and not (
+                c.record.facts.dead_at(c.as_of)
+                and request.recipient.role in policy.cause_of_death_roles
+                and request.purpose in policy.cause_of_death_purposes
+                and item.data_class in policy.role_data_classes.get(request.recipient.role, frozenset())
+            )
+        ):
+            broken.append("(g) the cause-of-death basis outside a medical examiner's inquiry about the dead")
+    dead = c.record.facts.dead_at(c.as_of)
+    if (
+        dead
+        and not request.recipient.system
+        and released
+        and (request.operation in (Operation.BRIEF, Operation.MATCH) or request.purpose == "BTG")
+    ):
+        broken.append("(g) a brief, match or emergency release about a deceased patient")
     if request.operation in (Operation.BRIEF, Operation.MATCH) and not request.recipient.system:
         people = [r for r in released if r.item.demographics]
         others = [r for r in released if not r.item.demographics]

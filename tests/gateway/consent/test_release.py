@@ -20,12 +20,13 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 PROFILE = Path(__file__).resolve().parents[3] / "docs" / "consent-profile.md"
 
 
-def tpo_consent() -> dict[str, Any]:
+def tpo_consent(patient: str = "Patient/pat-1") -> dict[str, Any]:
     import re
 
     blocks = re.findall(r"```json\n(.*?)```", PROFILE.read_text(encoding="utf-8"), re.S)
     consent = next(c for c in map(json.loads, blocks) if c["id"] == "maria-tpo-2026")
-    consent["patient"] = {"reference": "Patient/pat-1"}
+    consent["patient"] = {"reference": patient}
+    consent["performer"] = [{"reference": patient}]  # the patient signed
     consent["provision"]["provision"] = []
     del consent["provision"]["provision"]
     return consent
@@ -296,8 +297,7 @@ def test_dispatch_launch_starts_the_treating_relationship(smart: Harness) -> Non
     smart.push("eastside-otp-ehr",
          {"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/pat-2"},
           "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}}, part2=True, organization="Organization/eastside-otp")  # fmt: skip
-    consent = tpo_consent()
-    consent["patient"] = {"reference": "Patient/pat-2"}
+    consent = tpo_consent("Patient/pat-2")
     smart.push("eastside-otp-ehr", consent, part2=True, organization="Organization/eastside-otp")
     ada = token(smart)
     assert smart.get("Condition/oud", ada).status_code == 404  # no treating relationship yet
@@ -328,11 +328,11 @@ def test_the_audit_trail_as_fhir_audit_events(record: Harness) -> None:
 
 
 def test_a_responder_on_scene_starts_the_treating_relationship(record: Harness) -> None:
-    consent = tpo_consent()
+    consent = tpo_consent("Patient/pat-2")
     record.push("eastside-otp-ehr",
          {"resourceType": "Condition", "id": "oud-2", "subject": {"reference": "Patient/pat-2"},
           "code": {"coding": [{"system": ICD10, "code": "F11.20"}]}},
-         {**consent, "id": "tpo-pat-2", "patient": {"reference": "Patient/pat-2"}}, part2=True, organization="Organization/eastside-otp")  # fmt: skip
+         {**consent, "id": "tpo-pat-2"}, part2=True, organization="Organization/eastside-otp")  # fmt: skip
     ada = token(record)
     assert record.get("Condition/oud-2", ada).status_code == 404
 
