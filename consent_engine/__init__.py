@@ -12,7 +12,7 @@ list, the §2.51(c) record, the review item, alerts) and the audit facts. The an
 record and the ledger are all rendered from it. See release.py for the procedure.
 """
 
-from consent_engine.consents import consent_alerts, in_force, treatment_ended_at
+from consent_engine.consents import consent_alerts, in_force, order_alerts, treatment_ended_at
 from consent_engine.model import (
     Alert,
     AuditFacts,
@@ -20,6 +20,7 @@ from consent_engine.model import (
     BasisKind,
     Consent,
     ConsentKind,
+    CourtOrder,
     Emergency,
     EmergencyRecord,
     Episode,
@@ -29,6 +30,7 @@ from consent_engine.model import (
     LedgerRow,
     Notice,
     Operation,
+    OrderSection,
     Outcome,
     PatientFacts,
     Provision,
@@ -55,6 +57,7 @@ __all__ = [
     "Consent",
     "ConsentKind",
     "ConsentsUnavailable",
+    "CourtOrder",
     "DecisionError",
     "Emergency",
     "EmergencyRecord",
@@ -65,6 +68,7 @@ __all__ = [
     "LedgerRow",
     "Notice",
     "Operation",
+    "OrderSection",
     "Outcome",
     "PatientFacts",
     "Policy",
@@ -80,6 +84,7 @@ __all__ = [
     "Withheld",
     "consent_alerts",
     "in_force",
+    "order_alerts",
     "policy_from_mapping",
     "release",
     "request_alerts",

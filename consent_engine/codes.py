@@ -75,7 +75,10 @@ LABEL_SYSTEM = {
 # -- why an item was withheld: reason code -> the rule it applies (audit only, never the recipient) --
 REASONS = {
     "minimum-necessary": "42 CFR 2.13(a); 45 CFR 164.502(b), 164.514(d): the role does not receive this class",
-    "no-use-against-patient": "42 CFR 2.12(d), 2.13(a), 2.31(d): no law-enforcement or proceedings use",
+    "no-use-against-patient": "42 CFR 2.12(d), 2.13(a), 2.31(d), 2.61: no law-enforcement or proceedings use "
+    "without a court order or a separate consent for it",
+    "needs-a-court-order": "42 CFR 2.61, 2.31(d): this role receives records only under a court order or a "
+    "separate consent for use in proceedings",
     "restricted-by-patient": "42 CFR 2.26; 45 CFR 164.522: a restriction or opt-out of this item's discloser",
     "no-consent": "42 CFR 2.13(a), 2.31: no consent that can be relied on covers this recipient, purpose and data",
     "police-need-a-consent-naming-them": "42 CFR 2.31(a)(4), 2.12(d): police are never treating providers",
@@ -96,6 +99,8 @@ REASONS = {
 CITATIONS = {
     "consent": "42 CFR 2.31, 2.33",
     "tpo-consent": "42 CFR 2.31(a)(4)(i), 2.33(b)",
+    "separate-consent": "42 CFR 2.31(d), 2.12(d): a separate consent to use the records in proceedings or an "
+    "investigation",
     "intermediary-consent": "42 CFR 2.31(a)(4)(ii), 2.24",
     "counseling-notes-consent": "42 CFR 2.31(b)",
     "authorization": "45 CFR 164.508",

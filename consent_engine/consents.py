@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from consent_engine.codes import purpose_covers
-from consent_engine.model import Alert, Consent, Episode, Item, Provision, Recipient
+from consent_engine.model import Alert, Consent, CourtOrder, Episode, Item, Provision, Recipient
 
 TREATING = "treating-providers"
 INTERMEDIARY_PARTICIPANTS = "intermediary-participants"
@@ -120,3 +120,12 @@ def consent_alerts(consent: Consent) -> tuple[Alert, ...]:
         detail = f"Consent/{consent.id} combines SUD counseling notes with other data; it cannot be relied on"
         return (Alert("counseling-notes-combined", detail),)
     return ()
+
+
+def order_alerts(order: CourtOrder) -> tuple[Alert, ...]:
+    """A registered court order that cannot be relied on (a finding, the notice or a limit is
+    missing) is stored, and compliance officers hear of it at once."""
+    if not order.problems:
+        return ()
+    detail = f"Consent/{order.id} (court order) cannot be relied on: {'; '.join(order.problems)}"
+    return (Alert("court-order-cannot-be-relied-on", detail),)

@@ -9,6 +9,7 @@ whatever their shape (when in doubt, deny).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,8 +28,10 @@ from consent_engine.model import (
     PERMIT_KINDS,
     Consent,
     ConsentKind,
+    CourtOrder,
     Episode,
     Item,
+    OrderSection,
     PatientFacts,
     Provision,
     Signer,
@@ -44,6 +47,13 @@ REDISCLOSURE_STATEMENT = f"{EXTENSION}/consent-redisclosure-statement"
 TPO_STATEMENTS = f"{EXTENSION}/consent-tpo-statements"
 SCOPE_EXPLANATION = f"{EXTENSION}/consent-scope-explanation"
 SIGNER_ROLE = f"{EXTENSION}/consent-signer-role"
+ORDER_SECTION = f"{EXTENSION}/court-order-section"
+ORDER_FINDINGS = f"{EXTENSION}/court-order-findings"
+ORDER_NOTICE = f"{EXTENSION}/court-order-notice"
+ORDER_CONFIDENTIAL = f"{EXTENSION}/court-order-confidential-communications"
+ORDER_GROUND = f"{EXTENSION}/court-order-2-63-ground"
+ORDER_GROUNDS = frozenset({"threat-to-life", "extremely-serious-crime", "patient-testimony"})
+NOTICE_REQUIRED = frozenset({OrderSection.NON_CRIMINAL, OrderSection.CRIMINAL})
 ACTOR_ROLE_SYSTEM = f"{PROJECT}/CodeSystem/consent-actor-role"
 RECIPIENT_ROLE = "IRCP"  # v3-ParticipationType: information recipient
 INTERMEDIARY_ROLE = "intermediary"
@@ -227,6 +237,75 @@ def consent_from_fhir(resource: dict[str, Any]) -> Consent:
     )
     problems += required_elements_missing(resource, consent)
     return Consent(**{**consent.__dict__, "problems": tuple(problems)})
+
+
+def is_court_order(resource: dict[str, Any]) -> bool:
+    return ConsentKind.COURT_ORDER.value in _codes(resource.get("category"), CONSENT_KIND_SYSTEM)
+
+
+def order_from_fhir(resource: dict[str, Any]) -> CourtOrder:
+    """A court order registered by a compliance officer (a Consent of kind `court-order`,
+    docs/consent-profile.md). One missing a required finding, notice or limit is read with what is
+    missing in `problems`: stored, listed, alerted, and never relied on."""
+    root_node = resource.get("provision") if isinstance(resource.get("provision"), dict) else {}
+    root = _provision(root_node)
+    section_extension = _extension(resource, ORDER_SECTION)
+    code = section_extension.get("valueCode") if section_extension else None
+    section = OrderSection(code) if code in {s.value for s in OrderSection} else None
+    items = frozenset(
+        str(reference)
+        for data in (root_node or {}).get("data") or []
+        if isinstance(data, dict) and (reference := _reference(data.get("reference")))
+    )
+    order = CourtOrder(
+        id=str(resource.get("id") or ""),
+        patient=_reference(resource.get("patient")) or "",
+        section=section,
+        recipients=root.recipients,
+        purposes=root.purposes,
+        data_classes=root.data_classes,
+        items=items,
+        holders=frozenset(r for o in resource.get("organization") or [] for r in _references(o)),
+        confidential_communications=_flag(resource, ORDER_CONFIDENTIAL),
+        findings_recorded=_flag(resource, ORDER_FINDINGS),
+        notice_given=_flag(resource, ORDER_NOTICE),
+        status=str(resource.get("status") or ""),
+        issued_at=parse_datetime(resource.get("dateTime")),
+        expires_at=root.end,
+    )
+    ground = _extension(resource, ORDER_GROUND)
+    return replace(order, problems=_order_problems(resource, order, ground.get("valueCode") if ground else None))
+
+
+def _order_problems(resource: dict[str, Any], order: CourtOrder, ground: Any) -> tuple[str, ...]:
+    problems: list[str] = []
+    if order.section is None:
+        problems.append("2.61: the section the order is issued under (2.64, 2.65, 2.66) is missing")
+    elif order.section == OrderSection.UNDERCOVER:
+        problems.append("2.67: an order for undercover agents authorises a placement, not a disclosure of records")
+    if not order.patient.startswith("Patient/"):
+        problems.append("the patient the order is about is missing")
+    if order.issued_at is None:
+        problems.append("the date of the order (dateTime) is missing")
+    attachment = resource.get("sourceAttachment")
+    if not isinstance(attachment, dict) or not (attachment.get("data") or attachment.get("url")):
+        problems.append("2.61: the signed order (sourceAttachment) is missing")
+    if not order.findings_recorded:
+        problems.append("2.64(d), 2.65(d), 2.66(c): the required findings are not recorded in the order")
+    if order.section in NOTICE_REQUIRED and not order.notice_given:
+        problems.append(f"{order.section}(b): the patient and the holder had no notice and opportunity to respond")
+    if not order.recipients:
+        problems.append("2.64(e)(2): the order names no recipient (disclosure only to those who need it)")
+    if not order.purposes:
+        problems.append("the purpose the order authorises (provision.purpose) is missing")
+    if not order.data_classes and not order.items:
+        problems.append("2.64(e)(1): the order names no classes or items (only the essential parts)")
+    if CN in order.data_classes and not order.confidential_communications:
+        problems.append("2.63: counseling notes only under an order that covers confidential communications")
+    if order.confidential_communications and ground not in ORDER_GROUNDS:
+        problems.append("2.63(a): covering confidential communications needs its ground (threat-to-life, "
+                        "extremely-serious-crime, patient-testimony)")  # fmt: skip
+    return tuple(problems)
 
 
 def _flag(resource: dict[str, Any], url: str) -> bool:

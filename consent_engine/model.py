@@ -31,6 +31,7 @@ class ConsentKind(StrEnum):
     HIPAA_AUTHORIZATION = "hipaa-authorization"  # 45 CFR 164.508: non-Part 2 data
     RESTRICTION = "restriction"  # §2.26 / 164.522: a deny for some recipients, purposes or data
     OPT_OUT = "opt-out"  # deny everything (but emergencies)
+    COURT_ORDER = "court-order"  # §§2.61-2.67: registered by compliance officers; read as a CourtOrder
 
 
 PERMIT_KINDS = frozenset(
@@ -239,8 +240,48 @@ class Consent:
         return frozenset({self.recorded_by}) if self.recorded_by else frozenset()
 
 
+class OrderSection(StrEnum):
+    """The section of 42 CFR Part 2 subpart E a court order is issued under."""
+
+    NON_CRIMINAL = "2.64"  # non-criminal purposes
+    CRIMINAL = "2.65"  # criminal investigation or prosecution of the patient
+    PROGRAM = "2.66"  # investigation or prosecution of a program or person holding records
+    UNDERCOVER = "2.67"  # undercover agents and informants in a program
+
+
+@dataclass(frozen=True)
+class CourtOrder:
+    """A court order authorising disclosure (§2.61: it authorises, a subpoena compels; only an
+    order authorises). Released under it: exactly its scope, to exactly its recipients."""
+
+    id: str
+    patient: str
+    section: OrderSection | None
+    recipients: frozenset[str]  # named: an office, or a one-off recipient registered for the order
+    purposes: frozenset[str]
+    data_classes: frozenset[str] = frozenset()  # the classes it permits ...
+    items: frozenset[str] = frozenset()  # ... and/or the items it names (Condition/abc)
+    holders: frozenset[str] = frozenset()  # the programs ordered to disclose (empty: every source)
+    confidential_communications: bool = False  # §2.63: it covers them (and SUD counseling notes)
+    findings_recorded: bool = False  # the section's required findings are in the order
+    notice_given: bool = False  # the patient and the holder had notice and an opportunity to respond
+    status: str = "active"  # inactive: vacated
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None  # inclusive
+    problems: tuple[str, ...] = ()  # why it cannot be relied on
+
+    def in_force(self, as_of: datetime) -> bool:
+        return (
+            self.status == "active"
+            and not self.problems
+            and (self.issued_at is None or self.issued_at <= as_of)
+            and (self.expires_at is None or as_of <= self.expires_at)
+        )
+
+
 class BasisKind(StrEnum):
     CONSENT = "consent"  # a consent or authorisation (§2.31, 164.508)
+    COURT_ORDER = "court-order"  # §§2.61-2.66: a registered order's exact scope
     EMERGENCY = "emergency"  # §2.51
     TREATMENT = "treatment"  # HIPAA 164.506(c): provider to provider, non-sensitive data
     JURISDICTION = "jurisdiction"  # the state-law overlay for non-Part 2 mental-health data
@@ -253,9 +294,11 @@ class BasisKind(StrEnum):
 class Basis:
     kind: BasisKind
     consent: str | None = None  # the consent that decided
+    order: str | None = None  # the court order that decided
     consents: tuple[str, ...] = ()  # every consent that permits it
     tpo: bool = False  # the deciding consent is a single TPO consent (§2.31(a)(4)(i))
     intermediary: bool = False  # … an intermediary's general designation (§2.24)
+    separate: bool = False  # … a separate consent to use the records against the patient (§2.31(d))
     citation: str = ""
 
 
@@ -339,6 +382,9 @@ class AuditFacts:
     consents_relied_on: tuple[str, ...] = ()
     consents_denying: tuple[str, ...] = ()
     consents_not_relied_on: tuple[tuple[str, tuple[str, ...]], ...] = ()  # id, missing §2.31 elements
+    orders_evaluated: tuple[str, ...] = ()
+    orders_relied_on: tuple[str, ...] = ()
+    orders_not_relied_on: tuple[tuple[str, tuple[str, ...]], ...] = ()  # id, what is missing
     reasons: tuple[str, ...] = ()  # request-level reason codes
     presence: tuple[str, ...] = ()  # identity-only answers: the items that justify showing the person
 

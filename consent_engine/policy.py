@@ -44,7 +44,7 @@ def _default_roles() -> dict[str, frozenset[str]]:
         "police-officer": frozenset({STATUS, CONTACT, CRISISPLAN}),
         "medical-examiner": frozenset({DX, MED, LAB}),
         "epidemiologist": frozenset(),
-        "legal-counsel": frozenset(),
+        "legal-counsel": _CLINICAL,  # the ceiling: only an order or a §2.31(d) consent opens it
         "compliance-officer": frozenset(),
         "admin": frozenset(),
     }
@@ -67,8 +67,11 @@ class Policy:
     # anyone else the diagnosis).
     clinical_roles: frozenset[str] = frozenset({"crisis-clinician", "ed-physician", "ems"})
     police_roles: frozenset[str] = frozenset({"police-officer"})
-    # Hard-denied for Part 2 and mental-health data whatever the consents say (§2.12(d), §2.31(d)).
+    # Use against the patient (§2.12(d), §2.31(d)): these purposes reach Part 2 and mental-health data
+    # only under a registered court order (§§2.61-2.66) or a separate consent for that alone.
     hard_denied_purposes: frozenset[str] = frozenset({LAW_ENFORCEMENT, LEGAL_PROCEEDING})
+    # Roles that receive nothing but under a court order or a separate §2.31(d) consent.
+    order_only_roles: frozenset[str] = frozenset({"legal-counsel"})
     # §2.51: what an emergency releases (never CN or PSYNOTE), to medical personnel only.
     emergency_data_classes: frozenset[str] = frozenset({DX, MED, CONTACT, LAB, CRISISPLAN})
     # The state-law stand-in: non-Part 2 mental-health items (MH, PSY, BH) may go without the
@@ -82,7 +85,9 @@ class Policy:
     # Compliance officers receive consents and compliance reports as the programs' own
     # administration (§2.12(c)(3), §2.24, §2.25), not as disclosures.
     administration_roles: frozenset[str] = frozenset({"compliance-officer"})
-    administration_kinds: frozenset[str] = frozenset({"Consent", "Disclosure", "AuditEvent", "EmergencyReview"})
+    administration_kinds: frozenset[str] = frozenset(
+        {"Consent", "Disclosure", "AuditEvent", "EmergencyReview", "Subpoena"}
+    )
     # §2.14: the jurisdiction's rule for minors (a deployment serves one jurisdiction). With
     # "minor-alone" a minor may obtain SUD treatment without a parent and only the minor may sign a
     # consent; with "minor-and-parent" the minor and a parent or guardian both sign. A minor is

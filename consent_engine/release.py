@@ -51,6 +51,7 @@ from consent_engine.model import (
     BasisKind,
     Consent,
     ConsentKind,
+    CourtOrder,
     EmergencyRecord,
     History,
     IntermediaryRow,
@@ -73,7 +74,9 @@ from consent_engine.signers import problems_at
 
 # What the §2.25 ledger accounts for: disclosures, not a program's own administration or HIPAA
 # treatment of non-Part 2 data.
-DISCLOSURE_BASES = frozenset({BasisKind.CONSENT, BasisKind.EMERGENCY, BasisKind.DECEDENT})
+DISCLOSURE_BASES = frozenset({BasisKind.CONSENT, BasisKind.COURT_ORDER, BasisKind.EMERGENCY, BasisKind.DECEDENT})
+# §2.31(d): a consent to use records against the patient is a separate consent, for that alone.
+SEPARATE_LEGAL_KINDS = frozenset({ConsentKind.PART2_SPECIFIC, ConsentKind.HIPAA_AUTHORIZATION})
 Decided = Released | Withheld
 
 
@@ -108,12 +111,13 @@ def release(
     history: History,
     policy: Policy,
     as_of: datetime,
+    orders: Sequence[CourtOrder] | None = (),
 ) -> Release:
-    """Decide a release. `consents` None means they could not be read: only emergency access
-    goes on without them (ConsentsUnavailable otherwise)."""
+    """Decide a release. `consents` (or `orders`) None means they could not be read: only
+    emergency access goes on without them (ConsentsUnavailable otherwise)."""
     if request.recipient.system:
         return _own_records(request, record, policy, as_of)
-    return _Decision(request, record, consents, history, policy, as_of).run()
+    return _Decision(request, record, consents, history, policy, as_of, orders).run()
 
 
 class _Decision:
@@ -127,6 +131,7 @@ class _Decision:
         history: History,
         policy: Policy,
         as_of: datetime,
+        orders: Sequence[CourtOrder] | None = (),
     ) -> None:
         self.request, self.record, self.history, self.policy, self.as_of = request, record, history, policy, as_of
         self.recipient = request.recipient
@@ -136,8 +141,16 @@ class _Decision:
         self.alerts: list[Alert] = []
         self.conflicts: set[tuple[str, ...]] = set()
         self.denying: set[str] = set()
-        self.consents = sorted((c for c in consents or () if c.patient == record.patient), key=lambda c: c.id)
-        self.consents_readable = consents is not None
+        self.consents = sorted(
+            (c for c in consents or () if c.patient == record.patient and c.kind != ConsentKind.COURT_ORDER),
+            key=lambda c: c.id,
+        )
+        self.orders = sorted((o for o in orders or () if o.patient == record.patient), key=lambda o: o.id)
+        self.consents_readable = consents is not None and orders is not None
+        # Law-enforcement and legal-proceeding purposes reach Part 2 and mental-health data only
+        # under a registered order or a separate §2.31(d) consent; some roles reach nothing else.
+        self.legal = self.purpose in policy.hard_denied_purposes
+        self.order_only = self.recipient.role in policy.order_only_roles
         self.deceased = record.facts.dead_at(as_of)
         # Missing §2.31(a) elements, and signers who may not sign for this patient (§2.14, §2.15).
         self.problems = {c.id: problems_at(c, record.facts, policy, as_of) for c in self.consents}
@@ -184,9 +197,20 @@ class _Decision:
             and bool({recipient.organization, *recipient.aliases} & self.record.treating_organizations)
         )
         self.matcher = ProvisionMatcher(recipient, purpose, self.as_of, treating)
+        self.applicable_orders = [
+            o
+            for o in self.orders
+            if o.in_force(self.as_of)
+            and recipient.named_by(o.recipients)
+            and any(purpose_covers(p, purpose) for p in o.purposes)
+        ]
         decided = self._decide_items()
         for ids in sorted(self.conflicts):
             self.alerts.append(Alert("consent-conflict", f"a permit and a deny both apply: {', '.join(ids)}"))
+        under_orders = sorted({d.basis.order for d in decided if isinstance(d, Released) and d.basis.order})
+        if under_orders:
+            self.alerts.append(Alert("court-order-release", f"{recipient.user} ({recipient.organization}) received "
+                                                            f"records under {', '.join(under_orders)}"))  # fmt: skip
         return self._conclude(decided)
 
     def _deny_all(self, reason: str) -> Release:
@@ -198,11 +222,12 @@ class _Decision:
         # Items alike in kind, class, labels and source get the same decision: decide each once.
         cache: dict[tuple[str, str, frozenset[str], str | None], Decided] = {}
         people: list[Item] = []
+        by_item = any(o.items for o in self.applicable_orders)  # an order naming items decides each apart
         for item in self.in_scope:
             if item.demographics:
                 people.append(item)
                 continue
-            signature = (item.kind, item.data_class, item.labels, item.source)
+            signature = (item.key if by_item else item.kind, item.data_class, item.labels, item.source)
             model = cache.get(signature)
             if model is None:
                 model = cache[signature] = self._decide_item(item)
@@ -225,9 +250,13 @@ class _Decision:
         emergency, as restrictions do (164.522(a)(1)(iii))."""
         if not released:
             return withheld(person, "demographics-follow-the-decision")
-        if isinstance(own, Released) or own.reason == "no-use-against-patient":
+        if isinstance(own, Released):
             return own
         alongside = released
+        if own.reason == "no-use-against-patient":
+            # Under a legal purpose the person goes only with what an order or a separate
+            # §2.31(d) consent released about them.
+            alongside = [r for r in alongside if r.basis.kind == BasisKind.COURT_ORDER or r.basis.separate]
         if person.part2:
             alongside = [r for r in alongside if r.item.source == person.source and r.basis.kind in DISCLOSURE_BASES]
         if own.reason == "restricted-by-patient":
@@ -243,8 +272,14 @@ class _Decision:
             kind = BasisKind.ADMINISTRATION
             return Released(item, Basis(kind, citation=CITATIONS[kind.value]))
         note = CN if item.data_class == CN else PSYNOTE if item.psychotherapy else None
-        if self.purpose in policy.hard_denied_purposes and (item.part2 or item.mental_health or note):
-            return withheld(item, "no-use-against-patient")  # first: no other reason may mask it
+        order = self._order_covering(item, note)
+        if order is not None:
+            return Released(item, self._order_basis(order, note))
+        against = self.legal and (item.part2 or item.mental_health or note is not None)
+        if against or self.order_only:
+            # Only an order (above) or a separate §2.31(d) consent; first: no other reason may mask it.
+            if not any(verdict == "permit" for _, verdict in self._verdicts(item, note)):
+                return withheld(item, "no-use-against-patient" if against else "needs-a-court-order")
         if note is not None:
             if note not in self.note_classes:
                 return withheld(item, "minimum-necessary")
@@ -255,16 +290,9 @@ class _Decision:
             # (164.522(a)(1)(v): not effective against 164.512(g) disclosures).
             return Released(item, Basis(BasisKind.DECEDENT, citation=CITATIONS["cause-of-death"]))
         emergency_item = self.emergency and note is None and item.data_class in policy.emergency_data_classes
-        permits: list[Consent] = []
-        denies: list[Consent] = []
-        for consent, bounds in self.bounded:
-            if bounds and item.source not in bounds:
-                continue  # a consent is about its disclosers' records, not another provider's
-            verdict = self.matcher.evaluate(consent.provision, item)
-            if verdict == "deny":
-                denies.append(consent)
-            elif verdict == "permit" and consent.kind in PERMIT_KINDS and self._may_rely(consent, item, note):
-                permits.append(consent)
+        verdicts = self._verdicts(item, note)
+        permits = [consent for consent, verdict in verdicts if verdict == "permit"]
+        denies = [consent for consent, verdict in verdicts if verdict == "deny"]
         if denies:
             deny_ids = tuple(c.id for c in denies)
             if permits:
@@ -275,6 +303,8 @@ class _Decision:
             return withheld(item, "restricted-by-patient", deny_ids)
         if permits:
             return Released(item, self._consent_basis(permits))
+        if self.order_only:
+            return withheld(item, "needs-a-court-order")
         if not item.part2 and note is None and recipient.organization_is_provider and not self.police:
             if item.mental_health:
                 # The jurisdiction overlay (state mental-health law stand-in): clinical roles only.
@@ -303,10 +333,57 @@ class _Decision:
             return withheld(item, "mental-health-needs-a-basis")
         return withheld(item, "no-basis")
 
+    def _verdicts(self, item: Item, note: str | None) -> list[tuple[Consent, str]]:
+        """What each consent about this item's source says of it: deny, or a permit that may be
+        relied on (the kind-specific rules hold)."""
+        found: list[tuple[Consent, str]] = []
+        for consent, bounds in self.bounded:
+            if bounds and item.source not in bounds:
+                continue  # a consent is about its disclosers' records, not another provider's
+            verdict = self.matcher.evaluate(consent.provision, item)
+            if verdict == "deny":
+                found.append((consent, verdict))
+            elif verdict == "permit" and consent.kind in PERMIT_KINDS and self._may_rely(consent, item, note):
+                found.append((consent, verdict))
+        return found
+
+    def _order_covering(self, item: Item, note: str | None) -> CourtOrder | None:
+        """The first registered order that covers this item for this recipient and purpose: its
+        holders, its classes or items; notes only where it covers confidential communications
+        (§2.63)."""
+        for order in self.applicable_orders:
+            if order.holders and item.source not in order.holders:
+                continue
+            if item.data_class not in order.data_classes and item.key not in order.items:
+                continue
+            if note is not None and not order.confidential_communications:
+                continue
+            return order
+        return None
+
+    @staticmethod
+    def _order_basis(order: CourtOrder, note: str | None) -> Basis:
+        citation = f"42 CFR 2.61, {order.section}" + (", 2.63" if note is not None else "")
+        return Basis(BasisKind.COURT_ORDER, order=order.id, citation=citation)
+
+    def _separate(self, consent: Consent) -> bool:
+        """§2.31(d): a separate consent to use the records against the patient, for that purpose
+        alone, naming the recipient (never a general TPO or intermediary consent)."""
+        root = consent.provision
+        return (
+            consent.kind in SEPARATE_LEGAL_KINDS
+            and bool(root.purposes)
+            and root.purposes <= self.policy.hard_denied_purposes
+            and self.matcher.names_recipient(root)
+        )
+
     def _may_rely(self, consent: Consent, item: Item, note: str | None) -> bool:
         """The kind-specific rules on top of a matching permit provision."""
         if self.problems[consent.id]:
             return False  # §2.31(c), §2.14, §2.15: a defective consent is never relied on
+        if self.order_only or (self.legal and (item.part2 or item.mental_health or note is not None)):
+            if not self._separate(consent):
+                return False
         if item.part2 and (consent.kind not in PART2_KINDS or item.source is None or not consent.disclosers):
             return False  # §2.31(a)(2): the source program must be a named discloser
         if note == CN:
@@ -341,13 +418,15 @@ class _Decision:
             ConsentKind.COUNSELING_NOTES: "counseling-notes-consent",
             ConsentKind.HIPAA_AUTHORIZATION: "authorization",
         }.get(kind, "consent")
+        separate = (self.legal or self.order_only) and self._separate(deciding)
         return Basis(
             BasisKind.CONSENT,
             consent=deciding.id,
             consents=tuple(sorted(c.id for c in permits)),
             tpo=kind == ConsentKind.PART2_TPO,
             intermediary=kind == ConsentKind.PART2_INTERMEDIARY,
-            citation=CITATIONS[citation],
+            separate=separate,
+            citation=CITATIONS["separate-consent" if separate else citation],
         )
 
     # -- the answer and its obligations ----------------------------------------------------------------
@@ -377,6 +456,8 @@ class _Decision:
             consents_in_force=tuple(c.id for c in self.usable),
             consents_denying=tuple(sorted(self.denying)),
             consents_not_relied_on=tuple((c.id, self.problems[c.id]) for c in self.consents if self.problems[c.id]),
+            orders_evaluated=tuple(o.id for o in self.orders),
+            orders_not_relied_on=tuple((o.id, o.problems) for o in self.orders if o.problems),
             reasons=reasons,
             presence=presence,
         )
@@ -405,6 +486,7 @@ def conclude(
     part2 = [r for r in released if r.item.part2]
     notice = Notice(policy.notice, policy.notice_version) if part2 else None
     relied = sorted({r.basis.consent for r in released if r.basis.consent})
+    orders = tuple(sorted({r.basis.order for r in released if r.basis.order}))
     by_id = {c.id: c for c in consents}
     ledger = tuple(
         LedgerRow(r.item.key, r.item.description, r.item.data_class, r.item.source, r.basis, policy.notice_version)
@@ -438,7 +520,7 @@ def conclude(
         outcome=outcome,
         released=released,
         withheld=held,
-        audit=AuditFacts(**{**facts.__dict__, "consents_relied_on": tuple(relied)}),
+        audit=AuditFacts(**{**facts.__dict__, "consents_relied_on": tuple(relied), "orders_relied_on": orders}),
         notice=notice,
         scope_explanations=tuple(
             ScopeExplanation(cid, scope_explanation(by_id[cid])) for cid in relied if cid in by_id

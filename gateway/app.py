@@ -30,6 +30,7 @@ from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.auth_api import auth_api
 from gateway.http.compliance_api import compliance_api
 from gateway.http.fhir_api import fhir_api
+from gateway.http.legal_api import legal_api
 from gateway.http.responder_api import responder_api
 from gateway.settings import Settings, load_settings
 from gateway.store.database import open_database
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.after_request(lambda response: _add_cors(response, origins))
     app.register_blueprint(auth_api)
     app.register_blueprint(compliance_api)
+    app.register_blueprint(legal_api)
     app.register_blueprint(responder_api)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
 

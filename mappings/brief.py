@@ -58,6 +58,8 @@ CATEGORIES = (
 BASIS_TEXT = {
     BasisKind.CONSENT: "the patient's consent",
     BasisKind.EMERGENCY: "a medical emergency (42 CFR 2.51)",
+    BasisKind.COURT_ORDER: "a court order (42 CFR 2.61)",
+    BasisKind.DECEDENT: "a cause-of-death inquiry (42 CFR 2.15(b))",
     BasisKind.TREATMENT: "treatment between providers (HIPAA, 45 CFR 164.506(c))",
     BasisKind.JURISDICTION: "treatment by clinical staff (state mental-health law)",
     BasisKind.OWN_RECORDS: "your organization's own records",
@@ -85,7 +87,10 @@ def basis_text(basis: Basis) -> str:
     text = BASIS_TEXT[basis.kind]
     if basis.consent:
         kind = "; a single consent for treatment, payment and operations" if basis.tpo else ""
-        text += f" (Consent/{basis.consent}{kind})"
+        separate = "; a separate consent for use in proceedings (42 CFR 2.31(d))" if basis.separate else ""
+        text += f" (Consent/{basis.consent}{kind}{separate})"
+    if basis.order:
+        text += f" (Consent/{basis.order}; {basis.citation})"
     return text
 
 

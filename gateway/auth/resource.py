@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from consent_engine.fhir import is_court_order
 from gateway.auth.scopes import INTERACTION_ACTION, scopes_of
 from gateway.fhir.bundles import withhold_entries
 from gateway.fhir.context import FhirRequest, FhirResponse, Interaction, ReleaseHook, Requester
@@ -81,6 +82,15 @@ class SmartAuthorization:
                 f"the token's scopes do not allow '{action}' on {resource_type}",
                 headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
             )
+        if (
+            resource_type == "Consent"
+            and action in ("c", "u")
+            and isinstance(request.body, dict)
+            and is_court_order(request.body)
+            and requester.role != COMPLIANCE_OFFICER
+        ):
+            # §2.61: an order authorises only once a compliance officer has checked and registered it.
+            raise Forbidden("court orders are registered by compliance officers")
         if context == "system":
             return
         if resource_type == "*":

@@ -108,7 +108,8 @@ def _instant(moment: datetime) -> str:
 
 def basis_body(basis: Basis) -> dict[str, Any]:
     return {"kind": basis.kind.value, "consent": basis.consent, "consents": list(basis.consents), "tpo": basis.tpo,
-            "intermediary": basis.intermediary, "citation": basis.citation}  # fmt: skip
+            "intermediary": basis.intermediary, "separate": basis.separate, "order": basis.order,
+            "citation": basis.citation}  # fmt: skip
 
 
 def decision_body(release: Release) -> dict[str, Any]:
@@ -133,6 +134,10 @@ def decision_body(release: Release) -> dict[str, Any]:
             "relied_on": list(facts.consents_relied_on), "denying": list(facts.consents_denying),
             "not_relied_on": [{"consent": cid, "problems": list(problems)} for cid, problems in facts.consents_not_relied_on],
         },
+        "orders": {
+            "evaluated": list(facts.orders_evaluated), "relied_on": list(facts.orders_relied_on),
+            "not_relied_on": [{"order": oid, "problems": list(problems)} for oid, problems in facts.orders_not_relied_on],
+        },
         "reasons": list(facts.reasons),
         "presence": list(facts.presence),
         "notice_version": release.notice.version if release.notice else None,
@@ -155,6 +160,7 @@ def ledger_rows(release: Release) -> list[dict[str, Any]]:
          "recipient_user": recipient.user, "recipient_name": recipient.name,
          "recipient_organization": recipient.organization, "purpose": request.purpose, "basis": row.basis.kind.value,
          "consent": row.basis.consent, "consents": list(row.basis.consents), "tpo": row.basis.tpo,
+         "order": row.basis.order, "separate": row.basis.separate,
          "intermediary": row.basis.intermediary, "citation": row.basis.citation, "notice_version": row.notice_version}
         for row in release.ledger
     ]  # fmt: skip

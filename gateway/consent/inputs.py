@@ -8,17 +8,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from consent_engine import Consent, Episode, History, PatientFacts, Recipient
+from consent_engine import Consent, CourtOrder, Episode, History, PatientFacts, Recipient
 from consent_engine.fhir import (
     consent_from_fhir,
     episode_from_resource,
     identifier_tokens,
+    is_court_order,
+    order_from_fhir,
     patient_facts,
     treating_organizations,
 )
@@ -47,6 +49,7 @@ class PatientContext:
     treating: frozenset[str]
     episodes: tuple[Episode, ...]
     facts: PatientFacts = PatientFacts()
+    orders: list[CourtOrder] | None = field(default_factory=list)  # None: they could not be read
 
 
 def context_of(resources: list[dict[str, Any]], resolve: Resolver | None = None) -> PatientContext:
@@ -54,12 +57,15 @@ def context_of(resources: list[dict[str, Any]], resolve: Resolver | None = None)
     scope, the organizations treating the patient now, and the programs' episodes. A discloser
     named by identifier alone is also named by the stored Organization that carries it
     (`resolve`), so that it bounds that organization's items."""
-    consents = []
+    consents, orders = [], []
     for resource in resources:
         if resource.get("resourceType") != "Consent":
             continue
         scope = (resource.get("scope") or {}).get("coding") or []
         if any(isinstance(c, dict) and c.get("code") == PRIVACY_SCOPE for c in scope):
+            if is_court_order(resource):
+                orders.append(order_from_fhir(resource))
+                continue
             consent = consent_from_fhir(resource)
             tokens = frozenset(d for d in consent.disclosers if d.startswith("identifier:"))
             if tokens and resolve is not None:
@@ -68,7 +74,7 @@ def context_of(resources: list[dict[str, Any]], resolve: Resolver | None = None)
     encounters = [r for r in resources if r.get("resourceType") == "Encounter"]
     episodes = tuple(e for r in resources if (e := episode_from_resource(r)) is not None)
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
-    return PatientContext(consents, treating_organizations(encounters), episodes, patient_facts(patient))
+    return PatientContext(consents, treating_organizations(encounters), episodes, patient_facts(patient), orders)
 
 
 class DecisionInputs:
@@ -178,7 +184,7 @@ class DecisionInputs:
         except Exception:
             if not emergency:
                 raise
-            return {p: PatientContext(None, frozenset(), ()) for p in patients}
+            return {p: PatientContext(None, frozenset(), (), orders=None) for p in patients}
         return {p: self.context(repository, [r.content for r in found.get(p, []) if r.content]) for p in patients}
 
     def context(self, repository: Repository, resources: list[dict[str, Any]]) -> PatientContext:

@@ -11,9 +11,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from consent_engine import consent_alerts
+from consent_engine import consent_alerts, order_alerts
 from consent_engine.codes import SENSITIVITY_LABELS, SOURCE_ORGANIZATION
-from consent_engine.fhir import consent_from_fhir, data_class, source_organization
+from consent_engine.fhir import consent_from_fhir, data_class, is_court_order, order_from_fhir, source_organization
 from consent_engine.labels import (
     PART2_PROVENANCE,
     LabelRules,
@@ -87,7 +87,10 @@ class Labelling:
         if organization:
             labelled = with_source_organization(labelled, organization)
         if labelled.get("resourceType") == "Consent":
-            request.audit.extend(consent_alerts(consent_from_fhir(labelled)))
+            if is_court_order(labelled):
+                request.audit.extend(order_alerts(order_from_fhir(labelled)))
+            else:
+                request.audit.extend(consent_alerts(consent_from_fhir(labelled)))
         return labelled
 
     def after_write(self, request: FhirRequest, written: Any, repository: Repository, now: Any) -> None:

@@ -265,7 +265,7 @@ class ConsentRelease:
             facts=context.facts,
         )
         try:
-            return release(decision, record, context.consents, history, self.policy, now)
+            return release(decision, record, context.consents, history, self.policy, now, context.orders)
         except DecisionError as error:
             raise BadRequest(str(error), expression="Parameters.parameter.where(name='purpose')") from None
         except ConsentsUnavailable:

@@ -25,9 +25,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select, update
 
 from consent_engine import Item, Release
-from consent_engine.fhir import consent_from_fhir, parse_datetime, patient_facts
+from consent_engine.fhir import consent_from_fhir, is_court_order, order_from_fhir, parse_datetime, patient_facts
 from consent_engine.signers import problems_at
 from gateway.auth.accounts import User
 from gateway.consent.audit import ACCOUNTING_PERIOD, AuditLog, Requested, audit_record
@@ -36,6 +37,7 @@ from gateway.fhir.dates import utc_now
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import parse_search
 from gateway.http.token_user import Refused, refused, token_user
+from gateway.store.schema import subpoena
 
 compliance_api = Blueprint("compliance_api", __name__, url_prefix="/compliance")
 Row = dict[str, Any]
@@ -229,6 +231,54 @@ def review_emergency(seq: int) -> Response:
     return jsonify({"audit_seq": seq, "reviewed": True})
 
 
+@compliance_api.get("/subpoenas")
+def subpoenas() -> Response:
+    """The queue of submitted subpoenas (42 CFR 2.61: none authorises anything by itself):
+    `status=pending` (default), `answered` or `all`; `document=true` includes the documents."""
+    user = _officer()
+    status = request.args.get("status", "pending")
+    if status not in ("pending", "answered", "all"):
+        raise Refused(400, "invalid_request", "status must be pending, answered or all")
+    query = select(subpoena).order_by(subpoena.c.received_at)
+    if status != "all":
+        query = query.where(subpoena.c.status == status)
+    with _database().connect() as connection:
+        found = connection.execute(query).mappings().all()
+    with_documents = request.args.get("document") == "true"
+    rows = [
+        {"receipt": row["id"], "received_at": row["received_at"].isoformat() + "Z", "submitted_by": row["submitted_by"],
+         "organization": row["organization"], **row["body"], "status": row["status"],
+         "handled_at": row["handled_at"].isoformat() + "Z" if row["handled_at"] else None,
+         "handled_by": row["handled_by"], "note": row["note"]}
+        | ({"document": row["document"]} if with_documents else {})
+        for row in found
+    ]  # fmt: skip
+    # Not about a stored patient: nothing links a subpoena to one (audited as such).
+    return _report(user, rows, "subpoenas", lambda r: f"Subpoena/{r['receipt']}", lambda r: None)
+
+
+@compliance_api.post("/subpoenas/<receipt>")
+def answer_subpoena(receipt: str) -> Response:
+    """Record how a subpoena was answered (an objection, a request for a court order, ...)."""
+    user = _officer()
+    body = request.get_json(silent=True)
+    note = body.get("note") if isinstance(body, dict) else None
+    if not isinstance(note, str) or not note.strip():
+        raise Refused(400, "invalid_request", 'send {"note": "..."}: how the subpoena was answered')
+    with _unit() as (repository, now):
+        changed = repository.connection.execute(
+            update(subpoena)
+            .where(subpoena.c.id == receipt, subpoena.c.status == "pending")
+            .values(status="answered", handled_at=now, handled_by=user.username, note=note.strip())
+        ).rowcount
+        if changed:
+            record = audit_record(_requested(user), [], 200, None, now)
+            AuditLog(_database()).append(repository.connection, [record])
+    if not changed:
+        raise Refused(409, "invalid_request", "no pending subpoena with that receipt")
+    return jsonify({"receipt": receipt, "status": "answered"})
+
+
 def _audit_rows(patient: str | None, since: datetime | None, limit: int) -> list[Any]:
     with _database().connect() as connection:
         return AuditLog.events(connection, patient, since, limit)
@@ -258,7 +308,14 @@ def consents_not_relied_on() -> Response:
     with store.unit_of_work(False) as (repository, now):
         consents, _ = repository.search(query)
         for item in consents:
-            consent = consent_from_fhir(item.content or {})
+            content = item.content or {}
+            if is_court_order(content):
+                order = order_from_fhir(content)
+                if order.problems:
+                    rows.append({"consent": f"Consent/{item.id}", "patient": order.patient, "kind": "court-order",
+                                 "problems": list(order.problems)})  # fmt: skip
+                continue
+            consent = consent_from_fhir(content)
             # Signers are checked against the patient (their age at signing, their death) as now.
             patient = repository.read("Patient", consent.patient.removeprefix("Patient/"))
             problems = problems_at(consent, patient_facts(patient.content if patient else None), policy, now)
@@ -285,6 +342,8 @@ def audit_event_resource(row: Any, base_url: str) -> dict[str, Any]:
                       {"type": "rule", "valueString": str(basis.get("citation"))}]  # fmt: skip
             if basis.get("consent"):
                 detail.append({"type": "consent", "valueString": f"Consent/{basis['consent']}"})
+            if basis.get("order"):
+                detail.append({"type": "court-order", "valueString": f"Consent/{basis['order']}"})
             if basis.get("tpo"):
                 detail.append({"type": "tpo", "valueString": "a single consent for treatment, payment and operations"})
             entities.append({"what": {"reference": released["item"]}, "description": "released", "detail": detail})

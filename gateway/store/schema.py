@@ -284,3 +284,20 @@ emergency_review = Table(
     Column("reviewer", String(100), nullable=True),
     Column("note", Text, nullable=True),
 )
+
+# Subpoenas submitted to the gateway (42 CFR 2.61: a subpoena alone authorises nothing). They wait
+# for a compliance officer; nothing links one to a stored patient, so that storing it says nothing.
+subpoena = Table(
+    "subpoena",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("received_at", DateTime(), nullable=False),
+    Column("submitted_by", String(100), nullable=False),  # the user
+    Column("organization", String(200), nullable=True),
+    Column("body", Document, nullable=False),  # the person described, issuer, case, due date
+    Column("document", Text, nullable=False),  # the subpoena itself, base64, with its content type in body
+    Column("status", String(20), nullable=False, index=True),  # pending, answered
+    Column("handled_at", DateTime(), nullable=True),
+    Column("handled_by", String(100), nullable=True),
+    Column("note", Text, nullable=True),
+)

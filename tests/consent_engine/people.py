@@ -11,6 +11,7 @@ from consent_engine import (
     DEFAULT_POLICY,
     Consent,
     ConsentKind,
+    CourtOrder,
     Emergency,
     History,
     Item,
@@ -81,9 +82,10 @@ def decide(
     *,
     history: History | None = None,
     as_of: datetime = AS_OF,
+    orders: list[CourtOrder] | None = None,
 ) -> Release:
-    """`consent_engine.release` at the cast's moment, with no history unless given."""
-    return release(asked, record, consents, history or History(), policy, as_of)
+    """`consent_engine.release` at the cast's moment, with no history or orders unless given."""
+    return release(asked, record, consents, history or History(), policy, as_of, orders if orders is not None else ())
 
 
 TPO = Consent(

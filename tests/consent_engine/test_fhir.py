@@ -35,7 +35,8 @@ def examples() -> dict[str, dict[str, Any]]:
 
 def test_every_example_is_valid_r4() -> None:
     found = examples()
-    assert set(found) == {"maria-tpo-2026", "maria-metro-pd-2026", "maria-opt-out", "incomplete", "theo-tpo-2026"}
+    assert set(found) == {"maria-tpo-2026", "maria-metro-pd-2026", "maria-opt-out", "incomplete", "theo-tpo-2026",
+                          "order-2026-cv-118"}  # fmt: skip
     for example in found.values():
         validate_resource(example, "Consent")
 

@@ -15,7 +15,11 @@ And from issue 13:
 (f) no consent whose signers may not sign for this patient (§2.14, §2.15) is relied on;
 (g) a deceased patient has no brief, match or emergency release; the cause-of-death basis goes
     only to a medical examiner's cause-of-death inquiry about a deceased patient, within the
-    role's classes.
+    role's classes;
+(h) a court order's basis only within an order in force that can be relied on, names the
+    recipient, covers the purpose and names the item's class or the item (notes only under §2.63);
+    law-enforcement and legal purposes reach Part 2 and mental-health data only on an order or a
+    separate §2.31(d) consent, and legal counsel receive nothing else.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from consent_engine import (
     Consent,
     ConsentKind,
     ConsentsUnavailable,
+    CourtOrder,
     DecisionError,
     Emergency,
     Episode,
     History,
     Operation,
+    OrderSection,
     Outcome,
     PatientFacts,
     Provision,
@@ -49,7 +55,7 @@ from consent_engine import (
     in_force,
     release,
 )
-from consent_engine.codes import DATA_CLASS_SYSTEM, LABEL_SYSTEM, SOURCE_ORGANIZATION
+from consent_engine.codes import DATA_CLASS_SYSTEM, LABEL_SYSTEM, SOURCE_ORGANIZATION, purpose_covers
 from consent_engine.fhir import item_from_resource
 from consent_engine.signers import problems_at
 from mappings import BriefContext, build_brief
@@ -58,7 +64,8 @@ PATIENT = "Patient/p"
 AS_OF = datetime(2026, 11, 26, 12, 0, 0, 250_000)
 OTP, DETOX, CMHC = "Organization/eastside-otp", "Organization/northside-detox", "Organization/harbor-cmhc"
 CRISIS, ED, POLICE = "Organization/county-mobile-crisis", "Organization/county-ed", "Organization/metro-pd"
-ORGS = [OTP, DETOX, CMHC, CRISIS, ED, POLICE]
+COUNSEL = "Organization/county-counsel"
+ORGS = [OTP, DETOX, CMHC, CRISIS, ED, POLICE, COUNSEL]
 PART2_PROGRAMS = (OTP, DETOX)
 CLASSES = ["DEMOGRAPHICS", "STATUS", "CONTACT", "MED", "DX", "LAB", "CRISISPLAN", "CN", "PSYNOTE"]
 PURPOSES = ["TREAT", "ETREAT", "BTG", "HPAYMT", "HOPERAT", "crisis-coordination", "law-enforcement", "legal-proceeding",
@@ -79,6 +86,7 @@ class Case:
     history: History
     resources: dict[str, dict[str, Any]]  # item key -> the labelled resource
     as_of: datetime = AS_OF
+    orders: list[CourtOrder] | None = None
 
 
 def _moment(rng: random.Random) -> datetime | None:
@@ -106,7 +114,23 @@ def _provision(rng: random.Random, depth: int = 0) -> Provision:
     )
 
 
-def _consent(rng: random.Random, n: int) -> Consent:
+def _consent(rng: random.Random, n: int, recipient: Recipient) -> Consent:
+    found = _any_consent(rng, n)
+    if rng.random() < 0.15:
+        # A separate consent for use in proceedings (§2.31(d)), naming the recipient, or one that
+        # looks like it but is not (a general kind, combined purposes).
+        legal = {rng.choice(["law-enforcement", "legal-proceeding"])} | ({"TREAT"} if rng.random() < 0.3 else set())
+        kind = rng.choice([ConsentKind.PART2_SPECIFIC, ConsentKind.PART2_SPECIFIC, ConsentKind.HIPAA_AUTHORIZATION,
+                           ConsentKind.PART2_TPO])  # fmt: skip
+        found = Consent(**{**found.__dict__, "kind": kind, "patient": PATIENT, "status": "active",
+                           "disclosers": frozenset({OTP, DETOX, CMHC}), "revoked_at": None, "expires_at": None,
+                           "signed_at": AS_OF - timedelta(days=30), "provision": Provision(
+            "permit", recipients=frozenset({recipient.organization}), purposes=frozenset(legal),
+            data_classes=_some(rng, CLASSES, 4), provisions=found.provision.provisions)})  # fmt: skip
+    return found
+
+
+def _any_consent(rng: random.Random, n: int) -> Consent:
     return Consent(
         id=f"c{rng.randint(0, 9)}{n}",
         kind=rng.choice(list(ConsentKind)),
@@ -121,6 +145,25 @@ def _consent(rng: random.Random, n: int) -> Consent:
         revoked_at=_moment(rng) if rng.random() < 0.2 else None,
         problems=rng.choice([(), (), (), ("2.31(a)(8): no signature",)]),
         signers=tuple(Signer(rng.choice(SIGNER_ROLES)) for _ in range(rng.choice([0, 1, 1, 1, 2]))),
+    )
+
+
+def _order(rng: random.Random, n: int, items: list[str], recipient: Recipient) -> CourtOrder:
+    named = {recipient.organization} if rng.random() < 0.6 else set()
+    return CourtOrder(
+        id=f"o{n}",
+        patient=rng.choice([PATIENT, PATIENT, "Patient/other"]),
+        section=rng.choice([*OrderSection, None]),
+        recipients=_some(rng, ORGS, 2) | named,
+        purposes=_some(rng, ["legal-proceeding", "law-enforcement", "TREAT"], 2),
+        data_classes=_some(rng, CLASSES, 3),
+        items=_some(rng, items, 2),
+        holders=_some(rng, [OTP, DETOX, CMHC], 1),
+        confidential_communications=rng.random() < 0.3,
+        status=rng.choice(["active", "active", "inactive"]),
+        issued_at=_moment(rng),
+        expires_at=_moment(rng) if rng.random() < 0.5 else None,
+        problems=rng.choice([(), (), ("2.64(d): the required findings are not recorded",)]),
     )
 
 
@@ -184,6 +227,10 @@ def case(rng: random.Random) -> Case:
                     frozenset(rng.sample(ORGS, rng.randint(0, 2))), episodes, facts=_facts(rng))  # fmt: skip
     recipient = _recipient(rng)
     purpose = rng.choice(PURPOSES) if rng.random() < 0.97 and not recipient.system else None
+    if recipient.role == "medical-examiner" and rng.random() < 0.5:
+        purpose = "cause-of-death"
+    elif recipient.role in ("legal-counsel", "police-officer") and rng.random() < 0.5:
+        purpose = rng.choice(["legal-proceeding", "law-enforcement"])
     nature = rng.choice(["overdose", "", None]) if purpose == "BTG" else None
     request = ReleaseRequest(
         recipient=recipient,
@@ -194,16 +241,21 @@ def case(rng: random.Random) -> Case:
         emergency=Emergency(nature) if nature is not None else None,
         identity_confirmed=rng.random() < 0.7,
     )
-    consents = [_consent(rng, n) for n in range(rng.randint(0, 5))] if rng.random() < 0.97 else None
+    consents = [_consent(rng, n, recipient) for n in range(rng.randint(0, 5))] if rng.random() < 0.97 else None
     matched = AS_OF - timedelta(minutes=rng.randint(1, 120)) if rng.random() < 0.2 else None
-    return Case(request, record, consents, History(certain_match_at=matched), resources)
+    orders = (
+        [_order(rng, n, list(resources), recipient) for n in range(rng.choice([0, 0, 1, 2]))]
+        if rng.random() < 0.99
+        else None
+    )
+    return Case(request, record, consents, History(certain_match_at=matched), resources, orders=orders)
 
 
 def decided(c: Case, consents: list[Consent] | None = None) -> Release | None:
     """The release, or None when the request cannot be decided as asked (a 400 or 503)."""
     try:
         return release(c.request, c.record, c.consents if consents is None else consents, c.history, DEFAULT_POLICY,
-                       c.as_of)  # fmt: skip
+                       c.as_of, c.orders)  # fmt: skip
     except (DecisionError, ConsentsUnavailable):
         return None
 
@@ -224,7 +276,7 @@ def violations(c: Case) -> list[str]:
     broken: list[str] = []
     if found is None:
         recipient = c.request.recipient
-        expected = (c.consents is None) or not c.request.purpose or c.request.purpose == "BTG"
+        expected = (c.consents is None) or (c.orders is None) or not c.request.purpose or c.request.purpose == "BTG"
         if recipient.system or not expected:
             broken.append("undecidable without a reason")
         return broken
@@ -274,9 +326,31 @@ def violations(c: Case) -> list[str]:
         if (
             request.purpose in policy.hard_denied_purposes
             and (item.part2 or item.mental_health)
-            and not (basis.kind == BasisKind.OWN_RECORDS)
+            and not r.accompanies
+            and basis.kind != BasisKind.COURT_ORDER
+            and not (basis.kind == BasisKind.CONSENT and basis.separate)
         ):
-            broken.append("(b) Part 2 or mental health used against the patient")
+            broken.append("(h) Part 2 or mental health used against the patient without an order or 2.31(d) consent")
+        if (
+            request.recipient.role in policy.order_only_roles
+            and not r.accompanies
+            and not (basis.kind == BasisKind.COURT_ORDER or basis.separate)
+        ):
+            broken.append("(h) legal counsel received something without an order or a separate consent")
+        if basis.kind == BasisKind.COURT_ORDER and not r.accompanies:
+            order = next((o for o in c.orders or () if o.id == basis.order), None)
+            note = item.data_class in ("CN", "PSYNOTE") or item.psychotherapy
+            if (
+                order is None
+                or order.patient != c.record.patient
+                or not order.in_force(c.as_of)
+                or not request.recipient.named_by(order.recipients)
+                or not any(purpose_covers(p, request.purpose or "") for p in order.purposes)
+                or (order.holders and item.source not in order.holders)
+                or (item.data_class not in order.data_classes and item.key not in order.items)
+                or (note and not order.confidential_communications)
+            ):
+                broken.append("(h) released on a court order that does not cover it")
         if basis.kind == BasisKind.OWN_RECORDS and not request.recipient.system:
             broken.append("(b) own-records basis for a person")
         if (

@@ -209,3 +209,10 @@ def test_the_safety_plan_example_in_the_profiles_page() -> None:
         "Trigger: Loud voices and being touched | What helps: Quiet room, offer water, let her sit | Call: Sister Ana"
         in safety
     )
+
+
+def test_every_basis_has_words_in_the_brief() -> None:
+    from consent_engine import BasisKind
+    from mappings.brief import BASIS_TEXT
+
+    assert set(BASIS_TEXT) == set(BasisKind)

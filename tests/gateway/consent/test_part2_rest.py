@@ -4,7 +4,10 @@ audit together."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+import requests
 from sqlalchemy import select
 
 from gateway.store.schema import disclosure
@@ -159,3 +162,105 @@ def test_after_death_the_patients_own_consent_is_not_relied_on(world: World) -> 
     assert items_in(world.harness.get("Condition", token, params={"patient": "Patient/walt"}).json()) == {
         "Condition/walt-oud"
     }
+
+
+# -- court orders and subpoenas (§§2.61-2.67) ---------------------------------------------------------------
+COUNSEL_OFFICE = "Organization/county-counsel"
+
+
+def officer_writes(world: World) -> dict[str, str]:
+    """Cora, a compliance officer, in the compliance console (an app allowed to write Consents)."""
+    world.harness.add_app("compliance-console", scope="openid fhirUser user/*.rs user/Consent.cruds")
+    grant = world.harness.app_token(client_id="compliance-console", scope="openid fhirUser user/Consent.cru user/*.rs",
+                                    patient=None, username="cora")  # fmt: skip
+    return {"Authorization": f"Bearer {grant['access_token']}", "Content-Type": "application/fhir+json"}
+
+
+def court_order(order_id: str, **changes: object) -> dict[str, object]:
+    order = county.profile_example("order-2026-cv-118") | {"id": order_id, "patient": subject("maria")}
+    order.update(changes)
+    return order
+
+
+def counsel_reads(world: World, purpose: str = "legal-proceeding") -> set[str]:
+    found: set[str] = set()
+    for resource_type in ("Condition", "MedicationStatement", "CareTeam"):
+        bundle = world.harness.get(resource_type, world.token("kerr"), params={"patient": "Patient/maria"},
+                                   headers={"X-Purpose-Of-Use": purpose}).json()  # fmt: skip
+        found |= items_in(bundle)
+    return found
+
+
+def test_a_registered_order_releases_its_scope_to_county_counsel_with_ledger_and_alert(world: World) -> None:
+    world.harness.add_user("kerr", role="legal-counsel", organization=COUNSEL_OFFICE, practitioner=None)
+    assert counsel_reads(world) == set()  # nothing without an order, TPO consent or not
+    headers = officer_writes(world)
+    created = requests.put(f"{world.harness.base}/Consent/order-118", json=court_order("order-118"), headers=headers,
+                           timeout=10)  # fmt: skip
+    assert created.status_code == 201, created.text
+    before = last_seq(world)
+    assert counsel_reads(world) == {"Condition/maria-oud"}  # DX of the OTP only: not the CMHC's, not MED
+    assert ledger_since(world, before) == {"Condition/maria-oud"} == released_in(audits_since(world, before))
+    with world.database().connect() as connection:
+        row = connection.execute(select(disclosure.c.body).where(disclosure.c.audit_seq > before)).scalar_one()
+    assert row["basis"] == "court-order" and row["order"] == "order-118" and "2.64" in row["citation"]
+    alerts = {a["alert"] for a in compliance_report(world, "alerts") if a["recipient"] == "kerr"}
+    assert {"court-order-release", "legal-purpose"} <= alerts
+    assert counsel_reads(world, "TREAT") == set()  # the order is for the proceeding only
+
+
+def test_an_order_missing_its_findings_is_stored_flagged_alerted_and_never_relied_on(world: World) -> None:
+    world.harness.add_user("kerr", role="legal-counsel", organization=COUNSEL_OFFICE, practitioner=None)
+    order = court_order("order-119")
+    order["extension"] = [e for e in order["extension"] if not str(e["url"]).endswith("court-order-findings")]  # type: ignore[union-attr]
+    created = requests.put(f"{world.harness.base}/Consent/order-119", json=order, headers=officer_writes(world),
+                           timeout=10)  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert counsel_reads(world) == set()
+    flagged = {row["consent"]: row for row in compliance_report(world, "consents-not-relied-on")}
+    assert flagged["Consent/order-119"]["kind"] == "court-order"
+    assert any("findings" in p for p in flagged["Consent/order-119"]["problems"])  # type: ignore[union-attr]
+    assert "court-order-cannot-be-relied-on" in {a["alert"] for a in compliance_report(world, "alerts")}
+
+
+def test_only_compliance_officers_register_orders(world: World) -> None:
+    """An EHR (or anyone but a compliance officer) pushing a court order is refused."""
+    with pytest.raises(AssertionError):
+        world.push("otp", court_order("order-from-ehr"))
+    engine = world.harness.app.extensions["fhir_engine"]
+    with engine.store.unit_of_work(False) as (repository, _):
+        assert repository.read("Consent", "order-from-ehr") is None
+
+
+def test_a_subpoena_goes_to_the_queue_and_its_receipt_does_not_say_who_is_a_patient(world: World) -> None:
+    world.harness.add_user("ruiz", role="police-officer", organization="Organization/district-attorney",
+                           practitioner=None)  # fmt: skip
+    token = world.token("ruiz")
+    pdf = base64.b64encode(b"%PDF-1.4 subpoena duces tecum").decode()
+
+    def submit(name: str, birth: str) -> requests.Response:
+        return requests.post(f"{world.harness.root}/legal/subpoenas", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"},
+                             json={"document": {"contentType": "application/pdf", "data": pdf},
+                                   "person": {"name": name, "birthDate": birth}, "issuer": "Bay County Grand Jury",
+                                   "case": "GJ-2026-44", "due": "2026-12-20"})  # fmt: skip
+
+    known, unknown = submit("Maria Rivera", "1988-04-12"), submit("Nobody Here", "1950-01-01")
+    assert known.status_code == unknown.status_code == 202
+    strip = lambda r: {k: v for k, v in r.json().items() if k != "receipt"}  # noqa: E731
+    assert strip(known) == strip(unknown) and "42 CFR 2.61" in known.json()["message"]
+    queue = compliance_report(world, "subpoenas")
+    assert {row["receipt"] for row in queue} == {known.json()["receipt"], unknown.json()["receipt"]}
+    assert {row["person"]["name"] for row in queue} == {"Maria Rivera", "Nobody Here"}  # type: ignore[index]
+    assert "subpoena-received" in {a["alert"] for a in compliance_report(world, "alerts")}
+    # Nothing was released to the submitter, and the officer records the answer.
+    assert items_in(world.harness.get("Condition", token, params={"patient": "Patient/maria"},
+                                      headers={"X-Purpose-Of-Use": "legal-proceeding"}).json()) == set()  # fmt: skip
+    answered = requests.post(f"{world.harness.root}/compliance/subpoenas/{known.json()['receipt']}", timeout=10,
+                             headers={"Authorization": f"Bearer {world.token('cora')}"},
+                             json={"note": "Objected: 42 CFR 2.61 requires a court order; told the DA's office."})  # fmt: skip
+    assert answered.status_code == 200
+    assert [row["receipt"] for row in compliance_report(world, "subpoenas")] == [unknown.json()["receipt"]]
+    bad = requests.post(f"{world.harness.root}/legal/subpoenas", json={"person": {"name": "x"}}, timeout=10,
+                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert bad.status_code == 400
