@@ -11,7 +11,7 @@ nothing.
    the production hooks (SMART, consent, audit commit, document building), in process on SQLite,
    with the time spent inside consent_engine.release summed in the same run;
 3. with --cases N: N generated cases (tests/consent_engine/worlds.py) checked against the
-   properties (a), (b), (c), (e); prints how many held and which broke.
+   properties (a) to (h); prints how many held and which broke.
 Target (issue 12): >= 5,000 decisions/s for the 60-item record on one core.
 """
 

@@ -207,7 +207,11 @@ class _Decision:
         decided = self._decide_items()
         for ids in sorted(self.conflicts):
             self.alerts.append(Alert("consent-conflict", f"a permit and a deny both apply: {', '.join(ids)}"))
-        under_orders = sorted({d.basis.order for d in decided if isinstance(d, Released) and d.basis.order})
+        under_orders = (
+            sorted({d.basis.order for d in decided if isinstance(d, Released) and d.basis.order})
+            if self.applicable_orders
+            else ()
+        )
         if under_orders:
             self.alerts.append(Alert("court-order-release", f"{recipient.user} ({recipient.organization}) received "
                                                             f"records under {', '.join(under_orders)}"))  # fmt: skip
@@ -272,13 +276,14 @@ class _Decision:
             kind = BasisKind.ADMINISTRATION
             return Released(item, Basis(kind, citation=CITATIONS[kind.value]))
         note = CN if item.data_class == CN else PSYNOTE if item.psychotherapy else None
-        order = self._order_covering(item, note)
-        if order is not None:
-            return Released(item, self._order_basis(order, note))
+        if self.applicable_orders:
+            order = self._order_covering(item, note)
+            if order is not None:
+                return Released(item, self._order_basis(order, note))
         against = self.legal and (item.part2 or item.mental_health or note is not None)
         if against or self.order_only:
             # Only an order (above) or a separate §2.31(d) consent; first: no other reason may mask it.
-            if not any(verdict == "permit" for _, verdict in self._verdicts(item, note)):
+            if not self._verdicts(item, note)[0]:
                 return withheld(item, "no-use-against-patient" if against else "needs-a-court-order")
         if note is not None:
             if note not in self.note_classes:
@@ -290,9 +295,7 @@ class _Decision:
             # (164.522(a)(1)(v): not effective against 164.512(g) disclosures).
             return Released(item, Basis(BasisKind.DECEDENT, citation=CITATIONS["cause-of-death"]))
         emergency_item = self.emergency and note is None and item.data_class in policy.emergency_data_classes
-        verdicts = self._verdicts(item, note)
-        permits = [consent for consent, verdict in verdicts if verdict == "permit"]
-        denies = [consent for consent, verdict in verdicts if verdict == "deny"]
+        permits, denies = self._verdicts(item, note)
         if denies:
             deny_ids = tuple(c.id for c in denies)
             if permits:
@@ -333,19 +336,20 @@ class _Decision:
             return withheld(item, "mental-health-needs-a-basis")
         return withheld(item, "no-basis")
 
-    def _verdicts(self, item: Item, note: str | None) -> list[tuple[Consent, str]]:
-        """What each consent about this item's source says of it: deny, or a permit that may be
-        relied on (the kind-specific rules hold)."""
-        found: list[tuple[Consent, str]] = []
+    def _verdicts(self, item: Item, note: str | None) -> tuple[list[Consent], list[Consent]]:
+        """The consents about this item's source that permit it (and may be relied on: the
+        kind-specific rules hold), and those that deny it."""
+        permits: list[Consent] = []
+        denies: list[Consent] = []
         for consent, bounds in self.bounded:
             if bounds and item.source not in bounds:
                 continue  # a consent is about its disclosers' records, not another provider's
             verdict = self.matcher.evaluate(consent.provision, item)
             if verdict == "deny":
-                found.append((consent, verdict))
+                denies.append(consent)
             elif verdict == "permit" and consent.kind in PERMIT_KINDS and self._may_rely(consent, item, note):
-                found.append((consent, verdict))
-        return found
+                permits.append(consent)
+        return permits, denies
 
     def _order_covering(self, item: Item, note: str | None) -> CourtOrder | None:
         """The first registered order that covers this item for this recipient and purpose: its
