@@ -21,18 +21,21 @@ from gateway.auth.keys import Keys
 from gateway.auth.resource import SmartAuthorization, SmartRelease
 from gateway.auth.server import AuthConfig, SmartServer
 from gateway.auth.tokens import Tokens
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.consent.audit import AuditLog
 from gateway.consent.inputs import DecisionInputs
 from gateway.consent.labelling import Labelling
 from gateway.consent.release import ConsentRelease, load_policy
 from gateway.consent.sink import ConsentAudit
 from gateway.fhir.engine import Engine, EngineConfig
+from gateway.http.admin_api import admin_api
 from gateway.http.auth_api import auth_api
 from gateway.http.compliance_api import compliance_api
 from gateway.http.fhir_api import fhir_api
 from gateway.http.legal_api import legal_api
 from gateway.http.responder_api import responder_api
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, check_sandbox, load_settings
+from gateway.store.clock import SandboxClock
 from gateway.store.database import open_database
 from gateway.store.repository import SqlStore
 
@@ -47,10 +50,18 @@ def consent_release(settings: Settings, database: SqlEngine) -> ConsentRelease:
     return ConsentRelease(settings.base_url, DecisionInputs(settings.base_url, AuditLog(database)), load_policy())
 
 
-def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = False) -> Engine:
+def clock_for(settings: Settings, database: SqlEngine) -> Clock:
+    """The gateway's one clock: the system clock, or in a sandbox the operator-set one."""
+    return SandboxClock(database) if settings.sandbox else SYSTEM_CLOCK
+
+
+def build_engine(
+    settings: Settings, database: SqlEngine, *, operator: bool = False, clock: Clock | None = None
+) -> Engine:
     """The FHIR engine. `operator=True` is for local operator commands (import, demo), which run
     with the database's own credentials and write without a token; the HTTP API never uses it."""
-    store = SqlStore(database, settings.base_url)
+    clock = clock or clock_for(settings, database)
+    store = SqlStore(database, settings.base_url, clock)
     smart = settings.auth == "smart" and not operator
     config = EngineConfig(
         base_url=settings.base_url,
@@ -60,7 +71,7 @@ def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = Fa
         max_bundle_entries=settings.max_bundle_entries,
         security=capability_security(public_root(settings.base_url)) if smart else None,
     )
-    accounts = Accounts(database)
+    accounts = Accounts(database, clock)
     labelling = Labelling(programs=accounts.part2_programs)  # every version is labelled, whoever writes it
     if not smart:
         return Engine(store, config, writes=labelling)
@@ -74,8 +85,9 @@ def build_engine(settings: Settings, database: SqlEngine, *, operator: bool = Fa
     )
 
 
-def build_smart_server(settings: Settings, database: SqlEngine) -> SmartServer:
-    accounts = Accounts(database)
+def build_smart_server(settings: Settings, database: SqlEngine, clock: Clock | None = None) -> SmartServer:
+    clock = clock or clock_for(settings, database)
+    accounts = Accounts(database, clock)
     config = AuthConfig(
         issuer=settings.base_url,
         public_root=public_root(settings.base_url),
@@ -83,7 +95,8 @@ def build_smart_server(settings: Settings, database: SqlEngine) -> SmartServer:
         backend_token_seconds=settings.backend_token_seconds,
         offline_refresh=timedelta(days=settings.offline_refresh_days),
     )
-    return SmartServer(database, accounts, Tokens(database, settings.token_cache_seconds), Keys(database), config)
+    tokens = Tokens(database, settings.token_cache_seconds, clock)
+    return SmartServer(database, accounts, tokens, Keys(database, clock), config)
 
 
 class AppOrigins:
@@ -139,7 +152,9 @@ def _add_cors(response: Response, origins: AppOrigins) -> Response:
 def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True) -> Flask:
     settings = settings or load_settings()
     logging.getLogger("gateway").setLevel(settings.log_level)
+    check_sandbox(settings)
     database = open_database(settings.database_url, upgrade_sqlite=upgrade_sqlite)
+    clock = clock_for(settings, database)
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["GATEWAY_SETTINGS"] = settings
@@ -148,16 +163,18 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.base_url.startswith("https://")
-    app.extensions["fhir_engine"] = build_engine(settings, database)
+    app.extensions["fhir_engine"] = build_engine(settings, database, clock=clock)
     app.extensions["consent_release"] = consent_release(settings, database)
     app.extensions["database"] = database
-    server = build_smart_server(settings, database)
+    app.extensions["clock"] = clock
+    server = build_smart_server(settings, database, clock)
     app.extensions["smart_server"] = server
     origins = AppOrigins(server.accounts)
     app.after_request(lambda response: _add_cors(response, origins))
     app.register_blueprint(auth_api)
     app.register_blueprint(compliance_api)
     app.register_blueprint(legal_api)
+    app.register_blueprint(admin_api)
     app.register_blueprint(responder_api)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
-import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,7 @@ from typing import Any
 
 import click
 
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, check_sandbox, is_loopback, load_settings
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -22,13 +20,6 @@ def _settings(**overrides: Any) -> Settings:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
-    except (OSError, ValueError):
-        return False
 
 
 @click.group()
@@ -49,6 +40,10 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
             f'refusing to bind {settings.host} with auth = "off": without SMART authorization the gateway '
             "serves loopback addresses only (127.0.0.1, ::1)"
         )
+    try:
+        check_sandbox(settings)
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
     if demo and not is_loopback(settings.host):
         raise click.ClickException("--demo creates a sign-in with a published password: loopback binds only")
     if not settings.secret_key:
@@ -124,12 +119,14 @@ def demo(patients: int) -> None:
 @contextmanager
 def _accounts() -> Iterator[Any]:
     """Accounts on the configured store, whose connections are closed when the command ends."""
+    from gateway.app import clock_for  # noqa: PLC0415
     from gateway.auth.accounts import Accounts  # noqa: PLC0415
     from gateway.store.database import open_database  # noqa: PLC0415
 
-    database = open_database(_settings().database_url)
+    settings = _settings()
+    database = open_database(settings.database_url)
     try:
-        yield Accounts(database)
+        yield Accounts(database, clock_for(settings, database))
     finally:
         database.dispose()
 
@@ -235,7 +232,7 @@ def client_disable(client_id: str, as_json: bool) -> None:
             accounts.set_client_disabled(client_id)
         except AccountError as error:
             raise click.ClickException(str(error)) from None
-        revoked = Tokens(accounts.database).revoke_all(client_id=client_id)
+        revoked = Tokens(accounts.database, clock=accounts.clock).revoke_all(client_id=client_id)
     _emit(as_json, {"client_id": client_id, "disabled": True, "tokens_revoked": revoked},
           [f"disabled {client_id}; revoked {revoked} tokens"])  # fmt: skip
 
@@ -313,7 +310,7 @@ def user_disable(username: str, as_json: bool) -> None:
             accounts.set_user_disabled(username)
         except AccountError as error:
             raise click.ClickException(str(error)) from None
-        revoked = Tokens(accounts.database).revoke_all(username=username)
+        revoked = Tokens(accounts.database, clock=accounts.clock).revoke_all(username=username)
     _emit(as_json, {"username": username, "disabled": True, "tokens_revoked": revoked},
           [f"disabled {username}; revoked {revoked} tokens"])  # fmt: skip
 
@@ -330,7 +327,7 @@ def keys_rotate(as_json: bool) -> None:
     from gateway.auth.keys import Keys  # noqa: PLC0415
 
     with _accounts() as accounts:
-        result = Keys(accounts.database).rotate()
+        result = Keys(accounts.database, accounts.clock).rotate()
     _emit(
         as_json, result, [f"new signing key {result['kid']}; retired {result['retired']}, removed {result['removed']}"]
     )
@@ -359,3 +356,84 @@ def audit_verify(as_json: bool) -> None:
     )
     if not all(r.intact for r in reports):
         sys.exit(1)
+
+
+# -- the sandbox clock -------------------------------------------------------------------------------
+@main.group()
+def clock() -> None:
+    """The sandbox clock (settings: sandbox = true): show, set, advance or reset the gateway's time."""
+
+
+@contextmanager
+def _sandbox_clock() -> Iterator[Any]:
+    from gateway.store.clock import SandboxClock  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
+
+    settings = _settings()
+    if not settings.sandbox:
+        raise click.ClickException(
+            "the gateway's clock is the system clock: moving it is for sandboxes only (sandbox = true, "
+            "GATEWAY_SANDBOX=true, on a test deployment; never in production)"
+        )
+    database = open_database(settings.database_url)
+    try:
+        yield SandboxClock(database)
+    finally:
+        database.dispose()
+
+
+def _clock_line(found: Any, as_json: bool) -> None:
+    offset = found.offset()
+    now = found.now()
+    _emit(as_json, {"now": now.isoformat() + "Z", "offset_seconds": offset.total_seconds()},
+          [f"gateway time: {now.isoformat()}Z (system clock {'+' if offset.total_seconds() >= 0 else '-'}"
+           f"{abs(offset)})"])  # fmt: skip
+
+
+@clock.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def clock_show(as_json: bool) -> None:
+    """The gateway's time and its offset from the system clock."""
+    with _sandbox_clock() as found:
+        _clock_line(found, as_json)
+
+
+@clock.command("set")
+@click.argument("instant")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def clock_set(instant: str, as_json: bool) -> None:
+    """Set the gateway's time to INSTANT (2027-03-01T09:00:00Z, or a date); it runs on from there."""
+    from gateway.clock import parse_instant  # noqa: PLC0415
+
+    try:
+        moment = parse_instant(instant)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    with _sandbox_clock() as found:
+        found.set(moment, by="operator")
+        _clock_line(found, as_json)
+
+
+@clock.command("advance")
+@click.argument("duration")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def clock_advance(duration: str, as_json: bool) -> None:
+    """Move the gateway's time by DURATION (90d, 2h30m, -1d, P30D)."""
+    from gateway.clock import parse_duration  # noqa: PLC0415
+
+    try:
+        delta = parse_duration(duration)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    with _sandbox_clock() as found:
+        found.advance(delta, by="operator")
+        _clock_line(found, as_json)
+
+
+@clock.command("reset")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def clock_reset(as_json: bool) -> None:
+    """Back to the system clock."""
+    with _sandbox_clock() as found:
+        found.reset(by="operator")
+        _clock_line(found, as_json)

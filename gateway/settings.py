@@ -6,7 +6,9 @@ setting and the environment variable that carries it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +53,11 @@ class Settings(BaseSettings):
     backend_token_seconds: int = Field(300, ge=60, le=300)
     offline_refresh_days: int = Field(30, ge=1, le=365)
     token_cache_seconds: float = Field(10.0, ge=0, le=60)
+    # A sandbox for EHR integrators and conformance suites: operators may move the gateway's clock
+    # (gateway/clock.py, docs/auth.md). Never in production; refused with a non-loopback bind
+    # unless `sandbox_allow_non_loopback` says an operator meant it.
+    sandbox: bool = False
+    sandbox_allow_non_loopback: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -99,3 +106,22 @@ def load_settings(**overrides: object) -> Settings:
                 f" (got {problem.get('input')!r})"
             )
         raise SettingsError("invalid gateway settings:\n" + "\n".join(lines)) from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` resolves to is a loopback address."""
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
+def check_sandbox(settings: Settings) -> None:
+    """A sandbox (a movable clock) binds loopback addresses only, unless an operator set the
+    explicit override too."""
+    if settings.sandbox and not settings.sandbox_allow_non_loopback and not is_loopback(settings.host):
+        raise SettingsError(
+            f"refusing sandbox = true with host {settings.host}: a gateway whose clock can be moved serves "
+            "loopback addresses only (127.0.0.1, ::1); set sandbox_allow_non_loopback = true "
+            "(GATEWAY_SANDBOX_ALLOW_NON_LOOPBACK) if a test deployment really needs it"
+        )

@@ -68,10 +68,10 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture(autouse=True)
 def _empty_store(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test starts from an empty store (cheap: tables are small)."""
-    if not {"app", "live_server", "smart_server"} & set(request.fixturenames):
+    if not {"app", "live_server", "smart_server", "sandbox_server"} & set(request.fixturenames):
         yield
         return
-    name = next(n for n in ("app", "live_server", "smart_server") if n in request.fixturenames)
+    name = next(n for n in ("app", "live_server", "smart_server", "sandbox_server") if n in request.fixturenames)
     found = request.getfixturevalue(name)
     app: Flask = found if isinstance(found, Flask) else found.server.app
     database = app.extensions["database"]
@@ -115,6 +115,13 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
 def smart_server(database_url: str) -> Iterator[LiveServer]:
     """The gateway behind SMART authorization, on a real socket."""
     yield from _serve(database_url, auth="smart", secret_key="test-session-key")
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(database_url: str) -> Iterator[LiveServer]:
+    """A sandbox gateway (its clock can be moved: gateway/clock.py), behind SMART, on a real socket.
+    Each test starts with the clock back at the system's (the store is emptied)."""
+    yield from _serve(database_url, auth="smart", secret_key="test-session-key", sandbox=True)
 
 
 def fhir_json(data: Any) -> dict[str, Any]:

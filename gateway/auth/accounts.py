@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyotp
@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from gateway.auth.roles import role as known_role
 from gateway.auth.scopes import ScopeError, ScopeSet
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.store.database import writing
 from gateway.store.schema import app_user, oauth_client
 
@@ -39,8 +40,9 @@ class AccountError(ValueError):
     """A client or user registration the gateway refuses; the message says why."""
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)  # the store keeps naive UTC
+def utcnow(clock: Clock) -> datetime:
+    """The gateway's clock to the second: what tokens, codes and accounts record."""
+    return clock.now().replace(microsecond=0)
 
 
 def hash_secret(secret: str) -> str:
@@ -187,8 +189,9 @@ def _check_jwks(jwks: dict[str, Any]) -> None:
 
 
 class Accounts:
-    def __init__(self, database: Engine) -> None:
+    def __init__(self, database: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.database = database
+        self.clock = clock
 
     # -- clients -----------------------------------------------------------------------------------
     def add_client(
@@ -252,7 +255,7 @@ class Accounts:
             launch_url=launch_url,
             organization=organization,
             part2_program=part2_program,
-            created_at=utcnow(),
+            created_at=utcnow(self.clock),
         )
         with writing(self.database) as connection:
             if connection.execute(
@@ -329,7 +332,9 @@ class Accounts:
         with writing(self.database) as connection:
             if connection.execute(select(app_user.c.username).where(app_user.c.username == username)).first():
                 raise AccountError(f"a user {username!r} exists already")
-            connection.execute(insert(app_user).values(**{k: v for k, v in user.__dict__.items()}, created_at=utcnow()))
+            connection.execute(
+                insert(app_user).values(**{k: v for k, v in user.__dict__.items()}, created_at=utcnow(self.clock))
+            )
         return user
 
     def user(self, username: str | None) -> User | None:
@@ -359,7 +364,7 @@ class Accounts:
     def login(self, username: str, password: str, totp_code: str | None, now: datetime | None = None) -> User:
         """The user, if the credentials are right; otherwise LoginRefused, with the same message
         for an unknown user and a wrong password (no account enumeration)."""
-        now = now or utcnow()
+        now = now or utcnow(self.clock)
         user = self.user(username)
         if user is None:
             verify_secret(_DUMMY_HASH, password)  # the same work either way: no timing oracle

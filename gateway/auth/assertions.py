@@ -28,6 +28,7 @@ from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth.accounts import Client, utcnow
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.store.database import writing
 from gateway.store.schema import assertion_jti
 
@@ -85,14 +86,16 @@ class AssertionVerifier:
         token_url: str,
         find_client: Callable[[str], Client | None],
         fetcher: JwksFetcher | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.database = database
+        self.clock = clock
         self.token_url = token_url
         self.find_client = find_client
         self.fetcher = fetcher or JwksFetcher()
 
     def verify(self, assertion: str, client_id_param: str | None, now: datetime | None = None) -> Client:
-        now = now or utcnow()
+        now = now or utcnow(self.clock)
         try:
             compact = jws.extract_compact(assertion.encode())
         except (JoseError, ValueError, UnicodeError):

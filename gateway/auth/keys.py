@@ -18,6 +18,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import Engine, delete, insert, select, update
 
 from gateway.auth.accounts import utcnow
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.store.database import writing
 from gateway.store.schema import signing_key
 
@@ -26,8 +27,9 @@ _CACHE_SECONDS = 30.0
 
 
 class Keys:
-    def __init__(self, database: Engine) -> None:
+    def __init__(self, database: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.database = database
+        self.clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, RSAKey, list[dict[str, Any]]] | None = None
 
@@ -44,7 +46,7 @@ class Keys:
                     rows = list(connection.execute(query).mappings().all())
                     current = [row for row in rows if row["retired_at"] is None]
                     if not current:
-                        row = _new_key_row()
+                        row = _new_key_row(utcnow(self.clock))
                         connection.execute(insert(signing_key).values(**row))
                         rows, current = [*rows, row], [row]
             key = RSAKey.import_key(current[-1]["private_jwk"])
@@ -69,7 +71,7 @@ class Keys:
     def rotate(self, now: datetime | None = None) -> dict[str, Any]:
         """A new current key; the old one retired; keys retired longer ago than any token lives
         are removed. Returns what changed."""
-        now = now or utcnow()
+        now = now or utcnow(self.clock)
         row = _new_key_row(now)
         with writing(self.database) as connection:
             retired = connection.execute(
@@ -83,13 +85,13 @@ class Keys:
         return {"kid": row["kid"], "retired": retired, "removed": pruned}
 
 
-def _new_key_row(now: datetime | None = None) -> dict[str, Any]:
+def _new_key_row(now: datetime) -> dict[str, Any]:
     kid = uuid.uuid4().hex
     key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
     return {
         "kid": kid,
         "alg": "RS256",
         "private_jwk": key.as_dict(private=True),
-        "created_at": now or utcnow(),
+        "created_at": now,
         "retired_at": None,
     }

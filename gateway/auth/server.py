@@ -38,6 +38,7 @@ from gateway.auth.assertions import ASSERTION_TYPE, AssertionRefused, AssertionV
 from gateway.auth.keys import ID_TOKEN_LIFETIME, Keys
 from gateway.auth.scopes import REFRESH_SCOPES, ScopeError, ScopeSet, is_subset, negotiate
 from gateway.auth.tokens import Tokens, digest
+from gateway.clock import SYSTEM_CLOCK
 from gateway.store.database import writing
 from gateway.store.schema import launch_context, oauth_code
 
@@ -106,6 +107,7 @@ class CodeRecord:
 @dataclass
 class RefreshRecord:
     row: dict[str, Any]
+    now: datetime  # the gateway's clock when the refresh was asked for
     context: dict[str, Any] = field(default_factory=dict)
 
     def check_client(self, client: Client) -> bool:
@@ -116,7 +118,7 @@ class RefreshRecord:
 
     def is_expired(self) -> bool:
         expires = self.row["refresh_expires_at"]
-        return expires is None or expires <= utcnow()
+        return expires is None or expires <= self.now
 
     def is_revoked(self) -> bool:
         return self.row["revoked_at"] is not None
@@ -238,7 +240,7 @@ class SmartRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             # Reuse of a rotated refresh token: someone else has a copy. End the whole grant.
             self.server.tokens.revoke_family(row["family"])
             return None
-        record = RefreshRecord(row, dict(row["context"] or {}))
+        record = RefreshRecord(row, utcnow(self.server.clock), dict(row["context"] or {}))
         if record.is_revoked() or record.is_expired():
             return None
         return record
@@ -302,7 +304,10 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         self.tokens = tokens
         self.keys = keys
         self.config = config
-        self.assertions = AssertionVerifier(database, config.token_url, accounts.client)
+        self.clock = accounts.clock  # one clock: the accounts', the tokens' and the keys' are the same
+        # A client assertion's iat/exp and its jti's replay window are about the client's clock and
+        # real elapsed time, not the gateway's (a sandbox's EHR signs on its own clock).
+        self.assertions = AssertionVerifier(database, config.token_url, accounts.client, clock=SYSTEM_CLOCK)
         self._query_client = accounts.client
         self._save_token = self._store_token
         self.load_config(
@@ -349,7 +354,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
 
     # -- codes and launches ----------------------------------------------------------------------
     def launch(self, launch_id: str, client_id: str, now: datetime | None = None) -> dict[str, Any] | None:
-        now = now or utcnow()
+        now = now or utcnow(self.clock)
         with self.database.connect() as connection:
             row = (
                 connection.execute(select(launch_context).where(launch_context.c.launch_id == launch_id))
@@ -372,7 +377,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         purpose: str | None = None,
         now: datetime | None = None,
     ) -> str:
-        now = now or utcnow()
+        now = now or utcnow(self.clock)
         launch_id = secrets.token_urlsafe(24)
         with writing(self.database) as connection:
             connection.execute(
@@ -391,7 +396,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         return launch_id
 
     def save_code(self, code: str, request: Any, decision: dict[str, Any]) -> None:
-        now = utcnow()
+        now = utcnow(self.clock)
         data = request.payload.data
         with writing(self.database) as connection:
             launch = decision.get("launch_id")
@@ -421,7 +426,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
     def claim_code(self, code: str, client: Client) -> CodeRecord | None:
         """The code, spent atomically: of two concurrent exchanges one wins. A second use of a
         code revokes the tokens the first one got (RFC 6749 §4.1.2)."""
-        now = utcnow()
+        now = utcnow(self.clock)
         key = digest(code)
         family = uuid.uuid4().hex
         with writing(self.database) as connection:
@@ -509,7 +514,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
             token["smart_style_url"] = self.config.style_url
 
     def _id_token(self, user: User, client: Client, code: CodeRecord | None, context: dict[str, Any]) -> str:
-        now = int((utcnow() - datetime(1970, 1, 1)).total_seconds())
+        now = int((utcnow(self.clock) - datetime(1970, 1, 1)).total_seconds())
         claims: dict[str, Any] = {
             "iss": self.config.issuer,
             "sub": user.username,

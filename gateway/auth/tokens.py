@@ -25,6 +25,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from gateway.auth.accounts import utcnow
 from gateway.auth.scopes import ScopeSet
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.store.database import writing
 from gateway.store.schema import oauth_token
 
@@ -81,9 +82,10 @@ def _epoch(moment: datetime) -> float:
 
 
 class Tokens:
-    def __init__(self, database: Engine, cache_seconds: float = 10.0) -> None:
+    def __init__(self, database: Engine, cache_seconds: float = 10.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self.database = database
         self.cache_seconds = cache_seconds
+        self.clock = clock
         self._cache: OrderedDict[str, tuple[float, AccessGrant | None]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -101,7 +103,7 @@ class Tokens:
         family: str | None = None,
         now: datetime | None = None,
     ) -> str:
-        now = now or utcnow()
+        now = now or utcnow(self.clock)
         family = family or uuid.uuid4().hex
         with writing(self.database) as connection:
             connection.execute(
@@ -129,9 +131,9 @@ class Tokens:
             hit = self._cache.get(key)
             if hit and clock - hit[0] < self.cache_seconds:
                 found = hit[1]
-                if found is None or found.expires_at > (now or utcnow()):
+                if found is None or found.expires_at > (now or utcnow(self.clock)):
                     return found
-        found = self._load(key, now or utcnow())
+        found = self._load(key, now or utcnow(self.clock))
         with self._lock:
             self._cache[key] = (clock, found)
             self._cache.move_to_end(key)
@@ -163,7 +165,9 @@ class Tokens:
     def mark_rotated(self, token_id: str, now: datetime | None = None) -> None:
         with writing(self.database) as connection:
             connection.execute(
-                update(oauth_token).where(oauth_token.c.token_id == token_id).values(rotated_at=now or utcnow())
+                update(oauth_token)
+                .where(oauth_token.c.token_id == token_id)
+                .values(rotated_at=now or utcnow(self.clock))
             )
 
     def revoke_family(self, family: str, now: datetime | None = None) -> int:
@@ -176,7 +180,7 @@ class Tokens:
             count = connection.execute(
                 update(oauth_token)
                 .where(oauth_token.c.family == family, oauth_token.c.revoked_at.is_(None))
-                .values(revoked_at=now or utcnow())
+                .values(revoked_at=now or utcnow(self.clock))
             ).rowcount
         with self._lock:
             for key in hashes:
@@ -211,7 +215,7 @@ class Tokens:
 
     def grants_of_user(self, username: str, now: datetime | None = None) -> list[dict[str, Any]]:
         """The user's live app grants (one per family), newest first, for the management page."""
-        now = now or utcnow()
+        now = now or utcnow(self.clock)
         with self.database.connect() as connection:
             rows = (
                 connection.execute(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.fhir.dates import instant, utc_now
+from gateway.fhir.dates import instant
 from gateway.fhir.errors import Issue, operation_outcome
 from gateway.fhir.repository import StoredResource
 
@@ -47,11 +48,12 @@ def searchset(
     total: int | None,
     links: list[dict[str, str]],
     warnings: list[Issue],
+    now: datetime,
 ) -> dict[str, Any]:
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": instant(utc_now())},
+        "meta": {"lastUpdated": instant(now)},
         "type": "searchset",
     }
     if total is not None:
@@ -66,7 +68,9 @@ def searchset(
     return bundle
 
 
-def history(base_url: str, versions: list[StoredResource], total: int, links: list[dict[str, str]]) -> dict[str, Any]:
+def history(
+    base_url: str, versions: list[StoredResource], total: int, links: list[dict[str, str]], now: datetime
+) -> dict[str, Any]:
     entries = []
     for item in versions:
         entry = entry_for(base_url, item)
@@ -85,7 +89,7 @@ def history(base_url: str, versions: list[StoredResource], total: int, links: li
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": instant(utc_now())},
+        "meta": {"lastUpdated": instant(now)},
         "type": "history",
         "total": total,
         "link": links,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from gateway.clock import Clock
 
 _DATE = re.compile(
     r"^(?P<year>\d{4})(-(?P<month>\d{2})(-(?P<day>\d{2})"
@@ -59,9 +61,10 @@ def date_range(value: str) -> tuple[datetime, datetime] | None:
         return None
 
 
-def utc_now() -> datetime:
-    """Now, naive UTC, truncated to milliseconds (the precision meta.lastUpdated carries)."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+def utc_now(clock: Clock) -> datetime:
+    """Now on the gateway's clock, naive UTC, truncated to milliseconds (the precision
+    meta.lastUpdated carries)."""
+    now = clock.now()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

@@ -577,7 +577,7 @@ class Engine:
         links = bundles.page_links(
             self.config.base_url, i.resource_type, query.echo, query.count, query.offset, total, len(matches)
         )
-        body = bundles.searchset(self.config.base_url, matches, included, total, links, query.warnings)
+        body = bundles.searchset(self.config.base_url, matches, included, total, links, query.warnings, now)
         return FhirResponse(200, body)
 
     def _history(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
@@ -605,7 +605,7 @@ class Engine:
         versions, total = repository.history(i.resource_type, i.resource_id, since, count, offset)
         path = "/".join(p for p in (i.resource_type, i.resource_id, "_history") if p)
         links = bundles.page_links(self.config.base_url, path, echo, count, offset, total, len(versions))
-        return FhirResponse(200, bundles.history(self.config.base_url, versions, total, links))
+        return FhirResponse(200, bundles.history(self.config.base_url, versions, total, links, now))
 
 
 def _shaped(content: dict[str, Any] | None, summary: str | None, elements: tuple[str, ...]) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.clock import Clock
 from gateway.fhir.search import Criterion, Include, SearchQuery
 
 
@@ -82,6 +83,9 @@ class Repository(Protocol):
 
 
 class Store(Protocol):
-    """Opens units of work: one database transaction each, committed when the block succeeds."""
+    """Opens units of work: one database transaction each, committed when the block succeeds,
+    each at its `now` on the store's clock."""
+
+    clock: Clock
 
     def unit_of_work(self, write: bool) -> AbstractContextManager[tuple[Repository, datetime]]: ...

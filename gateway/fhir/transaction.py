@@ -172,11 +172,11 @@ def _response_entry(response: FhirResponse) -> dict[str, Any]:
     return entry
 
 
-def _response_bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def _response_bundle(kind: str, entries: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": instant(utc_now())},
+        "meta": {"lastUpdated": instant(now)},
         "type": kind,
         "entry": entries,
     }
@@ -185,7 +185,8 @@ def _response_bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]
 # -- transaction ---------------------------------------------------------------------------------
 def run_transaction(engine: Engine, request: FhirRequest, before_commit: BeforeCommit | None = None) -> FhirResponse:
     responses = execute_transaction(engine, request, before_commit)
-    return FhirResponse(200, _response_bundle("transaction-response", [_response_entry(r) for r in responses]))
+    entries = [_response_entry(r) for r in responses]
+    return FhirResponse(200, _response_bundle("transaction-response", entries, utc_now(engine.store.clock)))
 
 
 def execute_transaction(
@@ -369,7 +370,7 @@ def run_batch(engine: Engine, request: FhirRequest) -> FhirResponse:
             results.append(
                 {"response": {"status": _status_line(error.status), "outcome": operation_outcome(located.issues)}}
             )
-    return FhirResponse(200, _response_bundle("batch-response", results))
+    return FhirResponse(200, _response_bundle("batch-response", results, utc_now(engine.store.clock)))
 
 
 __all__ = ["execute_transaction", "run_batch", "run_transaction"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -78,7 +77,7 @@ def signed_in_user() -> User | None:
     username = session.get("user")
     if not username:
         return None
-    now = time.time()
+    now = _server().clock.timestamp()
     if now - float(session.get("seen", 0)) > _idle_limit():
         session.clear()
         return None
@@ -155,8 +154,8 @@ def login() -> Response:
     session.clear()  # a fresh session on sign-in: no fixation
     session.permanent = False
     session["user"] = user.username
-    session["auth_time"] = int(time.time())
-    session["seen"] = time.time()
+    session["seen"] = _server().clock.timestamp()
+    session["auth_time"] = int(session["seen"])
     return redirect(_safe_next(target), 303)
 
 

@@ -116,7 +116,7 @@ def _since(default: timedelta | None = None) -> datetime | None:
         if found is None:
             raise Refused(400, "invalid_request", "since must be a date, e.g. 2026-01-31")
         return found
-    return utc_now() - default if default else None
+    return utc_now(current_app.extensions["fhir_engine"].store.clock) - default if default else None
 
 
 def _answer(rows: list[Row], name: str) -> Response:

@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import Conflict
 from gateway.fhir.indexing import BLOCKING_PARAMETER, index_entries, normalise_string
@@ -665,9 +666,10 @@ def _date_match(low: Any, high: Any, value: DateValue) -> ColumnElement[bool]:
 class SqlStore:
     """Units of work on a SQLAlchemy engine. Writers begin with the write lock on SQLite."""
 
-    def __init__(self, engine: Engine, base_url: str) -> None:
+    def __init__(self, engine: Engine, base_url: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
         self.base_url = base_url
+        self.clock = clock  # every unit of work's `now` (gateway/clock.py)
 
     @contextmanager
     def unit_of_work(self, write: bool) -> Iterator[tuple[SqlRepository, datetime]]:
@@ -676,11 +678,11 @@ class SqlStore:
                 # Reads are READ COMMITTED either way; autocommit spares the BEGIN and COMMIT
                 # round trips (two of a read's three).
                 connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-                yield SqlRepository(connection, self.base_url), utc_now()
+                yield SqlRepository(connection, self.base_url), utc_now(self.clock)
                 return
             if write:
                 connection = connection.execution_options(write=True)
             with connection.begin():
                 repository = SqlRepository(connection, self.base_url)
-                yield repository, utc_now()
+                yield repository, utc_now(self.clock)
                 repository.flush()

@@ -301,3 +301,14 @@ subpoena = Table(
     Column("handled_by", String(100), nullable=True),
     Column("note", Text, nullable=True),
 )
+
+# The sandbox clock's offset from the system clock (gateway/clock.py): one row, or none. Only a
+# gateway with `sandbox = true` reads it.
+sandbox_clock = Table(
+    "sandbox_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("offset_us", BigInteger, nullable=False),
+    Column("set_at", DateTime(), nullable=False),
+    Column("set_by", String(100), nullable=False),
+)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from gateway.auth.accounts import AccountError, Accounts, LoginRefused, utcnow
 from gateway.auth.roles import load_roles
+from gateway.clock import SYSTEM_CLOCK
 from gateway.store.schema import app_user, oauth_client
 
 PASSWORD = "correct horse battery staple"
@@ -44,7 +45,7 @@ def test_passwords_and_secrets_are_stored_hashed(accounts: Accounts) -> None:
 
 def test_lockout_after_repeated_failures(accounts: Accounts) -> None:
     accounts.add_user(username="ada", password=PASSWORD, display_name="Ada", role="crisis-clinician")
-    now = utcnow()
+    now = utcnow(SYSTEM_CLOCK)
     for _ in range(5):
         with pytest.raises(LoginRefused, match="wrong"):
             accounts.login("ada", "wrong password", None, now)
