@@ -99,6 +99,10 @@ class Policy:
     # for these purposes, receives the role's classes.
     cause_of_death_roles: frozenset[str] = frozenset({"medical-examiner"})
     cause_of_death_purposes: frozenset[str] = frozenset({CAUSE_OF_DEATH})
+    # §2.54: public health receives Safe Harbor de-identified counts only, with cells under
+    # `minimum_cell` suppressed.
+    public_health_roles: frozenset[str] = frozenset({"epidemiologist"})
+    minimum_cell: int = 11
     # A certain $responder-match confirms identity for the requester's briefs this long.
     certain_match_confirms: timedelta = timedelta(hours=1)
     # The name the §2.51(c) record gives for who disclosed ("<program> via <gateway_name>").

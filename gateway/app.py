@@ -33,6 +33,7 @@ from gateway.http.auth_api import auth_api
 from gateway.http.compliance_api import compliance_api
 from gateway.http.fhir_api import fhir_api
 from gateway.http.legal_api import legal_api
+from gateway.http.public_health_api import public_health_api
 from gateway.http.responder_api import responder_api
 from gateway.settings import Settings, check_sandbox, load_settings
 from gateway.store.clock import SandboxClock
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.register_blueprint(compliance_api)
     app.register_blueprint(legal_api)
     app.register_blueprint(admin_api)
+    app.register_blueprint(public_health_api)
     app.register_blueprint(responder_api)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
 

@@ -264,3 +264,52 @@ def test_a_subpoena_goes_to_the_queue_and_its_receipt_does_not_say_who_is_a_pati
     bad = requests.post(f"{world.harness.root}/legal/subpoenas", json={"person": {"name": "x"}}, timeout=10,
                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert bad.status_code == 400
+
+
+# -- public health (§2.54) -------------------------------------------------------------------------------
+def test_an_epidemiologist_gets_safe_harbor_counts_and_never_a_line_list(world: World) -> None:
+    """Twelve more OTP patients in ZIP 941xx and three in 036xx (an area of 20,000 people or fewer),
+    one of them 95: the counts show 941 and 000, the 000 cell suppressed (under 11), ages over 89
+    as 90+; a request for names is refused, and a FHIR read by the epidemiologist finds nothing."""
+    people = []
+    for n in range(15):
+        zip_code = "94107" if n < 12 else "03601"
+        born = "1931-01-01" if n == 14 else "1980-05-05"
+        patient = person(f"ph-{n}", f"Doe{n}", "Pat", born, f"555-1{n:03d}")
+        patient["address"] = [{"postalCode": zip_code, "city": "Bayview"}]
+        people += [patient, episode(f"ph-episode-{n}", f"ph-{n}", OTP, "Methadone maintenance")]
+    world.push("otp", *people)
+    world.harness.add_user("ines", role="epidemiologist", organization="Organization/county-public-health",
+                           practitioner=None)  # fmt: skip
+    token = world.token("ines")
+    before = last_seq(world)
+
+    def counts(**params: str) -> requests.Response:
+        return requests.get(f"{world.harness.root}/public-health/counts", params={"purpose": "PUBHLTH", **params},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
+
+    by_zip = counts(**{"group-by": "zip3,program"}).json()
+    cells = {(c["zip3"], c["program"]): c["count"] for c in by_zip["cells"]}
+    # 12 here and the county world's 3 Part 2 episodes (maria, dana, omar), all in 941xx
+    assert cells[("941", "sud")] == 15 and cells[("000", "sud")] is None  # 3 people: suppressed
+    assert not any(z not in ("941", "000") for z, _ in cells)
+    assert by_zip["suppressed_cells"] >= 1 and by_zip["method"]["zip3_census"] == "2000"
+    ages = {c["age-group"] for c in counts(**{"group-by": "age-group"}).json()["cells"]}
+    assert "90+" in ages and not any(a.isdigit() for a in ages)
+    line_list = counts(**{"group-by": "name,birthDate"})
+    assert line_list.status_code == 403 and "line-list-not-de-identified" in line_list.text
+    assert counts(**{"group-by": "year", "purpose": "TREAT"}).status_code == 403
+    clinician = requests.get(f"{world.harness.root}/public-health/counts", timeout=10,
+                             params={"purpose": "PUBHLTH"}, headers={"Authorization": f"Bearer {world.token('ada')}"})  # fmt: skip
+    assert clinician.status_code == 403
+    rows = audits_since(world, before)
+    assert [r["body"]["status"] for r in rows if r["interaction"] == "public-health-counts"] == [
+        200,
+        200,
+        403,
+        403,
+        403,
+    ]
+    assert "line-list-refused" in {a["alert"] for a in compliance_report(world, "alerts")}
+    read = world.harness.get("Patient/ph-0", token, headers={"X-Purpose-Of-Use": "PUBHLTH"})
+    assert read.status_code == 404  # records are never released to public health, only counts
