@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, request
@@ -27,6 +28,7 @@ from gateway.consent.inputs import DecisionInputs
 from gateway.consent.labelling import Labelling
 from gateway.consent.release import ConsentRelease, load_policy
 from gateway.consent.sink import ConsentAudit
+from gateway.consent.spool import AuditSpool
 from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.admin_api import admin_api
 from gateway.http.auth_api import auth_api
@@ -82,7 +84,7 @@ def build_engine(
         authorization=SmartAuthorization(settings.base_url, consent_decides=True),
         release=SmartRelease(settings.base_url, consent_release(settings, database), consent_decides=True),
         writes=labelling,
-        audit=ConsentAudit(AuditLog(database)),
+        audit=ConsentAudit(AuditLog(database), AuditSpool(Path(settings.audit_spool_dir))),
     )
 
 
@@ -154,7 +156,9 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     settings = settings or load_settings()
     logging.getLogger("gateway").setLevel(settings.log_level)
     check_sandbox(settings)
-    database = open_database(settings.database_url, upgrade_sqlite=upgrade_sqlite)
+    database = open_database(
+        settings.database_url, upgrade_sqlite=upgrade_sqlite, statement_timeout_ms=settings.statement_timeout_ms
+    )
     clock = clock_for(settings, database)
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

@@ -358,6 +358,28 @@ def audit_verify(as_json: bool) -> None:
         sys.exit(1)
 
 
+@audit.command("replay")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def audit_replay(as_json: bool) -> None:
+    """Append the emergency accesses spooled while the store would not take them (audit_spool_dir)
+    to the audit, and send their 42 CFR 2.51(c) Communications. Exit 1 if some remain."""
+    from gateway.app import build_engine  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
+
+    settings = _settings()
+    database = open_database(settings.database_url)
+    try:
+        engine = build_engine(settings.model_copy(update={"auth": "smart"}), database)
+        replayed = engine.replay_spool()
+        remaining = len(list(Path(settings.audit_spool_dir).glob("*.json")))
+    finally:
+        database.dispose()
+    _emit(as_json, {"replayed": replayed, "remaining": remaining},
+          [f"replayed {replayed} spooled audit records; {remaining} remain"])  # fmt: skip
+    if remaining:
+        sys.exit(1)
+
+
 # -- the sandbox clock -------------------------------------------------------------------------------
 @main.group()
 def clock() -> None:

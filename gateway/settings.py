@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     backend_token_seconds: int = Field(300, ge=60, le=300)
     offline_refresh_days: int = Field(30, ge=1, le=365)
     token_cache_seconds: float = Field(10.0, ge=0, le=60)
+    # The longest one statement, or a wait for a lock, may take while serving: past it the request
+    # answers 503 instead of holding a worker (PostgreSQL statement_timeout and lock_timeout;
+    # SQLite busy timeout and the writer lock).
+    statement_timeout_ms: int = Field(10_000, ge=100, le=600_000)
+    # Where a medical emergency's audit record goes when the store cannot take it (gateway/consent/
+    # spool.py); replayed into the audit once it can. Relative paths are relative to the project.
+    audit_spool_dir: str = "var/audit-spool"
     # A sandbox for EHR integrators and conformance suites: operators may move the gateway's clock
     # (gateway/clock.py, docs/auth.md). Never in production; refused with a non-loopback bind
     # unless `sandbox_allow_non_loopback` says an operator meant it.
@@ -79,6 +86,11 @@ class Settings(BaseSettings):
             if relative and relative != ":memory:":
                 value = "sqlite:///" + str(PROJECT_ROOT / relative)
         return value
+
+    @field_validator("audit_spool_dir")
+    @classmethod
+    def _spool_under_project(cls, value: str) -> str:
+        return value if Path(value).is_absolute() else str(PROJECT_ROOT / value)
 
     @classmethod
     def settings_customise_sources(

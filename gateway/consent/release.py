@@ -56,7 +56,6 @@ from gateway.fhir.validation import iter_path
 from gateway.settings import PROJECT_ROOT
 
 POLICY_FILE = PROJECT_ROOT / "config" / "consent_policy.toml"
-UNAVAILABLE = "the service cannot decide about this request now; try again"
 OPERATIONS = {"responder-brief": Operation.BRIEF, "responder-match": Operation.MATCH}
 NOT_DECIDED = ("transaction", "batch", "capabilities")
 
@@ -218,7 +217,10 @@ class ConsentRelease:
         recipient = self._recipient(request.requester, repository)
         purpose = self._purpose(request, operation)
         named = [p for p in by_patient if p]
-        contexts = self.inputs.contexts(repository, named, read, purpose == BTG) if named else {}
+        try:
+            contexts = self.inputs.contexts(repository, named, read, purpose == BTG) if named else {}
+        except Exception as failure:  # consents or orders cannot be read: routine requests fail closed
+            raise ServiceUnavailable() from failure
         releases = []
         for patient, patient_resources in by_patient.items():
             context = contexts.get(patient, PatientContext([], frozenset(), ()))
@@ -269,7 +271,7 @@ class ConsentRelease:
         except DecisionError as error:
             raise BadRequest(str(error), expression="Parameters.parameter.where(name='purpose')") from None
         except ConsentsUnavailable:
-            raise ServiceUnavailable(UNAVAILABLE) from None
+            raise ServiceUnavailable() from None
 
     def _recipient(self, requester: Requester, repository: Repository) -> Recipient:
         found = self.inputs.recipient(requester, repository)

@@ -3,10 +3,14 @@ it (or from why it was refused), written in the unit of work that commits it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+from consent_engine import Release
 from gateway.consent.audit import AuditLog, Requested, audit_record
+from gateway.consent.spool import AuditSpool
 from gateway.fhir.context import FhirRequest, Interaction
 from gateway.fhir.repository import Repository
 
@@ -38,8 +42,9 @@ def named_patient(request: FhirRequest) -> str | None:
 
 
 class ConsentAudit:
-    def __init__(self, log: AuditLog) -> None:
+    def __init__(self, log: AuditLog, spool: AuditSpool | None = None) -> None:
         self.log = log
+        self.spool_to = spool
 
     def record(
         self,
@@ -52,3 +57,32 @@ class ConsentAudit:
     ) -> None:
         entry: Any = audit_record(requested(request, interaction), request.audit, status, error, now)
         self.log.append(repository.connection, [entry])
+
+    def spool(self, request: FhirRequest, interaction: Interaction | None, status: int, now: datetime) -> bool:
+        emergency = any(isinstance(e, Release) and e.emergency_record is not None for e in request.audit)
+        if self.spool_to is None or not emergency:
+            return False
+        entry = audit_record(requested(request, interaction), request.audit, status, None, now)
+        self.spool_to.write(entry, list(request.follow_ups))
+        return True
+
+    def replay(
+        self,
+        unit: Callable[[], AbstractContextManager[tuple[Repository, datetime]]],
+        follow_up: Callable[[dict[str, Any], Repository, datetime], None],
+    ) -> int:
+        if self.spool_to is None:
+            return 0
+        replayed = 0
+        for path in self.spool_to.pending():
+            record, follow_ups = self.spool_to.read(path)
+            with unit() as (repository, now):
+                self.log.append(repository.connection, [record])
+                for resource in follow_ups:
+                    follow_up(resource, repository, now)
+            path.unlink()  # after the commit: a crash between the two replays it twice, never zero times
+            replayed += 1
+        return replayed
+
+    def replay_due(self) -> bool:
+        return self.spool_to is not None and self.spool_to.due()

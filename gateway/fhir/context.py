@@ -163,6 +163,18 @@ class AuditSink(Protocol):
         """Write the request's one audit record (its decisions, or why it was refused) in the
         unit of work of `repository`, or raise: then nothing may be released."""
 
+    def spool(self, request: FhirRequest, interaction: Interaction | None, status: int, now: datetime) -> bool:
+        """The store did not take the record: if the request is a medical emergency that released
+        something, write its record durably elsewhere and say True (it may go out); else False."""
+
+    def replay(self, unit: Any, follow_up: Any) -> int:
+        """Append each spooled record, oldest first, in a unit of work of its own (`unit()`), with
+        its follow-up resources (`follow_up(resource, repository, now)`); forget it once that
+        committed. How many were replayed."""
+
+    def replay_due(self) -> bool:
+        """Whether spooled records may be waiting (checked at most every few seconds)."""
+
 
 class AllowAll:
     """Until SMART authorization lands: every interaction is allowed (loopback binds only)."""

@@ -8,6 +8,7 @@ dispatch passes the authorization hook before touching the store and the release
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -56,6 +57,8 @@ from gateway.fhir.repository import Repository, Store, StoredResource
 from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset, summarize
 from gateway.fhir.transaction import run_batch, run_transaction
 from gateway.fhir.validation import ID_PATTERN, validate_resource
+
+log = logging.getLogger(__name__)
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
 
@@ -174,13 +177,16 @@ class Engine:
         try:
             self.audit.record(request, interaction, status, error, repository, now)
             for resource in request.follow_ups if error is None else ():  # nothing left: nothing to document
-                follow_up = FhirRequest("POST", str(resource["resourceType"]), body=resource, requester=INTERNAL,
-                                        headers={"prefer": "return=minimal"})  # fmt: skip
-                self.dispatch(follow_up, repository, now)
+                self._follow_up(resource, repository, now)
         except Exception as failure:
-            unavailable = ServiceUnavailable("the service cannot record this request now; try again")
+            unavailable = ServiceUnavailable()
             unavailable.audited = True
             raise unavailable from failure
+
+    def _follow_up(self, resource: dict[str, Any], repository: Repository, now: datetime) -> None:
+        follow_up = FhirRequest("POST", str(resource["resourceType"]), body=resource, requester=INTERNAL,
+                                headers={"prefer": "return=minimal"})  # fmt: skip
+        self.dispatch(follow_up, repository, now)
 
     def _record_apart(
         self, request: FhirRequest, interaction: Interaction | None, status: int, error: Exception | None
@@ -190,13 +196,28 @@ class Engine:
         try:
             with self.store.unit_of_work(True) as (repository, now):
                 self._record(request, interaction, status, error, repository, now)
-        except FhirError:
-            if error is None:
-                raise
-            # A refusal whose audit record cannot be written is still refused (nothing leaves).
         except Exception as failure:
-            if error is None:
-                raise ServiceUnavailable("the service cannot record this request now; try again") from failure
+            # The store will not take the record. A medical emergency goes out with its record in
+            # the spool (written durably first); anything else fails closed, refusals included:
+            # a 404 beside a 503 would tell who is on file.
+            if error is None and self.audit.spool(request, interaction, status, self.store.clock.now()):
+                return
+            unavailable = ServiceUnavailable()
+            unavailable.audited = True  # trying again now would only wait for the same failure
+            raise unavailable from failure
+        if self.audit.replay_due():
+            self.replay_spool()
+
+    def replay_spool(self) -> int:
+        """Append the spooled emergency records to the audit (and create their §2.51(c)
+        Communications) now that the store takes writes; how many. A failure leaves them spooled."""
+        if self.audit is None:
+            return 0
+        try:
+            return self.audit.replay(lambda: self.store.unit_of_work(True), self._follow_up)
+        except Exception:  # still failing: they stay in the spool for the next try
+            log.warning("spooled audit records could not be replayed yet", exc_info=True)
+            return 0
 
     def create_about_patient(
         self, requester: Requester, patient_id: str, build: Callable[[datetime], dict[str, Any]]

@@ -163,6 +163,17 @@ class Unprocessable(FhirError):
     default_code = "processing"
 
 
+UNAVAILABLE = "the service cannot answer now; try again shortly"
+RETRY_AFTER_SECONDS = "5"
+
+
 class ServiceUnavailable(FhirError):
+    """The store, the consents or the audit cannot be read or written: fail closed, and say so in
+    the same words whatever failed and whoever asked about whom (the cause goes to the log)."""
+
     status = 503
     default_code = "transient"
+
+    def __init__(self, diagnostics: str = UNAVAILABLE, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": RETRY_AFTER_SECONDS})
+        super().__init__(UNAVAILABLE, **kwargs)

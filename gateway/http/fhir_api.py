@@ -47,7 +47,6 @@ log = logging.getLogger("gateway.http")
 
 fhir_api = Blueprint("fhir_api", __name__)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-_DATABASE_DOWN = ("database is locked", "could not connect", "connection refused", "server closed the connection")
 
 
 def _engine() -> Engine:
@@ -182,19 +181,24 @@ def _as_fhir_error(error: HTTPException) -> FhirError:
 def _http_error(error: HTTPException) -> Response:
     """Errors raised before the view ran (no route for the method, ...): refused, and audited."""
     fhir_error = _as_fhir_error(error)
-    _engine().refused(_fhir_request(request.path.removeprefix("/fhir")), fhir_error)
+    try:
+        _engine().refused(_fhir_request(request.path.removeprefix("/fhir")), fhir_error)
+    except FhirError as unrecorded:  # the refusal cannot be recorded: the one 503 instead
+        return render_error(unrecorded)
     return render_error(fhir_error)
 
 
 @fhir_api.errorhandler(OperationalError)
 @fhir_api.errorhandler(psycopg.OperationalError)  # raised unwrapped by the store's COPY path
 def _database_error(error: OperationalError | psycopg.OperationalError) -> Response:
+    """The store failed in operation (down, locked past the statement timeout, read-only, full):
+    fail closed with the one 503 every such failure gets; the cause goes to the log."""
     reference = uuid.uuid4().hex[:12]
     cause = error.orig if isinstance(error, OperationalError) else error
     log.error("database unavailable (reference %s): %s", reference, type(cause).__name__)
-    if any(marker in str(cause).lower() for marker in _DATABASE_DOWN):
-        return render_error(ServiceUnavailable(f"the store is unavailable; try again (reference {reference})"))
-    return _internal(reference)
+    response = render_error(ServiceUnavailable())
+    response.headers["X-Reference"] = reference
+    return response
 
 
 @fhir_api.errorhandler(Exception)

@@ -31,7 +31,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(database_url: str) -> Engine:
+DEFAULT_WAIT_MS = 30_000  # operator commands (import, upgrade) wait this long for a lock
+
+
+def make_engine(database_url: str, statement_timeout_ms: int | None = None) -> Engine:
+    """`statement_timeout_ms` bounds how long one statement (or a wait for a lock) may take: the
+    serving gateway's connections give up and answer 503 rather than freeze a worker behind a
+    lock someone else holds. Operator commands leave it unset (a bulk load may take long)."""
+    wait_ms = statement_timeout_ms or DEFAULT_WAIT_MS
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -41,10 +48,12 @@ def make_engine(database_url: str) -> Engine:
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             hide_parameters=True,  # SQL parameters are patient data: keep them out of errors and logs
-            connect_args={"timeout": 30, "check_same_thread": False},
+            connect_args={"timeout": wait_ms / 1000, "check_same_thread": False},
         )
-        _configure_sqlite(engine, None if not path or path == ":memory:" else Path(f"{path}-writer.lock"))
+        writer_lock = None if not path or path == ":memory:" else Path(f"{path}-writer.lock")
+        _configure_sqlite(engine, writer_lock, wait_ms)
         return engine
+    options = f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
     return create_engine(
         database_url,
         json_serializer=_json_dumps,
@@ -55,19 +64,20 @@ def make_engine(database_url: str) -> Engine:
         # No pre-ping (a round trip per request): a connection the server dropped fails its
         # request with 503, and SQLAlchemy then discards the pool's stale connections.
         pool_recycle=3600,
+        connect_args={"options": options} if statement_timeout_ms else {},
     )
 
 
-def open_database(database_url: str, *, upgrade_sqlite: bool = True) -> Engine:
+def open_database(database_url: str, *, upgrade_sqlite: bool = True, statement_timeout_ms: int | None = None) -> Engine:
     """The engine for a store. The embedded SQLite store upgrades its own schema; PostgreSQL
     waits for `gateway db upgrade` (an operator's decision in production)."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, statement_timeout_ms)
     if upgrade_sqlite and engine.dialect.name == "sqlite":
         upgrade(engine)
     return engine
 
 
-def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
+def _configure_sqlite(engine: Engine, writer_lock: Path | None, wait_ms: int = DEFAULT_WAIT_MS) -> None:
     """WAL for concurrent readers; writes take the write lock at BEGIN (IMMEDIATE) so that two
     writers queue instead of failing half-way with "database is locked" when a read upgrades.
 
@@ -89,7 +99,7 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
         # record of a disclosure that had already left. It costs ~0.2 ms per commit here.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
         if checkpointer is not None:
             # Commits checkpoint the log themselves only past this size: the thread is behind.
             cursor.execute(f"PRAGMA wal_autocheckpoint={WalCheckpointer.BACKSTOP_PAGES}")
@@ -111,7 +121,7 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
         if writing and not getattr(_writers, "holding", False):
             descriptor = connection.connection.info.get("writer_lock")
             if descriptor is not None:
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                _flock(descriptor, wait_ms)
                 connection.info["holds_writer_lock"] = descriptor
                 _writers.holding = True
         try:
@@ -141,6 +151,28 @@ def _configure_sqlite(engine: Engine, writer_lock: Path | None) -> None:
 
 
 _writers = threading.local()  # `holding` is True while this thread holds a writer lock
+
+
+def _flock(descriptor: int, wait_ms: int) -> None:
+    """Take the writer lock, waiting at most `wait_ms`: a lock held by a stuck process (or
+    another program) must not freeze the worker. Gives up as SQLite would: "database is locked"."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + wait_ms / 1000
+    pause = 0.0002
+    while True:
+        time.sleep(pause)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                error = sqlite3.OperationalError("database is locked (the writer lock is held elsewhere)")
+                raise DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error) from error
+            pause = min(pause * 2, 0.002)  # short: a waiter should start soon after the lock is free
 
 
 def _release_writer_lock(connection: Connection) -> bool:
