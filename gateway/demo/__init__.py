@@ -32,6 +32,9 @@ PROVIDER = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organi
                          "display": "Healthcare Provider"}]}]  # fmt: skip
 CMHC, OTP, DETOX = "Organization/harbor-cmhc", "Organization/eastside-otp", "Organization/northside-detox"
 CRISIS, ED, POLICE = "Organization/county-mobile-crisis", "Organization/county-general-ed", "Organization/metro-pd"
+COUNSEL, EXAMINER = "Organization/county-counsel", "Organization/county-medical-examiner"
+PUBLIC_HEALTH = "Organization/county-public-health"
+MINOR, DECEASED, ORDERED = 12, 5, 10  # demo people on the paths of issue 13 (the README lists them)
 # Each program's EHR, as the gateway knows it: client id, organization, registered as a Part 2 program.
 PROGRAMS = (
     ("harbor-cmhc-ehr", CMHC, False),
@@ -59,6 +62,9 @@ def _organizations() -> list[dict[str, Any]]:
         _organization(CRISIS, "County Mobile Crisis Team", "555-0988"),
         _organization(ED, "County General Emergency Department", "555-0911"),
         _organization(POLICE, "Metro Police Department", "555-0112", provider=False),
+        _organization(COUNSEL, "Office of the County Counsel", "555-0150", provider=False),
+        _organization(EXAMINER, "County Medical Examiner", "555-0160", provider=False),
+        _organization(PUBLIC_HEALTH, "County Public Health Department", "555-0170", provider=False),
     ]
 
 
@@ -272,10 +278,54 @@ def _paths(patients: int) -> dict[str, list[dict[str, Any]]]:
                            consent_resource("demo-counseling-notes", person[9], "part2-counseling-notes",
                                             disclosers=[OTP], recipients=[{"reference": CRISIS}], purposes=["TREAT"],
                                             classes=["CN"])]  # fmt: skip
+    if MINOR in person:  # a minor's TPO consent signed without a parent (the jurisdiction needs both)
+        by_source[OTP].append(consent_resource("demo-minor-tpo", person[MINOR], "part2-tpo", disclosers=[OTP],
+                                               recipients=[TREATING], purposes=["TREAT"], classes=all_clinical))  # fmt: skip
+        by_source[CRISIS].append(_on_scene(MINOR))
+    if ORDERED in person:  # a court order (42 CFR 2.64) for the county counsel: the diagnoses
+        by_source[CRISIS].append(court_order_resource("demo-court-order", person[ORDERED], holders=[CMHC],
+                                                      recipients=[COUNSEL], classes=["DX"]))  # fmt: skip
     if 11 in person:  # an opt-out, recorded by the withdrawal-management program (emergencies excepted)
         by_source[DETOX].append(consent_resource("demo-opt-out", person[11], "opt-out", disclosers=[], recipients=[],
                                                  purposes=[], classes=[], deny=True))  # fmt: skip
     return by_source
+
+
+def court_order_resource(
+    order_id: str, patient: str, *, holders: list[str], recipients: list[str], classes: list[str],
+    purposes: tuple[str, ...] = ("legal-proceeding",), section: str = "2.64",
+) -> dict[str, Any]:  # fmt: skip
+    """A complete court order of the documented profile (docs/consent-profile.md), as a compliance
+    officer registers it: findings recorded, notice given, the signed order attached."""
+    return {
+        "resourceType": "Consent", "id": order_id, "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": f"{P}/CodeSystem/consent-kind", "code": "court-order"}]}],
+        "patient": {"reference": patient}, "dateTime": "2026-11-02T15:00:00Z",
+        "performer": [{"display": "Superior Court of Bay County"}],
+        "organization": [{"reference": h} for h in holders],
+        "sourceAttachment": {"contentType": "application/pdf", "url": f"https://courts.example/orders/{order_id}.pdf"},
+        "extension": [{"url": f"{P}/StructureDefinition/court-order-section", "valueCode": section},
+                      {"url": f"{P}/StructureDefinition/court-order-findings", "valueBoolean": True},
+                      {"url": f"{P}/StructureDefinition/court-order-notice", "valueBoolean": True}],
+        "provision": {
+            "type": "permit", "period": {"start": "2026-11-02", "end": "2027-05-01"},
+            "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                            "code": "IRCP"}]}, "reference": {"reference": r}} for r in recipients],
+            "purpose": [{"system": f"{P}/CodeSystem/purpose-of-use", "code": p} for p in purposes],
+            "code": [{"coding": [{"system": f"{P}/CodeSystem/data-class", "code": c} for c in classes]}],
+        },
+    }  # fmt: skip
+
+
+def _life_events(n: int, records: list[dict[str, Any]]) -> None:
+    """A minor (born 2011) and a person who has died, for the paths of 42 CFR 2.14 and 2.15."""
+    patient = records[0]
+    if n == MINOR:
+        patient["birthDate"] = "2011-02-02"
+    if n == DECEASED:
+        patient["deceasedDateTime"] = "2026-11-20T03:15:00Z"
+        patient["active"] = False
 
 
 def demo_records(patients: int, seed: int = 2026) -> dict[str, list[dict[str, Any]]]:
@@ -288,6 +338,7 @@ def demo_records(patients: int, seed: int = 2026) -> dict[str, list[dict[str, An
             by_source.setdefault(program, []).extend(_clinician(program.split("/")[1], index, rng))
     for n in range(patients):
         records = _person(n, rng)
+        _life_events(n, records)
         by_source.setdefault(_program(n), []).extend(records)
     for source, found in _paths(patients).items():
         by_source.setdefault(source, []).extend(found)
@@ -334,6 +385,9 @@ DEMO_USERS = (  # username, display name, role, organization, practitioner
     ("demo-ed", "Demo ED Physician", "ed-physician", ED, None),
     ("demo-officer", "Demo Police Officer", "police-officer", POLICE, None),
     ("demo-compliance", "Demo Compliance Officer", "compliance-officer", OTP, None),
+    ("demo-counsel", "Demo County Counsel", "legal-counsel", COUNSEL, None),
+    ("demo-examiner", "Demo Medical Examiner", "medical-examiner", EXAMINER, None),
+    ("demo-epidemiologist", "Demo Epidemiologist", "epidemiologist", PUBLIC_HEALTH, None),
 )
 DEMO_USER = DEMO_USERS[0][0]
 

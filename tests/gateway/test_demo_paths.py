@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.app import build_engine
-from gateway.demo import DEMO_USERS, _id, ensure_demo_accounts, load_demo
+from gateway.demo import DECEASED, DEMO_USERS, MINOR, ORDERED, _id, ensure_demo_accounts, load_demo
 from gateway.fhir.context import FhirRequest, Requester
 from gateway.fhir.engine import Engine
 from gateway.fhir.errors import FhirError
@@ -83,3 +83,37 @@ def test_peers_and_dispatchers_get_their_minimum_necessary(demo: Engine) -> None
                                                         "PractitionerRole", "Practitioner", "Organization"}  # fmt: skip
     dispatcher = brief(demo, "demo-dispatcher", 0, "TREAT")[1]
     assert "CareTeam" in dispatcher and not dispatcher & {"EpisodeOfCare", "Condition", "MedicationStatement"}
+
+
+def search(engine: Engine, user: str, resource_type: str, person: int, purpose: str) -> set[str]:
+    requester = Requester(source=f"user:{user}", client_id="demo-app", scopes=("user/*.rs",), username=user,
+                          role=ROLES[user], conceal_deletions=True)  # fmt: skip
+    request = FhirRequest("GET", resource_type, requester=requester, purpose=purpose,
+                          params=[("patient", f"Patient/{_id('patient', person)}")])  # fmt: skip
+    bundle = engine.handle(request).resource or {}
+    return {
+        e["resource"]["resourceType"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == "match"
+    }
+
+
+def test_a_minors_consent_signed_without_a_parent_is_not_relied_on(demo: Engine) -> None:
+    status, kinds, _ = brief(demo, "demo-clinician", MINOR, "TREAT")
+    assert not {"Condition", "MedicationStatement"} & kinds  # the OTP's records stay with the OTP
+    assert {"Condition", "MedicationStatement"} <= brief(demo, "demo-clinician", 0, "TREAT")[1]  # an adult's
+
+
+def test_a_deceased_person_has_no_brief_and_the_examiner_gets_the_cause_of_death_classes(demo: Engine) -> None:
+    assert brief(demo, "demo-clinician", DECEASED, "BTG", reason="found unresponsive")[0] == 404
+    assert search(demo, "demo-examiner", "Condition", DECEASED, "cause-of-death") == {"Condition"}
+    assert search(demo, "demo-examiner", "Condition", DECEASED, "TREAT") == set()
+    assert search(demo, "demo-examiner", "Condition", 0, "cause-of-death") == set()  # the living
+
+
+def test_the_court_order_opens_its_scope_to_county_counsel_only(demo: Engine) -> None:
+    assert search(demo, "demo-counsel", "Condition", ORDERED, "legal-proceeding") == {"Condition"}
+    assert search(demo, "demo-counsel", "CareTeam", ORDERED, "legal-proceeding") == set()  # not a class it names
+    assert search(demo, "demo-counsel", "Condition", 0, "legal-proceeding") == set()  # no order about person 0
+
+
+def test_the_epidemiologist_reads_no_record(demo: Engine) -> None:
+    assert search(demo, "demo-epidemiologist", "Condition", 0, "PUBHLTH") == set()
