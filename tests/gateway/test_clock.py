@@ -147,3 +147,27 @@ def test_tokens_and_sessions_expire_on_the_gateways_clock(sandbox: Harness) -> N
     again = requests.post(sandbox.token_url, timeout=10, data={
         "grant_type": "refresh_token", "refresh_token": refreshed.json()["refresh_token"], "client_id": "responder-app"})  # fmt: skip
     assert again.status_code == 400
+
+
+def test_a_court_order_expires_on_the_sandbox_clock(sandbox: Harness) -> None:
+    """County counsel reads under an order until it expires (1 February 2027); moved past it, the
+    same request finds nothing, and nothing is disclosed."""
+    world: World = county.build(sandbox)
+    sandbox.add_user("kerr", role="legal-counsel", organization="Organization/county-counsel", practitioner=None)
+    sandbox.add_app("compliance-console", scope="openid fhirUser user/*.rs user/Consent.cruds")
+    cora = sandbox.app_token(client_id="compliance-console", scope="openid fhirUser user/Consent.cru user/*.rs",
+                             patient=None, username="cora")["access_token"]  # fmt: skip
+    order = county.profile_example("order-2026-cv-118") | {"id": "order-118", "patient": {"reference": "Patient/maria"}}
+    created = requests.put(f"{sandbox.base}/Consent/order-118", json=order, timeout=10,
+                           headers={"Authorization": f"Bearer {cora}", "Content-Type": "application/fhir+json"})  # fmt: skip
+    assert created.status_code == 201, created.text
+
+    def counsel_reads() -> set[str]:
+        world.tokens.pop("kerr", None)  # sign in again: a moved clock has expired the last token
+        bundle = sandbox.get("Condition", world.token("kerr"), params={"patient": "Patient/maria"},
+                             headers={"X-Purpose-Of-Use": "legal-proceeding"}).json()  # fmt: skip
+        return {e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == "match"}
+
+    assert counsel_reads() == {"maria-oud"}
+    move(sandbox, set="2027-02-02T00:00:00Z")
+    assert counsel_reads() == set()
