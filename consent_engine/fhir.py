@@ -9,6 +9,7 @@ whatever their shape (when in doubt, deny).
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,34 +59,36 @@ ACTOR_ROLE_SYSTEM = f"{PROJECT}/CodeSystem/consent-actor-role"
 RECIPIENT_ROLE = "IRCP"  # v3-ParticipationType: information recipient
 INTERMEDIARY_ROLE = "intermediary"
 ALIASES = {"NORDSLCD": "NORDSCLCD"}
-LAST_INSTANT = timedelta(
-    microseconds=1
-)  # a date as an end: up to its last microsecond  # a retired misspelling: accepted, never emitted
+# A date as an end runs to its last microsecond.
+_LAST_OF_DAY = timedelta(hours=23, minutes=59, seconds=59, microseconds=999999)
 
 
 def parse_datetime(value: Any, *, end: bool = False) -> datetime | None:
     """A FHIR date or dateTime as naive UTC. A date alone, or a year-month, covers the whole period:
-    as a period end it means its last instant (ends are inclusive; instants are exact)."""
+    as a period end it means its last instant (ends are inclusive; instants are exact). Year 1 and
+    year 9999 are valid: an instant past the calendar's end is held at its last one."""
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
     try:
         if len(text) == 4:
             moment = datetime(int(text), 1, 1)
-            return moment.replace(year=moment.year + 1) - LAST_INSTANT if end else moment
+            return moment.replace(month=12, day=31) + _LAST_OF_DAY if end else moment
         if len(text) == 7:
             year, month = int(text[:4]), int(text[5:7])
             moment = datetime(year, month, 1)
-            following = datetime(year + month // 12, month % 12 + 1, 1)
-            return following - LAST_INSTANT if end else moment
+            return moment.replace(day=calendar.monthrange(year, month)[1]) + _LAST_OF_DAY if end else moment
         if len(text) == 10:
             moment = datetime.fromisoformat(text)
-            return moment + timedelta(days=1) - LAST_INSTANT if end else moment
+            return moment + _LAST_OF_DAY if end else moment
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before the calendar's first instant
+            moment = datetime.min if (moment.utcoffset() or timedelta(0)) > timedelta(0) else datetime.max
     return moment
 
 

@@ -58,6 +58,7 @@ from gateway.settings import PROJECT_ROOT
 POLICY_FILE = PROJECT_ROOT / "config" / "consent_policy.toml"
 OPERATIONS = {"responder-brief": Operation.BRIEF, "responder-match": Operation.MATCH}
 NOT_DECIDED = ("transaction", "batch", "capabilities")
+WRITES = frozenset({"create", "update", "patch", "conditional-update"})
 
 
 def load_policy(path: Path = POLICY_FILE) -> Policy:
@@ -130,6 +131,10 @@ class ConsentRelease:
         if not bundle:
             owner = released.get(_key(body))
             if owner is None:
+                if interaction.name in WRITES:
+                    # The write stands; only its echo is withheld (as with Prefer: return=minimal):
+                    # the writer learns nothing it did not send.
+                    return replace(response, resource=None)
                 raise not_known(interaction.resource_type, interaction.resource_id)
             return replace(response, resource=self._shaped(body, *owner))
         kept = []

@@ -20,6 +20,15 @@ _DATE = re.compile(
 _LATEST = timedelta(microseconds=1)
 
 
+def _shifted(moment: datetime, delta: timedelta) -> datetime:
+    """moment + delta, held at the ends of the calendar: year 1 and year 9999 are valid FHIR
+    dates, and the range of 9999-12-31 ends at the last instant Python can name."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return datetime.max if delta > timedelta(0) else datetime.min
+
+
 def date_range(value: str) -> tuple[datetime, datetime] | None:
     """The range a FHIR date/dateTime/instant covers, or None when it is not one."""
     match = _DATE.match(value)
@@ -28,15 +37,15 @@ def date_range(value: str) -> tuple[datetime, datetime] | None:
     try:
         year = int(match["year"])
         if match["month"] is None:
-            return datetime(year, 1, 1), datetime(year + 1, 1, 1) - _LATEST
+            return datetime(year, 1, 1), datetime(year, 12, 31, 23, 59, 59, 999999)
         month = int(match["month"])
         if match["day"] is None:
             last_day = calendar.monthrange(year, month)[1]
-            return datetime(year, month, 1), datetime(year, month, last_day) + timedelta(days=1) - _LATEST
+            return datetime(year, month, 1), datetime(year, month, last_day, 23, 59, 59, 999999)
         day = int(match["day"])
         if match["hour"] is None:
             start = datetime(year, month, day)
-            return start, start + timedelta(days=1) - _LATEST
+            return start, start.replace(hour=23, minute=59, second=59, microsecond=999999)
         hour = int(match["hour"])
         minute = int(match["minute"] or 0)
         second = int(match["second"] or 0)
@@ -47,7 +56,7 @@ def date_range(value: str) -> tuple[datetime, datetime] | None:
         if tz and tz != "Z":
             sign = 1 if tz[0] == "+" else -1
             offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
-            start = start - sign * offset
+            start = _shifted(start, -sign * offset)
         if fraction:
             precision = timedelta(microseconds=10 ** max(0, 6 - len(fraction[1:])))
         elif match["second"] is not None:
@@ -56,7 +65,7 @@ def date_range(value: str) -> tuple[datetime, datetime] | None:
             precision = timedelta(minutes=1)
         else:
             precision = timedelta(hours=1)
-        return start, start + precision - _LATEST
+        return start, _shifted(start, precision - _LATEST)
     except ValueError:
         return None
 

@@ -54,7 +54,15 @@ from gateway.fhir.ids import new_id
 from gateway.fhir.models import RESOURCE_TYPES
 from gateway.fhir.operations import Operation, find_operation
 from gateway.fhir.repository import Repository, Store, StoredResource
-from gateway.fhir.search import Criterion, SearchQuery, parse_elements, parse_search, subset, summarize
+from gateway.fhir.search import (
+    Criterion,
+    SearchQuery,
+    parse_elements,
+    parse_search,
+    subset,
+    summarize,
+    whole_number,
+)
 from gateway.fhir.transaction import run_batch, run_transaction
 from gateway.fhir.validation import ID_PATTERN, validate_resource
 
@@ -434,9 +442,10 @@ class Engine:
     def _vread(self, request: FhirRequest, repository: Repository, now: datetime, i: Interaction) -> FhirResponse:
         assert i.resource_type and i.resource_id
         version_text = request.path.rstrip("/").split("/")[-1]
-        if not version_text.isdigit():
+        version = whole_number(version_text)
+        if version is None:
             raise NotFound(f"{i.resource_type}/{i.resource_id} has no version {version_text!r}")
-        item = repository.vread(i.resource_type, i.resource_id, int(version_text))
+        item = repository.vread(i.resource_type, i.resource_id, version)
         if item is None:
             raise NotFound(f"{i.resource_type}/{i.resource_id} has no version {version_text}")
         if item.deleted:
@@ -606,13 +615,15 @@ class Engine:
         echo: list[tuple[str, str]] = []
         for key, value in request.params:
             if key == "_count":
-                if not value.isdigit():
-                    raise BadRequest(f"_count must be a whole number, got {value!r}")
-                count = min(int(value), self.config.max_page_size)
+                found_count = whole_number(value)
+                if found_count is None:
+                    raise BadRequest(f"_count must be a whole number below 2^63, got {value!r}", expression="_count")
+                count = min(found_count, self.config.max_page_size)
             elif key == "_offset":
-                if not value.isdigit():
-                    raise BadRequest(f"_offset must be a whole number, got {value!r}")
-                offset = int(value)
+                found_offset = whole_number(value)
+                if found_offset is None:
+                    raise BadRequest(f"_offset must be a whole number below 2^63, got {value!r}", expression="_offset")
+                offset = found_offset
             elif key == "_since":
                 found = date_range(value)
                 if found is None:

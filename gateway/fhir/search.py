@@ -6,6 +6,7 @@ are ignored with a warning (lenient) or refused with 400 (`Prefer: handling=stri
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -16,6 +17,7 @@ from gateway.fhir.errors import BadRequest, Issue
 from gateway.fhir.indexing import normalise_string, phone_digits, phonetic_codes
 from gateway.fhir.models import RESOURCE_TYPES, model_class
 from gateway.fhir.search_parameters import COMMON_PARAMETERS, RESULT_PARAMETERS, SEARCH_PARAMETERS
+from gateway.fhir.validation import CONTROL_CHARACTERS
 
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 STRING_MODIFIERS = (None, "exact", "contains")
@@ -187,10 +189,24 @@ def _parse_include(raw: str, name: str) -> Include:
     return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
+_WHOLE = re.compile(r"^[0-9]{1,19}$")
+LARGEST = 2**63 - 1  # what the stores' integers hold
+
+
+def whole_number(raw: str) -> int | None:
+    """A non-negative whole number in ASCII digits that the store can hold, else None (`isdigit`
+    also says yes to '³' and '²', which `int` then refuses)."""
+    if not _WHOLE.match(raw):
+        return None
+    value = int(raw)
+    return value if value <= LARGEST else None
+
+
 def _positive_int(raw: str, name: str) -> int:
-    if not raw.isdigit():
-        raise BadRequest(f"{name} must be a non-negative whole number, got {raw!r}")
-    return int(raw)
+    value = whole_number(raw)
+    if value is None:
+        raise BadRequest(f"{name} must be a non-negative whole number below 2^63, got {raw!r}", expression=name)
+    return value
 
 
 def parse_search(
@@ -211,6 +227,8 @@ def parse_search(
         query.warnings.append(Issue("not-supported", message + "; ignored", severity="warning"))
 
     for key, raw in params:
+        if CONTROL_CHARACTERS.search(raw) or CONTROL_CHARACTERS.search(key):
+            raise BadRequest("search values may not contain control characters", code="value", expression=key)
         name, _, modifier_text = key.partition(":")
         modifier = modifier_text or None
         if name in RESULT_PARAMETERS:

@@ -87,7 +87,7 @@ def _entry_request(engine: Engine, outer: FhirRequest, raw: Any, index: int) -> 
     if not isinstance(request, dict):
         raise BadRequest("a transaction or batch entry needs a request", expression=f"{where}.request")
     method = request.get("method")
-    if method not in _ORDER:
+    if not isinstance(method, str) or method not in _ORDER:  # an object or a list is not hashable
         raise BadRequest(
             f"request.method {method!r} is not one of GET, HEAD, POST, PUT, PATCH, DELETE",
             expression=f"{where}.request.method",

@@ -227,6 +227,30 @@ def issues_from_model_error(error: Exception, resource_type: str) -> list[Issue]
     return issues or [Issue("structure", str(error), expression=(resource_type,))]
 
 
+# FHIR strings (datatypes.html#string) hold no character below U+0020 but tab, line feed and
+# carriage return; PostgreSQL cannot store U+0000 at all. One rule for both stores: refused.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def control_character_at(node: Any, path: str) -> str | None:
+    """The FHIRPath of the first string (or property name) holding a control character."""
+    if isinstance(node, str):
+        return path if CONTROL_CHARACTERS.search(node) else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
+                return path
+            found = control_character_at(value, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found = control_character_at(value, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def validate_resource(resource: Any, expected_type: str | None = None, *, stored: bool = False) -> str:
     """Validate a parsed resource; return its type. Raises BadRequest/Unprocessable with issues.
 
@@ -250,6 +274,10 @@ def validate_resource(resource: Any, expected_type: str | None = None, *, stored
     resource_id = resource.get("id")
     if resource_id is not None and (not isinstance(resource_id, str) or not ID_PATTERN.match(resource_id)):
         raise BadRequest("id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'", expression=f"{resource_type}.id")
+    where = control_character_at({k: v for k, v in resource.items() if k != "resourceType"}, resource_type)
+    if where:
+        raise BadRequest("FHIR strings may not contain control characters (other than tab, CR and LF)",
+                         code="value", expression=where)  # fmt: skip
     try:
         model.model_validate(resource)
     except (ValidationError, ValueError, TypeError) as error:

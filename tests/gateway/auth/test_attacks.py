@@ -402,3 +402,18 @@ def test_an_ehr_changes_only_what_it_wrote(smart: Harness) -> None:
         requests.put(url, json={**flag, "status": "inactive"}, headers=headers(eastside), timeout=10).status_code == 200
     )
     assert requests.delete(url, headers=headers(eastside), timeout=10).status_code == 204
+
+
+def test_a_patient_token_write_whose_echo_is_withheld_is_still_a_clear_201(smart: Harness) -> None:
+    """The write is authorized; the consent engine withholds its echo from this user (a peer
+    specialist does not receive diagnoses): the answer is the write's (201, Location), not
+    "Condition/None is not known"."""
+    smart.add_user("sam", role="peer-specialist", practitioner=None)
+    access = smart.app_token(scope="launch/patient patient/*.cruds", username="sam")["access_token"]
+    headers = {"Authorization": f"Bearer {access}", "Content-Type": "application/fhir+json"}
+    condition = {"resourceType": "Condition", "subject": {"reference": "Patient/pat-1"},
+                 "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F11.20"}]}}  # fmt: skip
+    created = requests.post(f"{smart.base}/Condition", json=condition, headers=headers, timeout=10)
+    assert created.status_code == 201, created.text
+    assert "None" not in created.text and created.headers["Location"].startswith(f"{smart.base}/Condition/")
+    assert smart.get(created.headers["Location"].removeprefix(f"{smart.base}/"), access).status_code == 404

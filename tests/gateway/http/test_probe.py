@@ -1,0 +1,100 @@
+"""The outside probe's hand-made requests (issue 14): each one answered 500 (or not as an
+OperationOutcome) before; each now gets a clear answer, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+FHIR_JSON = "application/fhir+json"
+
+
+def outcome(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.data[:300])
+    body = json.loads(response.data)
+    assert body["resourceType"] == "OperationOutcome", body
+    return dict(body)
+
+
+def patient(**elements: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", "name": [{"family": "Probe", "given": ["Edge"]}], **elements}
+
+
+# -- 1. dates at the edges of the calendar --------------------------------------------------------------
+@pytest.mark.parametrize("birth", ["9999-12-31", "0001-01-01", "9999", "9999-12"])
+def test_the_first_and_last_dates_are_stored_and_searched(client: FlaskClient, birth: str) -> None:
+    created = client.put("/fhir/Patient/edge", data=json.dumps(patient(id="edge", birthDate=birth)),
+                         content_type=FHIR_JSON)  # fmt: skip
+    assert created.status_code in (200, 201), created.data
+    for search in (f"birthdate={birth}", f"birthdate=ge{birth}", f"birthdate=le{birth}", f"birthdate=ap{birth}",
+                   "birthdate=ge9999-12-31", "birthdate=lt0001-01-02", "birthdate=sa9999-12-31"):  # fmt: skip
+        answer = client.get(f"/fhir/Patient?{search}")
+        assert answer.status_code == 200, (search, answer.data[:300])
+    found = json.loads(client.get(f"/fhir/Patient?birthdate={birth}").data)
+    assert [e["resource"]["id"] for e in found.get("entry", [])] == ["edge"]
+
+
+def test_edge_instants_with_time_zones(client: FlaskClient) -> None:
+    encounter = {"resourceType": "Encounter", "id": "edge-enc", "status": "finished",
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                 "period": {"start": "0001-01-01T00:00:00+14:00", "end": "9999-12-31T23:59:59-12:00"}}  # fmt: skip
+    created = client.put("/fhir/Encounter/edge-enc", data=json.dumps(encounter), content_type=FHIR_JSON)
+    assert created.status_code in (200, 201), created.data
+    for search in ("date=ge9999-12-31T23:00:00-12:00", "date=le0001-01-01T00:00:00%2B14:00", "date=ap9999-12-31"):
+        assert client.get(f"/fhir/Encounter?{search}").status_code == 200, search
+
+
+def test_a_transaction_with_the_last_date_commits(client: FlaskClient) -> None:
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient(birthDate="9999-12-31"), "request": {"method": "POST", "url": "Patient"}}]}  # fmt: skip
+    assert client.post("/fhir", data=json.dumps(bundle), content_type=FHIR_JSON).status_code == 200
+
+
+# -- NUL and other control characters ------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["a\u0000b", "bell\u0007", "escape\u001b[0m"])
+def test_control_characters_in_strings_are_refused_with_their_location(client: FlaskClient, text: str) -> None:
+    body = patient(name=[{"family": text}])
+    found = outcome(client.post("/fhir/Patient", data=json.dumps(body), content_type=FHIR_JSON), 400)
+    assert found["issue"][0]["expression"] == ["Patient.name[0].family"]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": body, "request": {"method": "POST", "url": "Patient"}}]}  # fmt: skip
+    located = outcome(client.post("/fhir", data=json.dumps(bundle), content_type=FHIR_JSON), 400)
+    assert located["issue"][0]["expression"] == ["Bundle.entry[0].resource.name[0].family"]
+
+
+def test_whitespace_controls_are_fine(client: FlaskClient) -> None:
+    body = patient(name=[{"family": "Tab\tNew\nLine\rReturn"}])
+    assert client.post("/fhir/Patient", data=json.dumps(body), content_type=FHIR_JSON).status_code == 201
+
+
+def test_control_characters_in_search_values_are_refused(client: FlaskClient) -> None:
+    found = outcome(client.get("/fhir/Patient?family=a%00b"), 400)
+    assert "family" in json.dumps(found)
+    outcome(client.get("/fhir/Patient?identifier=sys%7Ca%00"), 400)
+
+
+# -- numbers -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "path",
+    ["Patient?_offset=99999999999999999999", "Patient?_count=99999999999999999999", "Patient/x/_history/99999999999999999999",
+     "Patient?_count=%C2%B3", "Patient?_offset=%C2%B2", "Patient/_history?_count=%C2%B3", "Patient/x/_history/%C2%B3"],
+)  # fmt: skip
+def test_numbers_out_of_range_or_not_ascii_digits(client: FlaskClient, path: str) -> None:
+    answer = client.get(f"/fhir/{path}")
+    assert answer.status_code in (400, 404), (path, answer.status_code, answer.data[:200])
+    assert json.loads(answer.data)["resourceType"] == "OperationOutcome"
+
+
+# -- Bundles whose request is the wrong shape ------------------------------------------------------------
+@pytest.mark.parametrize("method", [{"x": 1}, ["POST"], 7, None])
+def test_a_bundle_entry_whose_method_is_not_a_string(client: FlaskClient, method: Any) -> None:
+    for kind in ("transaction", "batch"):
+        bundle = {"resourceType": "Bundle", "type": kind, "entry": [
+            {"resource": patient(), "request": {"method": method, "url": "Patient"}}]}  # fmt: skip
+        answer = client.post("/fhir", data=json.dumps(bundle), content_type=FHIR_JSON)
+        assert answer.status_code in (200, 400), answer.data[:300]
+        text = answer.data.decode()
+        assert "request.method" in text
