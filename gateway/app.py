@@ -34,6 +34,7 @@ from gateway.http.admin_api import admin_api
 from gateway.http.auth_api import auth_api
 from gateway.http.compliance_api import compliance_api
 from gateway.http.fhir_api import fhir_api
+from gateway.http.fhir_api import http_error as fhir_http_error
 from gateway.http.legal_api import legal_api
 from gateway.http.public_health_api import public_health_api
 from gateway.http.responder_api import responder_api
@@ -186,9 +187,13 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
 
     @app.errorhandler(HTTPException)
     def _routing_error(error: HTTPException) -> Response | HTTPException:
-        # /fhir answers its own errors as OperationOutcome; elsewhere (OAuth endpoints) JSON.
-        if request.path.startswith("/fhir/") and request.blueprint == "fhir_api":
-            return error
+        # /fhir answers its own errors as OperationOutcome, those that never reached its
+        # blueprint included (a method it has no route for, a URL the router refused); elsewhere
+        # (OAuth endpoints) JSON.
+        if request.path == "/fhir" or request.path.startswith("/fhir/"):
+            if request.blueprint == "fhir_api":
+                return error
+            return fhir_http_error(error)
         response = jsonify({"error": "invalid_request", "error_description": error.description or error.name})
         response.status_code = error.code or 500
         return response

@@ -3,11 +3,33 @@ for any WSGI server (`gunicorn 'gateway.wsgi:app'`)."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import orjson
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
 
 from gateway.settings import Settings
+
+# gunicorn answers what never reaches the application (a request line longer than
+# `limit_request_line`, header fields past `limit_request_field_size`, a malformed request) with
+# an HTML page. The gateway is a FHIR server: every answer, those included, is an
+# OperationOutcome. gunicorn writes them through `util.write_error`; each worker replaces it.
+ISSUE_CODES = {400: "invalid", 403: "forbidden", 414: "too-long", 417: "not-supported", 431: "too-long",
+               500: "exception", 501: "not-supported"}  # fmt: skip
+LIMIT_REQUEST_LINE = 8190  # the most gunicorn allows; FHIR search URLs are long
+LIMIT_REQUEST_FIELD_SIZE = 16384
+
+
+def write_operation_outcome(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    diagnostics = {414: "the request line is too long: send long searches as POST _search",
+                   431: "a request header is too large"}.get(status_int) or reason  # fmt: skip
+    body = orjson.dumps({"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": ISSUE_CODES.get(status_int, "processing"), "diagnostics": diagnostics}]})  # fmt: skip
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/fhir+json; "
+            f"charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    util.write_nonblock(sock, head.encode("latin1") + body)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -23,10 +45,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set("threads", self.settings.threads)
         self.cfg.set("timeout", 60)
         self.cfg.set("accesslog", None)  # request lines carry ids and search terms: patient data
+        self.cfg.set("limit_request_line", LIMIT_REQUEST_LINE)
+        self.cfg.set("limit_request_field_size", LIMIT_REQUEST_FIELD_SIZE)
 
     def load(self) -> Any:
         from gateway.app import create_app  # noqa: PLC0415
 
+        util.write_error = write_operation_outcome  # in this worker: gunicorn's own errors as FHIR
         return create_app(self.settings, upgrade_sqlite=False)
 
 

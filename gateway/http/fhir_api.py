@@ -168,8 +168,11 @@ def _as_fhir_error(error: HTTPException) -> FhirError:
     if status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
-    if status == 405:
-        return MethodNotAllowed(f"{request.method} is not supported on {request.path}")
+    if status == 405 or (status == 404 and request.method not in METHODS):
+        # (the router answers 404 for the base URL with a method none of its rules has)
+        allowed = sorted(getattr(error, "valid_methods", None) or METHODS)
+        return MethodNotAllowed(f"{request.method} is not supported on {request.path}",
+                                headers={"Allow": ", ".join(allowed)})  # fmt: skip
     if status == 404:
         return NotFound(f"nothing at {request.path}")
     found = FhirError(error.description or "bad request", code="processing" if status != 400 else None)
@@ -178,7 +181,7 @@ def _as_fhir_error(error: HTTPException) -> FhirError:
 
 
 @fhir_api.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
+def http_error(error: HTTPException) -> Response:
     """Errors raised before the view ran (no route for the method, ...): refused, and audited."""
     fhir_error = _as_fhir_error(error)
     try:

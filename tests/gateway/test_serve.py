@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -66,3 +67,31 @@ def test_gateway_serve_answers_fhir_over_gunicorn(served: str, app: Flask) -> No
     assert read.status_code == 200 and read.json()["name"][0]["family"] == "Rivera"
     head = requests.head(created.headers["Location"].split("/_history")[0], headers=headers, timeout=10)
     assert head.status_code == 200 and head.headers["ETag"] == 'W/"1"' and not head.content
+
+
+def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    host, port = base.removeprefix("http://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_what_gunicorn_refuses_is_an_operation_outcome_too(served: str) -> None:
+    """A request line or a header past gunicorn's limits never reaches the app: its answer is
+    still a FHIR OperationOutcome, not gunicorn's HTML page."""
+    long_line = b"GET /fhir/Patient?name=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, headers, body = _raw(served, long_line)
+    assert status == 414 and headers["Content-Type"].startswith("application/fhir+json")
+    assert json.loads(body)["resourceType"] == "OperationOutcome"
+    big_header = b"GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n"
+    status, headers, body = _raw(served, big_header)
+    assert status in (400, 431) and json.loads(body)["resourceType"] == "OperationOutcome"
+    garbage = b"NOT A REQUEST\r\n\r\n"
+    status, _, body = _raw(served, garbage)
+    assert status == 400 and json.loads(body)["resourceType"] == "OperationOutcome"

@@ -98,3 +98,17 @@ def test_a_bundle_entry_whose_method_is_not_a_string(client: FlaskClient, method
         assert answer.status_code in (200, 400), answer.data[:300]
         text = answer.data.decode()
         assert "request.method" in text
+
+
+# -- 2. every answer under /fhir is an OperationOutcome ---------------------------------------------------
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "PROPFIND", "CONNECT"])
+def test_methods_without_a_route_answer_405_as_an_operation_outcome(client: FlaskClient, method: str) -> None:
+    outcome(client.open("/fhir/Patient", method=method), 405)
+    outcome(client.open("/fhir", method=method), 405)
+
+
+@pytest.mark.parametrize("path", ["Patient/%00", "Patient/a%01b", "Patient/%7F", "Patient/%00/_history/1", "%00"])
+def test_ids_with_control_characters_answer_as_operation_outcomes(client: FlaskClient, path: str) -> None:
+    answer = client.get(f"/fhir/{path}")
+    assert answer.status_code in (400, 404), (path, answer.status_code, answer.data[:200])
+    assert json.loads(answer.data)["resourceType"] == "OperationOutcome"
