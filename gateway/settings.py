@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_bundle_entries: int = Field(10_000, ge=1)
     max_json_depth: int = Field(64, ge=8, le=500)
+    # Work per request is bounded by elements, not only bytes: one resource may hold at most this
+    # many elements and values (a Patient with 300,000 extensions is 13 MB of JSON).
+    max_resource_elements: int = Field(100_000, ge=1_000)
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(1000, ge=1)
     default_search_handling: Literal["lenient", "strict"] = "lenient"

@@ -19,6 +19,7 @@ class EngineConfig:
     max_page_size: int = 1000
     strict_search_by_default: bool = False
     max_bundle_entries: int = 10_000
+    max_resource_elements: int = 100_000  # elements and values one resource may hold
     security: dict[str, Any] | None = None  # CapabilityStatement.rest.security (SMART's oauth-uris)
 
 

@@ -397,7 +397,7 @@ class Engine:
         )
 
     def _require_resource(self, request: FhirRequest, resource_type: str) -> dict[str, Any]:
-        validate_resource(request.body, resource_type, stored=True)
+        validate_resource(request.body, resource_type, stored=True, max_elements=self.config.max_resource_elements)
         body: dict[str, Any] = request.body
         return body
 

@@ -13,7 +13,9 @@ from typing import Any, Literal
 import orjson
 from lxml import etree
 
+from gateway.fhir import fhir_xml
 from gateway.fhir.errors import BadRequest, NotAcceptable, UnsupportedMediaType
+from gateway.fhir.fhir_xml import XmlShapeError, load_xml
 
 Format = Literal["json", "xml"]
 
@@ -142,16 +144,12 @@ def parse_xml(body: bytes) -> dict[str, Any]:
         raise BadRequest("the XML root element is not in the FHIR namespace http://hl7.org/fhir")
     from gateway.fhir.models import model_class  # noqa: PLC0415 - models load lazily
 
-    model = model_class(qname.localname)
-    if model is None:
+    if model_class(qname.localname) is None:
         raise BadRequest(f"unknown resource type {qname.localname!r}", expression=qname.localname)
     try:
-        resource = model.model_validate_xml(body, xmlparser=locked_down_xml_parser())
-    except Exception as error:  # the XML reader raises assorted errors for invalid content
-        from gateway.fhir.validation import issues_from_model_error  # noqa: PLC0415
-
-        raise BadRequest(issues=issues_from_model_error(error, qname.localname)) from None
-    return orjson.loads(resource.model_dump_json())  # type: ignore[no-any-return]
+        return load_xml(root)
+    except XmlShapeError as error:
+        raise BadRequest(str(error), expression=error.where) from None
 
 
 def dump_json(resource: Any, pretty: bool = False) -> bytes:
@@ -159,13 +157,7 @@ def dump_json(resource: Any, pretty: bool = False) -> bytes:
 
 
 def dump_xml(resource: dict[str, Any], pretty: bool = False) -> bytes:
-    from gateway.fhir.models import model_class  # noqa: PLC0415
-
-    model = model_class(resource["resourceType"])
-    if model is None:  # pragma: no cover - we only store known types
-        raise BadRequest(f"cannot render {resource['resourceType']} as XML")
-    xml: bytes = model.model_validate(resource).model_dump_xml(pretty_print=pretty)
-    return xml
+    return fhir_xml.dump_xml(resource, pretty)
 
 
 def mime_type(fmt: Format) -> str:

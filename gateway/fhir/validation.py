@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.fhir.errors import BadRequest, Issue, Unprocessable
+from gateway.fhir.errors import BadRequest, Issue, PayloadTooLarge, Unprocessable
 from gateway.fhir.models import RESOURCE_TYPES, model_class
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -232,26 +232,45 @@ def issues_from_model_error(error: Exception, resource_type: str) -> list[Issue]
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
+MAX_RESOURCE_ELEMENTS = 100_000  # the most one resource may hold (elements and values): work is bounded per request
+
+
+class _Scan:
+    """One walk over a resource: the first string holding a control character, and the size."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def control_character_at(self, node: Any, path: str) -> str | None:
+        self.count += 1
+        if self.count > self.limit:
+            return None
+        if isinstance(node, str):
+            return path if CONTROL_CHARACTERS.search(node) else None
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
+                    return path
+                found = self.control_character_at(value, f"{path}.{key}")
+                if found:
+                    return found
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                found = self.control_character_at(value, f"{path}[{index}]")
+                if found:
+                    return found
+        return None
+
+
 def control_character_at(node: Any, path: str) -> str | None:
     """The FHIRPath of the first string (or property name) holding a control character."""
-    if isinstance(node, str):
-        return path if CONTROL_CHARACTERS.search(node) else None
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
-                return path
-            found = control_character_at(value, f"{path}.{key}")
-            if found:
-                return found
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found = control_character_at(value, f"{path}[{index}]")
-            if found:
-                return found
-    return None
+    return _Scan(2**62).control_character_at(node, path)
 
 
-def validate_resource(resource: Any, expected_type: str | None = None, *, stored: bool = False) -> str:
+def validate_resource(
+    resource: Any, expected_type: str | None = None, *, stored: bool = False, max_elements: int = MAX_RESOURCE_ELEMENTS
+) -> str:
     """Validate a parsed resource; return its type. Raises BadRequest/Unprocessable with issues.
 
     `stored`: the resource is about to be stored, so its references must already be resolved:
@@ -274,7 +293,11 @@ def validate_resource(resource: Any, expected_type: str | None = None, *, stored
     resource_id = resource.get("id")
     if resource_id is not None and (not isinstance(resource_id, str) or not ID_PATTERN.match(resource_id)):
         raise BadRequest("id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'", expression=f"{resource_type}.id")
-    where = control_character_at({k: v for k, v in resource.items() if k != "resourceType"}, resource_type)
+    scan = _Scan(max_elements)
+    where = scan.control_character_at({k: v for k, v in resource.items() if k != "resourceType"}, resource_type)
+    if scan.count > max_elements:
+        raise PayloadTooLarge(f"a resource may hold at most {max_elements:,} elements and values",
+                              expression=resource_type)  # fmt: skip
     if where:
         raise BadRequest("FHIR strings may not contain control characters (other than tab, CR and LF)",
                          code="value", expression=where)  # fmt: skip

@@ -112,3 +112,17 @@ def test_ids_with_control_characters_answer_as_operation_outcomes(client: FlaskC
     answer = client.get(f"/fhir/{path}")
     assert answer.status_code in (400, 404), (path, answer.status_code, answer.data[:200])
     assert json.loads(answer.data)["resourceType"] == "OperationOutcome"
+
+
+# -- 3. work is bounded by elements, and XML is linear ------------------------------------------------------
+def test_a_resource_with_too_many_elements_is_refused_in_json_and_xml(client: FlaskClient) -> None:
+    from gateway.fhir.formats import dump_xml
+
+    huge = patient(id="huge", extension=[{"url": "https://x.example/e", "valueString": str(n)} for n in range(40_000)])
+    found = outcome(client.put("/fhir/Patient/huge", data=json.dumps(huge), content_type=FHIR_JSON), 413)
+    assert found["issue"][0]["code"] == "too-costly" and found["issue"][0]["expression"] == ["Patient"]
+    outcome(client.put("/fhir/Patient/huge", data=dump_xml(huge), content_type="application/fhir+xml"), 413)
+    fits = patient(id="fits", extension=[{"url": "https://x.example/e", "valueString": str(n)} for n in range(20_000)])
+    assert client.put("/fhir/Patient/fits", data=json.dumps(fits), content_type=FHIR_JSON).status_code == 201
+    as_xml = client.get("/fhir/Patient/fits?_format=xml")
+    assert as_xml.status_code == 200 and as_xml.data.count(b"<extension ") == 20_000
