@@ -99,6 +99,8 @@ def build_smart_server(settings: Settings, database: SqlEngine, clock: Clock | N
         app_token_seconds=settings.app_token_seconds,
         backend_token_seconds=settings.backend_token_seconds,
         offline_refresh=timedelta(days=settings.offline_refresh_days),
+        assertion_leeway_seconds=settings.assertion_leeway_seconds,
+        session_idle=timedelta(minutes=settings.session_idle_minutes),
     )
     tokens = Tokens(database, settings.token_cache_seconds, clock)
     return SmartServer(database, accounts, tokens, Keys(database, clock), config)

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     backend_token_seconds: int = Field(300, ge=60, le=300)
     offline_refresh_days: int = Field(30, ge=1, le=365)
     token_cache_seconds: float = Field(10.0, ge=0, le=60)
+    # How far a client's clock may be from ours when its assertion's exp, iat and nbf are checked.
+    assertion_leeway_seconds: int = Field(5, ge=0, le=60)
     # The longest one statement, or a wait for a lock, may take while serving: past it the request
     # answers 503 instead of holding a worker (PostgreSQL statement_timeout and lock_timeout;
     # SQLite busy timeout and the writer lock).

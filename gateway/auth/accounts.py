@@ -21,7 +21,7 @@ from gateway.auth.roles import role as known_role
 from gateway.auth.scopes import ScopeError, ScopeSet
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.store.database import writing
-from gateway.store.schema import app_user, oauth_client
+from gateway.store.schema import app_user, oauth_client, sign_in_session
 
 CLIENT_KINDS = ("public", "symmetric", "asymmetric")
 CLIENT_PURPOSES = ("app", "ehr", "dispatch", "service")
@@ -390,6 +390,41 @@ class Accounts:
                 .values(failed_logins=failures, locked_until=locked)
             )
         raise LoginRefused(WRONG_CREDENTIALS)
+
+    # -- sign-in sessions (an online_access grant lives on its session) ---------------------------
+    def start_session(self, username: str) -> str:
+        session_id = secrets.token_urlsafe(32)
+        now = utcnow(self.clock)
+        with writing(self.database) as connection:
+            connection.execute(insert(sign_in_session).values(session_id=session_id, username=username,
+                                                              started_at=now, seen_at=now))  # fmt: skip
+        return session_id
+
+    def touch_session(self, session_id: str) -> None:
+        with writing(self.database) as connection:
+            connection.execute(
+                update(sign_in_session)
+                .where(sign_in_session.c.session_id == session_id, sign_in_session.c.ended_at.is_(None))
+                .values(seen_at=utcnow(self.clock))
+            )
+
+    def end_session(self, session_id: str) -> None:
+        with writing(self.database) as connection:
+            connection.execute(
+                update(sign_in_session)
+                .where(sign_in_session.c.session_id == session_id, sign_in_session.c.ended_at.is_(None))
+                .values(ended_at=utcnow(self.clock))
+            )
+
+    def session_alive(self, session_id: str, idle: timedelta) -> bool:
+        """Not ended (sign-out), and active within `idle`."""
+        with self.database.connect() as connection:
+            row = connection.execute(
+                select(sign_in_session.c.seen_at, sign_in_session.c.ended_at).where(
+                    sign_in_session.c.session_id == session_id
+                )
+            ).first()
+        return row is not None and row.ended_at is None and row.seen_at + idle >= utcnow(self.clock)
 
 
 class LoginRefused(Exception):

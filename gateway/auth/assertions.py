@@ -37,7 +37,7 @@ log = logging.getLogger("gateway.auth")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ["RS384", "ES384", "RS256", "ES256"]
 MAX_LIFETIME = 300  # seconds: SMART's limit on exp - now
-SKEW = 60
+DEFAULT_LEEWAY = 5  # seconds of clock difference tolerated between the client and us
 MAX_JWKS_BYTES = 256 * 1024
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
@@ -87,8 +87,10 @@ class AssertionVerifier:
         find_client: Callable[[str], Client | None],
         fetcher: JwksFetcher | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        leeway: int = DEFAULT_LEEWAY,
     ) -> None:
         self.database = database
+        self.leeway = leeway
         self.clock = clock
         self.token_url = token_url
         self.find_client = find_client
@@ -166,18 +168,18 @@ class AssertionVerifier:
         if not isinstance(exp, int | float) or isinstance(exp, bool):
             raise AssertionRefused("exp is required (a number)")
         epoch = (now - datetime(1970, 1, 1)).total_seconds()
-        if exp < epoch - SKEW:
-            raise AssertionRefused("the assertion has expired")
-        if exp > epoch + MAX_LIFETIME + SKEW:
+        if exp < epoch - self.leeway:
+            raise AssertionRefused(f"the assertion has expired (clock leeway {self.leeway} s)")
+        if exp > epoch + MAX_LIFETIME + self.leeway:
             raise AssertionRefused("exp is more than five minutes ahead")
         for early in ("nbf", "iat"):
             value = claims.get(early)
-            if isinstance(value, int | float) and value > epoch + SKEW:
-                raise AssertionRefused(f"{early} is in the future")
+            if isinstance(value, int | float) and value > epoch + self.leeway:
+                raise AssertionRefused(f"{early} is in the future (clock leeway {self.leeway} s)")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > 255:
             raise AssertionRefused("jti is required (a string of at most 255 characters)")
-        self._remember(client.client_id, jti, datetime(1970, 1, 1) + timedelta(seconds=exp + SKEW), now)
+        self._remember(client.client_id, jti, datetime(1970, 1, 1) + timedelta(seconds=exp + self.leeway), now)
 
     def _remember(self, issuer: str, jti: str, expires_at: datetime, now: datetime) -> None:
         """Record the jti; a second use within its lifetime is a replay. The primary key makes

@@ -55,6 +55,8 @@ class AuthConfig:
     backend_token_seconds: int = 300
     offline_refresh: timedelta = timedelta(days=30)
     online_refresh: timedelta = timedelta(hours=12)
+    assertion_leeway_seconds: int = 5
+    session_idle: timedelta = timedelta(minutes=30)
 
     @property
     def token_url(self) -> str:
@@ -243,7 +245,25 @@ class SmartRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         record = RefreshRecord(row, utcnow(self.server.clock), dict(row["context"] or {}))
         if record.is_revoked() or record.is_expired():
             return None
+        if not self._online(record):
+            return None
         return record
+
+    def _online(self, record: RefreshRecord) -> bool:
+        """An online_access grant (without offline_access) lives on the sign-in session that
+        granted it: refused once the user signed out, or was idle past the limit (their app's own
+        refreshes count as activity, so the access token's lifetime is added). Refreshing keeps
+        the session alive."""
+        scopes = set(str(record.row["scope"]).split())
+        session_id = record.context.get("session")
+        if "online_access" not in scopes or "offline_access" in scopes:
+            return True
+        config = self.server.config
+        idle = config.session_idle + timedelta(seconds=config.app_token_seconds)
+        if not isinstance(session_id, str) or not self.server.accounts.session_alive(session_id, idle):
+            return False
+        self.server.accounts.touch_session(session_id)
+        return True
 
     def _validate_token_scope(self, token: RefreshRecord) -> None:
         scope = self.request.payload.scope
@@ -307,7 +327,8 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         self.clock = accounts.clock  # one clock: the accounts', the tokens' and the keys' are the same
         # A client assertion's iat/exp and its jti's replay window are about the client's clock and
         # real elapsed time, not the gateway's (a sandbox's EHR signs on its own clock).
-        self.assertions = AssertionVerifier(database, config.token_url, accounts.client, clock=SYSTEM_CLOCK)
+        self.assertions = AssertionVerifier(database, config.token_url, accounts.client, clock=SYSTEM_CLOCK,
+                                            leeway=config.assertion_leeway_seconds)  # fmt: skip
         self._query_client = accounts.client
         self._save_token = self._store_token
         self.load_config(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -67,6 +68,9 @@ def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 
 
 # -- sessions and CSRF ---------------------------------------------------------------------------
+SEEN_WRITE_SECONDS = 60.0
+
+
 def _idle_limit() -> float:
     return float(current_app.config["GATEWAY_SETTINGS"].session_idle_minutes * 60)
 
@@ -77,16 +81,25 @@ def signed_in_user() -> User | None:
     username = session.get("user")
     if not username:
         return None
-    now = _server().clock.timestamp()
-    if now - float(session.get("seen", 0)) > _idle_limit():
+    server = _server()
+    now = server.clock.timestamp()
+    session_id = str(session.get("sid") or "")
+    idle = _idle_limit()
+    if now - float(session.get("seen", 0)) > idle or not server.accounts.session_alive(session_id, _idle_delta()):
         session.clear()
         return None
-    user = _server().accounts.user(username)
+    user = server.accounts.user(username)
     if user is None or user.disabled:
         session.clear()
         return None
+    if now - float(session.get("seen", 0)) > SEEN_WRITE_SECONDS:
+        server.accounts.touch_session(session_id)  # at most a write a minute per session
     session["seen"] = now
     return user
+
+
+def _idle_delta() -> timedelta:
+    return timedelta(seconds=_idle_limit())
 
 
 def csrf_token() -> str:
@@ -154,6 +167,7 @@ def login() -> Response:
     session.clear()  # a fresh session on sign-in: no fixation
     session.permanent = False
     session["user"] = user.username
+    session["sid"] = _server().accounts.start_session(user.username)
     session["seen"] = _server().clock.timestamp()
     session["auth_time"] = int(session["seen"])
     return redirect(_safe_next(target), 303)
@@ -169,6 +183,8 @@ def _login_page(target: str | None, error: str | None, status: int) -> Response:
 @auth_api.post("/auth/logout")
 def logout() -> Response:
     if _csrf_ok():
+        if session.get("sid"):
+            _server().accounts.end_session(str(session["sid"]))  # its online_access grants end with it
         session.clear()
     return redirect(url_for("auth_api.login"), 303)
 
@@ -251,7 +267,7 @@ def consent() -> Response:
         # The same answer for "not stored" and "not for you": a person's presence is protected.
         if not patient or not ID_PATTERN.match(patient) or not _may_know(user, patient, purpose, scope):
             return _consent_page(grant, user, params, "No patient with that id; check it and try again.", 400)
-    context: dict[str, Any] = {"need_patient_banner": True, "purpose": purpose}
+    context: dict[str, Any] = {"need_patient_banner": True, "purpose": purpose, "session": session.get("sid")}
     if patient and wants_patient:
         context["patient"] = patient
     if launch:
@@ -343,7 +359,8 @@ def introspect() -> Response:
 
 @auth_api.post("/auth/revoke")
 def revoke() -> Response:
-    """RFC 7009: always 200 for a token that is unknown or not the caller's."""
+    """RFC 7009: 200 for a token revoked or unknown (§2.2: an invalid token is no error); a token
+    issued to another client is refused (§2.1), as Authlib's endpoint does (invalid_grant)."""
     server = _server()
     try:
         client = _authenticated_client(
@@ -354,7 +371,10 @@ def revoke() -> Response:
     if client is None:
         return _json({"error": "invalid_client", "error_description": "revocation needs the client's credentials"}, 401)
     row = server.tokens.family_of(request.form.get("token", ""))
-    if row is not None and row["client_id"] == client.client_id:
+    if row is not None and row["client_id"] != client.client_id:
+        return _json({"error": "invalid_grant", "error_description": "the token was not issued to this client"}, 400,
+                     NO_STORE)  # fmt: skip
+    if row is not None:
         server.tokens.revoke_family(row["family"])
     return _json({}, headers=NO_STORE)
 

@@ -312,3 +312,15 @@ sandbox_clock = Table(
     Column("set_at", DateTime(), nullable=False),
     Column("set_by", String(100), nullable=False),
 )
+
+# Sign-in sessions of the authorization server: what an `online_access` refresh token lives on
+# (SMART: usable for as long as the user remains online). The cookie holds only the session id.
+sign_in_session = Table(
+    "sign_in_session",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("username", String(100), nullable=False, index=True),
+    Column("started_at", DateTime(), nullable=False),
+    Column("seen_at", DateTime(), nullable=False),
+    Column("ended_at", DateTime(), nullable=True),
+)

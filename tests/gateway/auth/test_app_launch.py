@@ -3,6 +3,10 @@ introspection, revocation, and what the resulting tokens may see."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -255,6 +259,17 @@ def test_revocation_ends_the_grant(smart: Harness) -> None:
     assert unknown.status_code == 200
 
 
+def test_revoking_another_clients_token_is_refused(smart: Harness) -> None:
+    """RFC 7009 §2.1: the token must have been issued to the client asking; otherwise refused (it
+    answered 200 {} and revoked nothing, which told the caller it had succeeded)."""
+    token = smart.app_token()
+    smart.add_app("other-app")
+    refused = requests.post(f"{smart.root}/auth/revoke", timeout=10,
+                            data={"token": token["access_token"], "client_id": "other-app"})  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert smart.get("Patient/pat-1", token["access_token"]).status_code == 200  # still alive
+
+
 def test_user_can_see_and_revoke_grants_on_the_management_page(smart: Harness) -> None:
     browser = requests.Session()
     code, verifier = smart.code_for(browser)
@@ -274,3 +289,48 @@ def test_denied_consent_redirects_with_access_denied_and_state(smart: Harness) -
     result = smart.authorize(requests.Session(), challenge=pkce_pair()[1], decision="deny", state="s-123")
     assert result.status == 302 and result.location.startswith(REDIRECT)
     assert result.params["error"] == "access_denied" and result.params["state"] == "s-123"
+
+
+def _sign_out(smart: Harness, browser: requests.Session) -> None:
+    manage = browser.get(f"{smart.root}/auth/manage", timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', manage.text)
+    assert manage.status_code == 200 and csrf, manage.text[:300]
+    signed_out = browser.post(f"{smart.root}/auth/logout", data={"csrf_token": csrf.group(1)},
+                              allow_redirects=False, timeout=10)  # fmt: skip
+    assert signed_out.status_code == 303
+
+
+@pytest.mark.parametrize(("access", "survives"), [("online_access", False), ("offline_access", True)])
+def test_only_offline_access_outlives_the_sign_in_session(smart: Harness, access: str, survives: bool) -> None:
+    """SMART 2.2: online_access lasts while the user is signed in; after sign-out its refresh fails.
+    offline_access is meant to outlive the session."""
+    browser = requests.Session()
+    code, verifier = smart.code_for(browser, scope=f"launch/patient openid fhirUser {access} patient/*.rs")
+    token = smart.exchange(code, verifier).json()
+    data = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": "responder-app"}
+    refreshed = requests.post(smart.token_url, data=data, timeout=10)
+    assert refreshed.status_code == 200, refreshed.text  # signed in: refresh works for both
+    _sign_out(smart, browser)
+    data["refresh_token"] = refreshed.json()["refresh_token"]
+    after = requests.post(smart.token_url, data=data, timeout=10)
+    if survives:
+        assert after.status_code == 200, after.text
+    else:
+        assert after.status_code == 400 and after.json()["error"] == "invalid_grant", after.text
+
+
+def test_online_access_ends_when_the_session_idles_out(smart: Harness) -> None:
+    browser = requests.Session()
+    code, verifier = smart.code_for(browser, scope="launch/patient openid online_access patient/*.rs")
+    token = smart.exchange(code, verifier).json()
+    from sqlalchemy import update
+
+    from gateway.store.schema import sign_in_session
+
+    with smart.app.extensions["database"].begin() as connection:  # the user walked away 2 hours ago
+        connection.execute(
+            update(sign_in_session).values(seen_at=datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=2))
+        )
+    data = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": "responder-app"}
+    after = requests.post(smart.token_url, data=data, timeout=10)
+    assert after.status_code == 400 and after.json()["error"] == "invalid_grant", after.text

@@ -230,11 +230,20 @@ def test_replayed_jti_is_refused(smart: Harness) -> None:
     assert "jti" in replay.json()["error_description"]
 
 
+def _from_now(claims: dict[str, Any]) -> dict[str, Any]:
+    """Times in the parameters are offsets in seconds, taken from the moment the test runs (not
+    when it was collected, which may be minutes earlier in a full run)."""
+    now = int(time.time())
+    return {k: now + v if k in ("exp", "iat", "nbf") else v for k, v in claims.items()}
+
+
 @pytest.mark.parametrize(
     ("claims", "header", "why"),
     [
-        ({"exp": int(time.time()) + 3600}, None, "five minutes"),
-        ({"exp": int(time.time()) - 600}, None, "expired"),
+        ({"exp": +3600}, None, "five minutes"),
+        ({"exp": -600}, None, "expired"),
+        ({"exp": -30}, None, "expired"),  # the probe's 30-60 s late: past the 5 s leeway
+        ({"iat": +30}, None, "future"),
         ({"aud": "https://elsewhere.example/token"}, None, "aud"),
         ({"sub": "someone-else"}, None, "sub"),
         ({"jti": None}, None, "jti"),
@@ -247,11 +256,28 @@ def test_bad_assertions_are_invalid_client(
 ) -> None:
     backend = smart.add_backend("ehr-bad")
     form = {"grant_type": "client_credentials", "scope": "system/*.rs", "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": smart.assertion(backend, header, **claims)}  # fmt: skip
+            "client_assertion": smart.assertion(backend, header, **_from_now(claims))}  # fmt: skip
     response = _backend_error(smart, form)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_client"
     assert why in response.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": -2}, {"aud": ["https://elsewhere.example/token", "{token_url}"]}],
+)
+def test_assertions_within_the_leeway_or_with_an_audience_list_are_accepted(
+    smart: Harness, claims: dict[str, Any]
+) -> None:
+    """A clock 2 s behind is within the documented 5 s leeway; RFC 7523 allows aud as a list that
+    contains the token URL."""
+    backend = smart.add_backend("ehr-leeway")
+    claims = {k: ([smart.token_url if a == "{token_url}" else a for a in v] if isinstance(v, list) else v)
+              for k, v in claims.items()}  # fmt: skip
+    form = {"grant_type": "client_credentials", "scope": "system/*.rs", "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": smart.assertion(backend, None, **_from_now(claims))}  # fmt: skip
+    assert requests.post(smart.token_url, data=form, timeout=10).status_code == 200
 
 
 def _b64(data: dict[str, Any]) -> str:

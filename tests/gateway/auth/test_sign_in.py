@@ -84,12 +84,27 @@ def test_the_picker_does_not_tell_a_user_that_a_hidden_patient_exists(smart: Har
 
 def test_sessions_end_after_idle_time(smart_server: object, smart: Harness) -> None:
     app: Flask = smart.app
+    accounts = app.extensions["smart_server"].accounts
     client = app.test_client()
     with client.session_transaction() as session:
         session["user"] = "ada"
+        session["sid"] = accounts.start_session("ada")
         session["seen"] = time.time() - 31 * 60
     assert client.get("/auth/manage").status_code == 303  # back to sign-in
     with client.session_transaction() as session:
         session["user"] = "ada"
+        session["sid"] = sid = accounts.start_session("ada")
         session["seen"] = time.time() - 60
     assert client.get("/auth/manage").status_code == 200
+    # The session lives on the server too: ended there (sign-out elsewhere), the cookie is worthless.
+    accounts.end_session(sid)
+    assert client.get("/auth/manage").status_code == 303
+
+
+def test_a_forged_cookie_without_a_server_session_is_not_signed_in(smart_server: object, smart: Harness) -> None:
+    client = smart.app.test_client()
+    with client.session_transaction() as session:
+        session["user"] = "ada"
+        session["sid"] = "made-up"
+        session["seen"] = time.time()
+    assert client.get("/auth/manage").status_code == 303
