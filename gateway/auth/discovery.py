@@ -19,6 +19,7 @@ CAPABILITIES = [
     "context-banner",
     "context-style",
     "context-ehr-patient",
+    "context-ehr-encounter",
     "context-standalone-patient",
     "permission-offline",
     "permission-online",
@@ -28,7 +29,7 @@ CAPABILITIES = [
     "permission-v2",
 ]
 SCOPES_SUPPORTED = [
-    "openid", "fhirUser", "profile", "launch", "launch/patient", "offline_access", "online_access",
+    "openid", "fhirUser", "profile", "launch", "launch/patient", "launch/encounter", "offline_access", "online_access",
     "patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read", "patient/Patient.rs", "patient/EpisodeOfCare.rs",
     "patient/CareTeam.rs", "patient/Consent.rs", "system/*.rs", "system/*.cud", "system/*.cruds",
 ]  # fmt: skip

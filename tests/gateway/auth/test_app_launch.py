@@ -192,6 +192,16 @@ def test_ehr_launch_from_dispatch(smart: Harness) -> None:
     token = smart.exchange(code, verifier).json()
     assert token["patient"] == "pat-2"
     assert smart.get("Patient/pat-2", token["access_token"]).status_code == 200
+    # Dispatching the team started the crisis Encounter; the app gets it as `encounter` context.
+    encounter = smart.get(f"Encounter/{token['encounter']}", token["access_token"])
+    assert encounter.status_code == 200, encounter.text
+    assert encounter.json()["subject"]["reference"] == "Patient/pat-2"
+    assert encounter.json()["identifier"][0]["value"] == "CAD-2026-1126-0042"
+    introspected = requests.post(f"{smart.root}/auth/introspect", data={"token": token["access_token"]},
+                                 headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)  # fmt: skip
+    assert introspected.json()["encounter"] == token["encounter"]
+    config = requests.get(f"{smart.base}/.well-known/smart-configuration", timeout=10).json()
+    assert "context-ehr-encounter" in config["capabilities"]
     # A launch is single-use.
     again = smart.authorize(requests.Session(), scope="launch patient/*.rs", patient=None, launch=launch["launch"],
                             challenge=pkce_pair()[1])  # fmt: skip
