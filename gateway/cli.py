@@ -32,9 +32,13 @@ def main() -> None:
 @click.option("--port", type=int, help="Port to bind (default from settings: 8080).")
 @click.option("--workers", type=int, help="gunicorn worker processes (default from settings: 1).")
 @click.option("--demo/--no-demo", default=False, help="Load the demo records before serving.")
-def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -> None:
-    """Run the gateway under gunicorn (the production server)."""
-    settings = _settings(host=host, port=port, workers=workers)
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate chain (PEM).")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
+def serve(
+    host: str | None, port: int | None, workers: int | None, demo: bool, certfile: str | None, keyfile: str | None
+) -> None:
+    """Run the gateway under gunicorn (the production server), over TLS with --certfile/--keyfile."""
+    settings = _settings(host=host, port=port, workers=workers, tls_certfile=certfile, tls_keyfile=keyfile)
     if settings.auth == "off" and not is_loopback(settings.host):
         raise click.ClickException(
             f'refusing to bind {settings.host} with auth = "off": without SMART authorization the gateway '
@@ -65,6 +69,12 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool) -
             click.echo(line)
     from gateway.wsgi import run_gunicorn  # noqa: PLC0415
 
+    if not settings.tls_certfile and not is_loopback(settings.host):
+        click.echo(
+            f"warning: serving plain HTTP on {settings.host}; SMART requires TLS beyond loopback: put a TLS-terminating "
+            "proxy in front or pass --certfile and --keyfile",
+            err=True,
+        )
     click.echo(f"FHIR endpoint: {settings.base_url} (metadata: {settings.base_url}/metadata)")
     run_gunicorn(settings)
 

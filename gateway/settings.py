@@ -10,9 +10,9 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,9 +32,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid", frozen=True)
 
     database_url: str = "sqlite:///var/gateway.sqlite3"
-    base_url: str = "http://127.0.0.1:8080/fhir"
+    # Unset, the base URL follows host, port and TLS (http://127.0.0.1:8080/fhir by default).
+    base_url: str = ""
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # TLS served by the gateway itself (PEM files), for deployments without a terminating proxy:
+    # SMART requires TLS for everything but loopback.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
     workers: int = Field(1, ge=1, le=64)
     worker_class: Literal["sync", "gthread"] = "gthread"
     threads: int = Field(2, ge=1, le=64)
@@ -70,6 +75,30 @@ class Settings(BaseSettings):
     # unless `sandbox_allow_non_loopback` says an operator meant it.
     sandbox: bool = False
     sandbox_allow_non_loopback: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_base_url(cls, data: Any) -> Any:
+        """Without an explicit base URL, the one the gateway is reached at on its own bind: setting
+        the port alone must not leave every printed and advertised URL on another port."""
+        if not isinstance(data, dict) or data.get("base_url"):
+            return data
+        host = str(data.get("host") or "127.0.0.1")
+        if host in ("0.0.0.0", "::", ""):  # a wildcard bind: loopback reaches it on this machine
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if data.get("tls_certfile") else "http"
+        return {**data, "base_url": f"{scheme}://{host}:{data.get('port') or 8080}/fhir"}
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise ValueError("tls_certfile and tls_keyfile go together: set both or neither")
+        for path in (self.tls_certfile, self.tls_keyfile):
+            if path and not Path(path).is_file():
+                raise ValueError(f"{path} is not a readable file")
+        return self
 
     @field_validator("base_url")
     @classmethod

@@ -47,6 +47,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         self.cfg.set("accesslog", None)  # request lines carry ids and search terms: patient data
         self.cfg.set("limit_request_line", LIMIT_REQUEST_LINE)
         self.cfg.set("limit_request_field_size", LIMIT_REQUEST_FIELD_SIZE)
+        if self.settings.tls_certfile:
+            self.cfg.set("certfile", self.settings.tls_certfile)
+            self.cfg.set("keyfile", self.settings.tls_keyfile)
 
     def load(self) -> Any:
         from gateway.app import create_app  # noqa: PLC0415

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -9,10 +10,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from flask import Flask
 
 from tests.gateway.auth.harness import Harness
@@ -25,29 +32,90 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture()
-def served(database_url: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}/fhir"
-    env = {**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_PORT": str(port), "GATEWAY_BASE_URL": base}
+@contextmanager
+def _gateway_serve(env: dict[str, str], *args: str, probe: str, verify: str | bool = True) -> Iterator[None]:
+    """`gateway serve` in a child process, up once `probe` (its /healthz) answers."""
     gateway = str(Path(sys.executable).parent / "gateway")
-    process = subprocess.Popen([gateway, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([gateway, "serve", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60  # a loaded CI machine can take a while to fork workers
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
+                if requests.get(probe, timeout=5, verify=verify).status_code == 200:
                     break
             except requests.RequestException:
+                if process.poll() is not None:
+                    break
                 time.sleep(0.1)
         else:
+            process.terminate()
+        if process.poll() is not None:
             raise RuntimeError("gateway serve did not come up: " + process.stderr.read(2000).decode())  # type: ignore[union-attr]
-        yield base
+        yield
     finally:
         process.terminate()
         process.wait(timeout=20)
         if process.stderr:
             process.stderr.close()
+
+
+@pytest.fixture()
+def served(database_url: str) -> Iterator[str]:
+    port = _free_port()
+    # GATEWAY_PORT alone: the base URL (Location headers, links) follows it.
+    env = {**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_PORT": str(port)}
+    env.pop("GATEWAY_BASE_URL", None)
+    with _gateway_serve(env, probe=f"http://127.0.0.1:{port}/healthz"):
+        yield f"http://127.0.0.1:{port}/fhir"
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, as an operator would make with openssl."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                    x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+def test_gateway_serve_speaks_tls_with_certfile_and_keyfile(database_url: str, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    port = _free_port()
+    env = {**os.environ, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_PORT": str(port)}
+    env.pop("GATEWAY_BASE_URL", None)
+    root = f"https://127.0.0.1:{port}"
+    with _gateway_serve(env, "--certfile", str(cert), "--keyfile", str(key), probe=f"{root}/healthz", verify=str(cert)):
+        metadata = requests.get(f"{root}/fhir/metadata", timeout=10, verify=str(cert))
+        assert metadata.status_code == 200
+        assert metadata.json()["implementation"]["url"] == f"{root}/fhir"  # the base URL follows TLS
+        discovery = requests.get(f"{root}/fhir/.well-known/smart-configuration", timeout=10, verify=str(cert)).json()
+        assert discovery["token_endpoint"] == f"{root}/auth/token"
+        with pytest.raises(requests.exceptions.SSLError):  # an unknown certificate is not trusted
+            requests.get(f"{root}/healthz", timeout=10)
+        with pytest.raises(requests.ConnectionError):  # and nothing answers plain HTTP there
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+
+
+def test_tls_needs_both_files(tmp_path: Path) -> None:
+    cert, _ = _self_signed(tmp_path)
+    gateway = str(Path(sys.executable).parent / "gateway")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    result = subprocess.run([gateway, "serve", "--certfile", str(cert)], env=env, capture_output=True, text=True,
+                            timeout=60, check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "tls_certfile and tls_keyfile go together" in result.stderr
 
 
 def test_gateway_serve_answers_fhir_over_gunicorn(served: str, app: Flask) -> None:
