@@ -356,20 +356,25 @@ def _resolve_conditional_reference(engine: Engine, repository: Repository, targe
 
 
 # -- batch ---------------------------------------------------------------------------------------
+def _error_entry(error: FhirError) -> dict[str, Any]:
+    return {"response": {"status": _status_line(error.status), "outcome": operation_outcome(error.issues)}}
+
+
 def run_batch(engine: Engine, request: FhirRequest) -> FhirResponse:
     raw_entries = _check_bundle(engine, request)
     results: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_entries):
         try:
-            entry = _entry_request(engine, request, raw, index)
+            entry = _entry_request(engine, request, raw, index)  # its errors are located in the Bundle already
+        except FhirError as error:
+            results.append(_error_entry(error))
+            continue
+        try:
             with engine.store.unit_of_work(entry.request.method not in ("GET", "HEAD")) as (repository, now):
                 response = engine.dispatch(entry.request, repository, now)
             results.append(_response_entry(response))
         except FhirError as error:
-            located = error.under(f"Bundle.entry[{index}]")
-            results.append(
-                {"response": {"status": _status_line(error.status), "outcome": operation_outcome(located.issues)}}
-            )
+            results.append(_error_entry(error.under(entry.where)))
     return FhirResponse(200, _response_bundle("batch-response", results, utc_now(engine.store.clock)))
 
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from gateway.fhir.errors import BadRequest, Issue, PayloadTooLarge, Unprocessable
 from gateway.fhir.models import RESOURCE_TYPES, model_class
+from gateway.fhir.narrative import narrative_problem
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _RELATIVE_REFERENCE = re.compile(
@@ -241,6 +242,7 @@ class _Scan:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.count = 0
+        self.narratives: list[tuple[str, str]] = []  # (FHIRPath, div) of every narrative met
 
     def control_character_at(self, node: Any, path: str) -> str | None:
         self.count += 1
@@ -252,6 +254,8 @@ class _Scan:
             for key, value in node.items():
                 if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
                     return path
+                if key == "div" and isinstance(value, str):
+                    self.narratives.append((f"{path}.div", value))
                 found = self.control_character_at(value, f"{path}.{key}")
                 if found:
                     return found
@@ -301,6 +305,10 @@ def validate_resource(
     if where:
         raise BadRequest("FHIR strings may not contain control characters (other than tab, CR and LF)",
                          code="value", expression=where)  # fmt: skip
+    for location, div in scan.narratives:
+        problem = narrative_problem(div)
+        if problem:
+            raise Unprocessable(issues=[Issue("invariant", problem, expression=(location,))])
     try:
         model.model_validate(resource)
     except (ValidationError, ValueError, TypeError) as error:

@@ -126,3 +126,76 @@ def test_a_resource_with_too_many_elements_is_refused_in_json_and_xml(client: Fl
     assert client.put("/fhir/Patient/fits", data=json.dumps(fits), content_type=FHIR_JSON).status_code == 201
     as_xml = client.get("/fhir/Patient/fits?_format=xml")
     assert as_xml.status_code == 200 and as_xml.data.count(b"<extension ") == 20_000
+
+
+# -- 5. the narrative whitelist (txt-1, txt-2), in JSON and XML ---------------------------------------------
+XHTML = 'xmlns="http://www.w3.org/1999/xhtml"'
+UNSAFE_NARRATIVES = [
+    (f"<div {XHTML}><script>alert(1)</script>Ada</div>", "<script>"),
+    (f'<div {XHTML}><p onclick="steal()">Ada</p></div>', "onclick"),
+    (f'<div {XHTML}><a href="javascript:steal()">Ada</a></div>', "script"),
+    (f'<div {XHTML}><iframe src="https://evil.example"/>Ada</div>', "<iframe>"),
+    (f"<div {XHTML}><form><input/></form>Ada</div>", "<form>"),
+    (f"<div {XHTML}>   </div>", "txt-2"),
+    ("<div>Ada</div>", "XHTML namespace"),
+    (f"<div {XHTML}>Ada&nbsp;Lovelace</div>", "well-formed"),
+    (f"<div {XHTML}><svg xmlns='http://www.w3.org/2000/svg'><script>x</script></svg>Ada</div>", "<svg>"),
+]
+
+
+@pytest.mark.parametrize(("div", "why"), UNSAFE_NARRATIVES)
+def test_narratives_outside_the_whitelist_are_refused_with_422_and_the_location(
+    client: FlaskClient, div: str, why: str
+) -> None:
+    body = patient(text={"status": "generated", "div": div})
+    found = outcome(client.post("/fhir/Patient", data=json.dumps(body), content_type=FHIR_JSON), 422)
+    assert found["issue"][0]["expression"] == ["Patient.text.div"]
+    assert why in found["issue"][0]["diagnostics"]
+    # Inside a contained resource, and inside a transaction: the same rule, the precise location.
+    holder = patient(contained=[{**patient(id="inner"), "text": {"status": "generated", "div": div}}])
+    found = outcome(client.post("/fhir/Patient", data=json.dumps(holder), content_type=FHIR_JSON), 422)
+    assert found["issue"][0]["expression"] == ["Patient.contained[0].text.div"]
+    assert json.loads(client.get("/fhir/Patient?family=Probe").data).get("total") == 0  # nothing stored
+
+
+@pytest.mark.parametrize(("div", "why"), [n for n in UNSAFE_NARRATIVES if "XHTML namespace" not in n[1]
+                                          and "well-formed" not in n[1]])  # fmt: skip
+def test_narratives_outside_the_whitelist_are_refused_in_xml(client: FlaskClient, div: str, why: str) -> None:
+    xml = (f'<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/>{div}</text>'
+           '<name><family value="Probe"/></name></Patient>')  # fmt: skip
+    found = outcome(client.post("/fhir/Patient", data=xml, content_type="application/fhir+xml"), 422)
+    assert found["issue"][0]["expression"] == ["Patient.text.div"]
+    assert why in found["issue"][0]["diagnostics"]
+
+
+def test_a_rich_but_safe_narrative_is_kept_as_sent(client: FlaskClient) -> None:
+    div = (f'<div {XHTML}><h3>Crisis plan</h3><table border="1"><tr><th scope="col">Helps</th></tr>'
+           '<tr><td style="color: navy">Quiet room, <b>music</b></td></tr></table>'
+           '<p lang="es" xml:lang="es">Habla <a href="#care-team">con su equipo</a>.</p>'
+           '<img src="#logo" alt="clinic logo"/></div>')  # fmt: skip
+    created = client.post("/fhir/Patient", data=json.dumps(patient(text={"status": "generated", "div": div})),
+                          content_type=FHIR_JSON)  # fmt: skip
+    assert created.status_code == 201, created.data
+    read = json.loads(client.get(created.headers["Location"].split("/_history")[0]).data)
+    assert read["text"]["div"] == div
+
+
+@pytest.mark.parametrize(
+    ("entry", "location"),
+    [
+        ({"request": {"method": "POST", "url": "Patient"}}, "Bundle.entry[1].resource"),
+        ({"request": {"method": "GET"}}, "Bundle.entry[1].request.url"),
+        ({"request": {"method": ["GET"], "url": "Patient"}}, "Bundle.entry[1].request.method"),
+        ({"resource": {"resourceType": "Patient", "gender": "x"}, "request": {"method": "POST", "url": "Patient"}},
+         "Bundle.entry[1].resource.gender"),
+    ],
+)  # fmt: skip
+def test_a_refused_batch_entry_is_located_once(client: FlaskClient, entry: dict[str, Any], location: str) -> None:
+    """The probe saw `Bundle.entry[2].resource.entry[2].resource`: the entry's place given twice."""
+    bundle = {"resourceType": "Bundle", "type": "batch",
+              "entry": [{"resource": patient(), "request": {"method": "POST", "url": "Patient"}}, entry]}  # fmt: skip
+    answer = client.post("/fhir", data=json.dumps(bundle), content_type=FHIR_JSON)
+    assert answer.status_code == 200, answer.data
+    results = json.loads(answer.data)["entry"]
+    assert results[0]["response"]["status"].startswith("201")
+    assert results[1]["response"]["outcome"]["issue"][0]["expression"] == [location]
