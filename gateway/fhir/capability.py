@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 from gateway import __version__
-from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.models import R4_TYPES_NOT_SUPPORTED, RESOURCE_TYPES
 from gateway.fhir.operations import OPERATIONS
 from gateway.fhir.search_parameters import SEARCH_PARAMETERS, SearchParameter
 
@@ -80,7 +80,9 @@ def capability_statement(base_url: str, security: dict[str, Any] | None = None) 
     rest: dict[str, Any] = {
         "mode": "server",
         "documentation": "Transactions are atomic. Unknown search parameters are ignored with a warning "
-        "unless the client sends Prefer: handling=strict.",
+        "unless the client sends Prefer: handling=strict. Not supported: the R4 4.0.1 resource types "
+        + ", ".join(sorted(R4_TYPES_NOT_SUPPORTED))
+        + " (resources are validated with R4B models, which dropped or redesigned them).",
     }
     if security:
         rest["security"] = security

@@ -51,7 +51,7 @@ from gateway.fhir.errors import (
     operation_outcome,
 )
 from gateway.fhir.ids import new_id
-from gateway.fhir.models import RESOURCE_TYPES
+from gateway.fhir.models import RESOURCE_TYPES, unsupported_type
 from gateway.fhir.operations import Operation, find_operation
 from gateway.fhir.repository import Repository, Store, StoredResource
 from gateway.fhir.search import (
@@ -297,7 +297,7 @@ class Engine:
             raise NotSupported(f"operation {request.path} is not supported by this server")
         resource_type = parts[0]
         if resource_type not in RESOURCE_TYPES:
-            raise NotFound(f"resource type {resource_type!r} is not supported by this server")
+            raise NotFound(unsupported_type(resource_type), code="not-supported")
         if len(parts) == 1:
             routes = {
                 "GET": (Interaction("search-type", resource_type), self._search),

@@ -142,10 +142,10 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     qname = etree.QName(root)
     if qname.namespace != "http://hl7.org/fhir":
         raise BadRequest("the XML root element is not in the FHIR namespace http://hl7.org/fhir")
-    from gateway.fhir.models import model_class  # noqa: PLC0415 - models load lazily
+    from gateway.fhir.models import model_class, unsupported_type  # noqa: PLC0415 - models load lazily
 
     if model_class(qname.localname) is None:
-        raise BadRequest(f"unknown resource type {qname.localname!r}", expression=qname.localname)
+        raise BadRequest(unsupported_type(qname.localname), code="not-supported", expression=qname.localname)
     try:
         return load_xml(root)
     except XmlShapeError as error:

@@ -20,7 +20,7 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
     Composition ConceptMap Condition Consent Contract Coverage CoverageEligibilityRequest
     CoverageEligibilityResponse DetectedIssue Device DeviceDefinition DeviceMetric DeviceRequest
     DeviceUseStatement DiagnosticReport DocumentManifest DocumentReference Encounter Endpoint
-    EnrollmentRequest EnrollmentResponse EpisodeOfCare EventDefinition Evidence EvidenceVariable
+    EnrollmentRequest EnrollmentResponse EpisodeOfCare EventDefinition
     ExampleScenario ExplanationOfBenefit FamilyMemberHistory Flag Goal GraphDefinition Group
     GuidanceResponse HealthcareService ImagingStudy Immunization ImmunizationEvaluation
     ImmunizationRecommendation ImplementationGuide InsurancePlan Invoice Library Linkage List
@@ -36,6 +36,39 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
     TestReport TestScript ValueSet VerificationResult VisionPrescription
     """.split()
 )
+
+# R4 4.0.1 resource types this server does not support, and why: it validates with R4B models
+# (wire-compatible with R4 for the types both define), and R4B dropped or redesigned these. They
+# are refused by name, in the CapabilityStatement's rest.documentation and docs/fhir-api.md, rather
+# than validated against a shape they do not have.
+_MEDICINAL = "R4B replaced it with MedicinalProductDefinition and its related types"
+_SUBSTANCE = "R4B replaced it with SubstanceDefinition"
+_SYNTHESIS = "R4B folded evidence synthesis into a redesigned Evidence"
+_REDESIGNED = "R4B redesigned it, so an R4 one cannot be validated as R4"
+R4_TYPES_NOT_SUPPORTED: dict[str, str] = {
+    **{name: _MEDICINAL for name in (
+        "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication",
+        "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction",
+        "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical",
+        "MedicinalProductUndesirableEffect")},
+    **{name: _SUBSTANCE for name in (
+        "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation",
+        "SubstanceSourceMaterial", "SubstanceSpecification")},
+    "EffectEvidenceSynthesis": _SYNTHESIS,
+    "RiskEvidenceSynthesis": _SYNTHESIS,
+    "Evidence": _REDESIGNED,
+    "EvidenceVariable": _REDESIGNED,
+}  # fmt: skip
+
+
+def unsupported_type(resource_type: str) -> str:
+    """What to tell a client that sent or asked for a type we do not store."""
+    why = R4_TYPES_NOT_SUPPORTED.get(resource_type)
+    if why:
+        return (f"{resource_type} is an R4 4.0.1 resource type this server does not support: it validates with "
+                f"R4B models and {why} (the CapabilityStatement lists the types not supported)")  # fmt: skip
+    return f"{resource_type!r} is not a resource type this server supports (an R4 4.0.1 type name is expected)"
+
 
 # Types the model library knows but that only appear on the wire, never in the store.
 WIRE_ONLY_TYPES: frozenset[str] = frozenset({"Parameters"})

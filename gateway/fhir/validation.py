@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.fhir.errors import BadRequest, Issue, PayloadTooLarge, Unprocessable
-from gateway.fhir.models import RESOURCE_TYPES, model_class
+from gateway.fhir.models import RESOURCE_TYPES, model_class, unsupported_type
 from gateway.fhir.narrative import narrative_problem
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -288,7 +288,7 @@ def validate_resource(
         raise BadRequest("the resource has no resourceType", expression="resourceType")
     model = model_class(resource_type)
     if model is None or resource_type not in RESOURCE_TYPES:
-        raise BadRequest(f"unknown or unsupported resource type {resource_type!r}", expression=resource_type)
+        raise BadRequest(unsupported_type(resource_type), code="not-supported", expression=resource_type)
     if expected_type is not None and resource_type != expected_type:
         raise BadRequest(
             f"resource type {resource_type} does not match the URL's type {expected_type}",

@@ -70,7 +70,7 @@ def test_type_must_match_the_url() -> None:
 
 @pytest.mark.parametrize("resource_type", ["Frobnicator", "Parameters", "SubscriptionTopic"])
 def test_unknown_and_non_r4_types_are_refused(resource_type: str) -> None:
-    with pytest.raises(BadRequest, match="unknown or unsupported"):
+    with pytest.raises(BadRequest, match="not a resource type this server supports"):
         validate_resource({"resourceType": resource_type})
 
 

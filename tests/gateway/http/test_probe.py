@@ -199,3 +199,30 @@ def test_a_refused_batch_entry_is_located_once(client: FlaskClient, entry: dict[
     results = json.loads(answer.data)["entry"]
     assert results[0]["response"]["status"].startswith("201")
     assert results[1]["response"]["outcome"]["issue"][0]["expression"] == [location]
+
+
+# -- R4 types the R4B models cannot validate: refused by name, listed in the CapabilityStatement -------
+R4_ONLY = ["MedicinalProduct", "MedicinalProductIngredient", "SubstanceSpecification", "SubstancePolymer",
+           "EffectEvidenceSynthesis", "RiskEvidenceSynthesis", "Evidence", "EvidenceVariable"]  # fmt: skip
+
+
+@pytest.mark.parametrize("resource_type", R4_ONLY)
+def test_r4_types_without_an_r4b_model_are_refused_by_name(client: FlaskClient, resource_type: str) -> None:
+    body = {"resourceType": resource_type, "id": "r4-only", "status": "active"}
+    found = outcome(client.post(f"/fhir/{resource_type}", data=json.dumps(body), content_type=FHIR_JSON), 404)
+    assert found["issue"][0]["code"] == "not-supported"
+    assert (
+        f"{resource_type} is an R4 4.0.1 resource type this server does not support" in found["issue"][0]["diagnostics"]
+    )
+    # In a transaction the entry's resource is refused the same way, and nothing is written.
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": body, "request": {"method": "PUT", "url": f"{resource_type}/r4-only"}}]}  # fmt: skip
+    refused = json.loads(client.post("/fhir", data=json.dumps(bundle), content_type=FHIR_JSON).data)
+    assert "R4 4.0.1 resource type" in refused["issue"][0]["diagnostics"]
+    assert json.loads(client.get("/fhir/Patient?family=Probe").data).get("total") == 0
+    xml = f'<{resource_type} xmlns="http://hl7.org/fhir"><id value="r4-only"/></{resource_type}>'
+    found = outcome(client.post("/fhir/Patient", data=xml, content_type="application/fhir+xml"), 400)
+    assert "R4 4.0.1 resource type" in found["issue"][0]["diagnostics"]
+    documentation = json.loads(client.get("/fhir/metadata").data)["rest"][0]["documentation"]
+    assert resource_type in documentation
