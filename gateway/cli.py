@@ -98,20 +98,32 @@ def db_upgrade() -> None:
     click.echo("schema is current")
 
 
+SHOWN_FAILURES = 20
+
+
 @main.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--source", default=None, help="Recorded as the source of every version written.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def import_command(paths: tuple[Path, ...], source: str | None, quiet: bool) -> None:
+@click.option("--failures", "failures_file", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write every failure to this file, one a line (the terminal shows the first 20).")  # fmt: skip
+def import_command(paths: tuple[Path, ...], source: str | None, quiet: bool, failures_file: Path | None) -> None:
     """Import FHIR Bundles (JSON or XML), NDJSON files, or directories of them."""
     from gateway.importer import import_paths  # noqa: PLC0415
 
     settings = _settings()
     summary = import_paths(settings, list(paths), source=source, progress=not quiet)
     click.echo(summary.table())
+    if failures_file is not None:
+        failures_file.write_text("".join(f"{failure}\n" for failure in summary.failures), encoding="utf-8")
     if summary.failures:
-        for failure in summary.failures[:20]:
+        for failure in summary.failures[:SHOWN_FAILURES]:
             click.echo(f"failed: {failure}", err=True)
+        rest = len(summary.failures) - SHOWN_FAILURES
+        if rest > 0:
+            where = f"all {len(summary.failures)} are in {failures_file}" if failures_file else (
+                "`--failures FILE` writes them all")  # fmt: skip
+            click.echo(f"... and {rest} more failures not shown: {where}", err=True)
         sys.exit(1)
 
 

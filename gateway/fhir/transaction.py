@@ -317,7 +317,9 @@ def _rewrite_references(engine: Engine, repository: Repository, entries: list[En
     resolved: dict[str, str] = {}  # a Bundle points at the same few targets many times
     for entry in entries:
         body = entry.request.body
-        if not isinstance(body, dict) or "resourceType" not in body:
+        if not isinstance(body, dict) or "resourceType" not in body or body["resourceType"] == "Bundle":
+            # A Bundle stored as an entry (a document) keeps its references: they point at its own
+            # entries, as when it is POSTed on its own.
             continue
         resource_type = body["resourceType"]
         for reference in find_references(body):

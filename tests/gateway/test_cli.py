@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask import Flask
+from flask.testing import FlaskClient
 
 from gateway.cli import is_loopback, main
 from gateway.settings import SettingsError, load_settings
@@ -90,3 +91,56 @@ def test_import_reads_xml_bundles(runner: CliRunner, tmp_path: Path) -> None:
     assert _totals(first.output) == [1, 0, 0, 0]
     again = runner.invoke(main, ["import", "--quiet", str(tmp_path)])
     assert _totals(again.output) == [0, 0, 1, 0]
+
+
+def _document() -> dict[str, object]:
+    """A FHIR document (a discharge summary's shape): Composition first, entries by urn:uuid."""
+    patient_url, author_url = (
+        "urn:uuid:8d4e1c1a-0f3b-4a51-9d57-2f7a9c0e6b11",
+        "urn:uuid:2b1f0c9e-5a7d-4c3e-8e21-7d9a6b4f3c22",
+    )
+    return {
+        "resourceType": "Bundle", "id": "discharge-summary-17",
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"},
+        "type": "document", "timestamp": "2026-11-30T09:10:00Z",
+        "entry": [
+            {"fullUrl": "urn:uuid:5e7d0f3a-6c1b-4b8e-9a3d-1f2e3c4b5a66", "resource": {
+                "resourceType": "Composition", "status": "final",
+                "type": {"coding": [{"system": "http://loinc.org", "code": "18842-5"}]},
+                "subject": {"reference": patient_url}, "date": "2026-11-30T09:00:00Z",
+                "author": [{"reference": author_url}], "title": "Discharge summary"}},
+            {"fullUrl": patient_url, "resource": {"resourceType": "Patient", "name": [{"family": "Okafor"}]}},
+            {"fullUrl": author_url, "resource": {"resourceType": "Practitioner", "name": [{"family": "Lind"}]}},
+        ],
+    }  # fmt: skip
+
+
+def test_a_document_bundle_gets_the_same_answer_from_import_and_post(
+    runner: CliRunner, tmp_path: Path, client: FlaskClient
+) -> None:
+    posted = client.post("/fhir/Bundle", data=json.dumps({**_document(), "id": None}),
+                         content_type="application/fhir+json")  # fmt: skip
+    assert posted.status_code == 201, posted.data
+    (tmp_path / "summary.json").write_text(json.dumps(_document()))
+    result = runner.invoke(main, ["import", "--quiet", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "Bundle" in result.output and _totals(result.output) == [1, 0, 0, 0]
+    stored = json.loads(client.get("/fhir/Bundle/discharge-summary-17").data)
+    assert stored["type"] == "document" and len(stored["entry"]) == 3
+    # It is stored as the document it is, not unpacked: no Patient Okafor of its own.
+    assert json.loads(client.get("/fhir/Patient?family=Okafor").data).get("total") == 0
+
+
+def test_import_names_every_failure(runner: CliRunner, tmp_path: Path) -> None:
+    """The probe's import of 50 bad resources named 20 and said nothing of the other 30."""
+    lines = [json.dumps({"resourceType": "Patient", "id": f"bad-{n}", "gender": f"robot-{n}"}) for n in range(50)]
+    (tmp_path / "people.ndjson").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(main, ["import", "--quiet", str(tmp_path / "people.ndjson")])
+    assert result.exit_code == 1
+    assert result.output.count("failed: ") == 20
+    assert "... and 30 more failures not shown: `--failures FILE` writes them all" in result.output
+    listing = tmp_path / "failures.txt"
+    result = runner.invoke(main, ["import", "--quiet", "--failures", str(listing), str(tmp_path / "people.ndjson")])
+    assert result.exit_code == 1 and f"all 50 are in {listing}" in result.output
+    written = listing.read_text().splitlines()
+    assert len(written) == 50 and all(f"robot-{n}" in written[n] for n in range(50))
