@@ -22,7 +22,17 @@ def _settings(**overrides: Any) -> Settings:
         raise click.ClickException(str(error)) from None
 
 
-@click.group()
+class _Gateway(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        from gateway.store.database import SchemaNotCurrent  # noqa: PLC0415
+
+        try:
+            return super().invoke(ctx)
+        except SchemaNotCurrent as error:  # any command on a store that was never upgraded
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_Gateway)
 def main() -> None:
     """Crisis-response FHIR gateway."""
 
@@ -53,13 +63,9 @@ def serve(
     if not settings.secret_key:
         # One key for all workers of this run; sign-in sessions end with a restart.
         settings = settings.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
-    from gateway.store.database import is_current, open_database  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
 
-    database = open_database(settings.database_url)
-    current = is_current(database)
-    database.dispose()
-    if not current:
-        raise click.ClickException("the PostgreSQL schema is not current: run `gateway db upgrade` first")
+    open_database(settings.database_url).dispose()  # SQLite upgrades itself; PostgreSQL must be current
     if demo:
         from gateway.demo import ensure_demo_accounts, load_demo  # noqa: PLC0415
 
@@ -87,15 +93,24 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to the configured database."""
+    from sqlalchemy import inspect  # noqa: PLC0415
+
     from gateway.store.database import make_engine, upgrade  # noqa: PLC0415
 
     settings = _settings()
     database = make_engine(settings.database_url)
     try:
-        upgrade(database)
+        before, after = upgrade(database)
+        tables = len(inspect(database).get_table_names())
     finally:
         database.dispose()
-    click.echo("schema is current")
+    where = database.url.render_as_string(hide_password=True)
+    if before is None:
+        click.echo(f"created the schema in {where}: {tables} tables, at revision {after}")
+    elif before != after:
+        click.echo(f"upgraded the schema in {where} from revision {before} to {after}")
+    else:
+        click.echo(f"the schema in {where} was already current (revision {after}); nothing to do")
 
 
 SHOWN_FAILURES = 20

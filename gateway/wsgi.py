@@ -47,6 +47,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         self.cfg.set("accesslog", None)  # request lines carry ids and search terms: patient data
         self.cfg.set("limit_request_line", LIMIT_REQUEST_LINE)
         self.cfg.set("limit_request_field_size", LIMIT_REQUEST_FIELD_SIZE)
+        # gunicorn (25.1+) opens a control socket at one path per user ($XDG_RUNTIME_DIR or
+        # ~/.gunicorn/gunicorn.ctl): a second gateway on the machine would take over the first's.
+        # The gateway is managed by signals and its service manager, so it opens none.
+        self.cfg.set("control_socket_disable", True)
         if self.settings.tls_certfile:
             self.cfg.set("certfile", self.settings.tls_certfile)
             self.cfg.set("keyfile", self.settings.tls_keyfile)

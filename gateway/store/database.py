@@ -74,7 +74,17 @@ def open_database(database_url: str, *, upgrade_sqlite: bool = True, statement_t
     engine = make_engine(database_url, statement_timeout_ms)
     if upgrade_sqlite and engine.dialect.name == "sqlite":
         upgrade(engine)
+    elif not is_current(engine):
+        engine.dispose()
+        raise SchemaNotCurrent(
+            f"the {engine.dialect.name} schema at {engine.url.render_as_string(hide_password=True)} is not current "
+            "(never created, or older than this gateway): run `gateway db upgrade` first"
+        )
     return engine
+
+
+class SchemaNotCurrent(Exception):
+    """The store's schema is missing or behind this code's migrations."""
 
 
 def _configure_sqlite(engine: Engine, writer_lock: Path | None, wait_ms: int = DEFAULT_WAIT_MS) -> None:
@@ -247,12 +257,16 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (a no-op when it is there already)."""
+def upgrade(engine: Engine) -> tuple[str | None, str | None]:
+    """Bring the schema to the newest migration (a no-op when it is there already); the revision
+    before and after."""
     with engine.begin() as connection:
         config = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        after = MigrationContext.configure(connection).get_current_revision()
+    return before, after
 
 
 def after_bulk_load(engine: Engine) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine
 
 from gateway.cli import is_loopback, main
 from gateway.settings import SettingsError, load_settings
+from gateway.store.database import SchemaNotCurrent, open_database
 from tests.conftest import FIXTURES
 
 
@@ -144,3 +149,43 @@ def test_import_names_every_failure(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 1 and f"all 50 are in {listing}" in result.output
     written = listing.read_text().splitlines()
     assert len(written) == 50 and all(f"robot-{n}" in written[n] for n in range(50))
+
+
+@pytest.fixture()
+def fresh_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty store of the kind this run uses: a new SQLite file, or a new PostgreSQL database."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    name = f"gateway_fresh_{secrets.token_hex(4)}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield database_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def test_commands_on_a_store_never_upgraded_say_to_upgrade_and_upgrade_says_what_it_did(
+    fresh_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", fresh_database_url)
+    runner = CliRunner()
+    people = tmp_path / "people.ndjson"
+    people.write_text(json.dumps({"resourceType": "Patient", "id": "p1", "gender": "female"}) + "\n")
+    if fresh_database_url.startswith("postgresql"):  # SQLite, the embedded store, upgrades itself
+        refused = runner.invoke(main, ["import", "--quiet", str(people)])
+        assert refused.exit_code == 1
+        assert "run `gateway db upgrade` first" in refused.output and "Traceback" not in refused.output
+    else:
+        with pytest.raises(SchemaNotCurrent, match="run `gateway db upgrade` first"):
+            open_database(fresh_database_url, upgrade_sqlite=False)
+    created = runner.invoke(main, ["db", "upgrade"])
+    assert created.exit_code == 0, created.output
+    assert re.search(r"created the schema in .*: \d\d tables, at revision \w+", created.output), created.output
+    again = runner.invoke(main, ["db", "upgrade"])
+    assert "already current" in again.output and "nothing to do" in again.output
+    assert runner.invoke(main, ["import", "--quiet", str(people)]).exit_code == 0

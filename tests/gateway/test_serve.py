@@ -163,3 +163,19 @@ def test_what_gunicorn_refuses_is_an_operation_outcome_too(served: str) -> None:
     garbage = b"NOT A REQUEST\r\n\r\n"
     status, _, body = _raw(served, garbage)
     assert status == 400 and json.loads(body)["resourceType"] == "OperationOutcome"
+
+
+def test_two_gateways_on_one_machine_share_no_control_socket(database_url: str, tmp_path: Path) -> None:
+    """gunicorn puts a control socket at one path per user; two gateways fought over it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    ports = [_free_port(), _free_port()]
+    env = {**os.environ, "GATEWAY_DATABASE_URL": database_url, "HOME": str(home)}
+    env.pop("GATEWAY_BASE_URL", None)
+    env.pop("XDG_RUNTIME_DIR", None)
+    first, second = ({**env, "GATEWAY_PORT": str(port)} for port in ports)
+    with _gateway_serve(first, probe=f"http://127.0.0.1:{ports[0]}/healthz"), \
+         _gateway_serve(second, probe=f"http://127.0.0.1:{ports[1]}/healthz"):  # fmt: skip
+        for port in ports:
+            assert requests.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=10).status_code == 200
+        assert not list(home.rglob("*.ctl")), list(home.rglob("*"))
