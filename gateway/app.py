@@ -36,6 +36,7 @@ from gateway.http.compliance_api import compliance_api
 from gateway.http.fhir_api import fhir_api
 from gateway.http.fhir_api import http_error as fhir_http_error
 from gateway.http.legal_api import legal_api
+from gateway.http.pages import pages
 from gateway.http.public_health_api import public_health_api
 from gateway.http.responder_api import responder_api
 from gateway.settings import Settings, check_sandbox, load_settings
@@ -156,6 +157,25 @@ def _add_cors(response: Response, origins: AppOrigins) -> Response:
     return response
 
 
+# Every page the gateway renders (sign-in, consent, grants, home, docs): its own origin only, no
+# inline script or style, not framed (clickjacking of the consent page), no referrer leaving with
+# a code or a patient id in the URL.
+PAGE_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _page_headers(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        for name, value in PAGE_SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True) -> Flask:
     settings = settings or load_settings()
     logging.getLogger("gateway").setLevel(settings.log_level)
@@ -164,7 +184,7 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
         settings.database_url, upgrade_sqlite=upgrade_sqlite, statement_timeout_ms=settings.statement_timeout_ms
     )
     clock = clock_for(settings, database)
-    app = Flask("gateway")
+    app = Flask("gateway", static_folder=str(Path(__file__).parent / "http" / "static"))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["GATEWAY_SETTINGS"] = settings
     app.config["SECRET_KEY"] = settings.secret_key or secrets.token_urlsafe(32)
@@ -180,6 +200,8 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.extensions["smart_server"] = server
     origins = AppOrigins(server.accounts)
     app.after_request(lambda response: _add_cors(response, origins))
+    app.after_request(_page_headers)
+    app.register_blueprint(pages)
     app.register_blueprint(auth_api)
     app.register_blueprint(compliance_api)
     app.register_blueprint(legal_api)
@@ -200,10 +222,6 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
         response = jsonify({"error": "invalid_request", "error_description": error.description or error.name})
         response.status_code = error.code or 500
         return response
-
-    @app.get("/")
-    def index() -> Response:
-        return jsonify({"service": "crisis-fhir-gateway", "fhir": settings.base_url})
 
     @app.get("/healthz")
     def health() -> Response:

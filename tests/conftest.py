@@ -126,3 +126,14 @@ def sandbox_server(database_url: str) -> Iterator[LiveServer]:
 
 def fhir_json(data: Any) -> dict[str, Any]:
     return {"data": json.dumps(data), "content_type": "application/fhir+json"}
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, driven by Playwright: the real browser of the page tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        yield launched
+        launched.close()

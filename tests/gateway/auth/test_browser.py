@@ -7,19 +7,10 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from tests.gateway.auth.harness import PASSWORD, REDIRECT, Harness, pkce_pair
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
+from tests.pages import serious_violations, watch_csp
 
 
 @pytest.fixture()
@@ -51,13 +42,17 @@ def _authorize_url(smart: Harness, challenge: str, state: str) -> str:
 
 def test_responder_signs_in_picks_the_patient_and_allows(smart: Harness, phone: Page) -> None:
     landed = _app_callback(phone)
+    refused = watch_csp(phone)
     verifier, challenge = pkce_pair()
     phone.goto(_authorize_url(smart, challenge, "browser-state"))
+    assert serious_violations(phone) == []  # the sign-in page
     phone.get_by_label("Username").fill("ada")
     phone.get_by_label("Password").fill(PASSWORD)
     phone.get_by_role("button", name="Sign in").click()
     phone.wait_for_url("**/auth/authorize?**")
     assert "Responder app" in phone.get_by_role("heading").inner_text()
+    assert serious_violations(phone) == []  # the consent page
+    assert refused == []
     for scope in ("launch/patient", "openid", "fhirUser", "patient/*.rs"):
         assert phone.get_by_label(scope).is_checked()
     phone.get_by_label("Patient id").fill("pat-1")
