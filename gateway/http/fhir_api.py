@@ -13,12 +13,14 @@ from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 
+import orjson
 import psycopg
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from gateway.auth.bearer import requester_for
+from gateway.fhir.capability import capability_statement
 from gateway.fhir.context import FhirRequest, FhirResponse, Requester
 from gateway.fhir.dates import parse_instant
 from gateway.fhir.engine import Engine
@@ -42,6 +44,7 @@ from gateway.fhir.formats import (
     request_format,
     response_format,
 )
+from gateway.fhir.openapi import openapi_from_capability
 
 log = logging.getLogger("gateway.http")
 
@@ -120,6 +123,19 @@ def _fhir_request(path: str) -> FhirRequest:
         purpose=request.headers.get("X-Purpose-Of-Use") or None,
         emergency_nature=request.headers.get("X-Emergency-Nature") or None,
     )
+
+
+@fhir_api.get("/api-docs")
+def api_docs() -> Response:
+    """OpenAPI 3.0, generated from the CapabilityStatement (public, like metadata)."""
+    document = current_app.extensions.get("openapi")
+    if document is None:
+        engine = _engine()
+        document = orjson.dumps(
+            openapi_from_capability(capability_statement(engine.config.base_url, engine.config.security))
+        )
+        current_app.extensions["openapi"] = document
+    return Response(document, mimetype="application/json")
 
 
 @fhir_api.route("/", methods=METHODS, defaults={"path": ""}, strict_slashes=False)
