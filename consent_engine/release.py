@@ -116,6 +116,10 @@ def release(
     """Decide a release. `consents` (or `orders`) None means they could not be read: only
     emergency access goes on without them (ConsentsUnavailable otherwise)."""
     if request.recipient.system:
+        if (
+            request.purpose and request.purpose not in PURPOSES
+        ):  # the own-records rule needs none, but a wrong one is wrong
+            raise DecisionError(f"{request.purpose!r} is not a purpose of use this gateway knows")
         return _own_records(request, record, policy, as_of)
     return _Decision(request, record, consents, history, policy, as_of, orders).run()
 

@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, or_, select, text, update
 
 from consent_engine import Alert, Basis, Outcome, Release
+from gateway.fhir.validation import CONTROL_CHARACTERS
 from gateway.store.database import writing
 from gateway.store.schema import audit_event, audit_event_patient, disclosure, emergency_review
 
@@ -175,6 +176,31 @@ def combined_outcome(releases: list[Release]) -> str:
     return Outcome.PERMIT_WITH_REDACTION.value
 
 
+def printable(text: str) -> str:
+    """What a client sent, fit for the audit: control characters percent-encoded (PostgreSQL
+    cannot store U+0000, and a refused request's record must still be written)."""
+    return CONTROL_CHARACTERS.sub(lambda found: f"%{ord(found.group()):02X}", text)
+
+
+def printable_tree(node: Any) -> Any:
+    """`printable` over every string of a record body (error messages quote what was sent)."""
+    if isinstance(node, str):
+        return printable(node) if CONTROL_CHARACTERS.search(node) else node
+    if isinstance(node, dict):
+        return {key: printable_tree(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [printable_tree(value) for value in node]
+    return node
+
+
+def clipped(text: str, size: int) -> str:
+    """A client's value cut to the audit column it goes in (what was sent stays in the line)."""
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+PURPOSE_COLUMN = 40  # audit_event.purpose: a client's odd value is kept whole in the body's request line
+
+
 def audit_record(
     requested: Requested, entries: Iterable[Any], status: int, error: Exception | None, now: datetime
 ) -> AuditRecord:
@@ -219,12 +245,15 @@ def audit_record(
         body["shown"] = [{"patient": patient, "grade": grade} for patient, grade in match.shown]
         body["considered"] = match.considered
     recipient = requested.user or (f"client:{requested.client}" if requested.client else "unauthenticated")
+    if not sent:  # a refusal's reason may quote what the client sent
+        body = printable_tree(body)
+    body["purpose"] = printable(body["purpose"]) if body["purpose"] else None
     return AuditRecord(
         recorded_at=now,
         recipient=recipient,
         outcome=outcome,
         patient=patients[0] if len(patients) == 1 else None,
-        purpose=body["purpose"],
+        purpose=clipped(body["purpose"], PURPOSE_COLUMN) if body["purpose"] else None,
         emergency=sent and any(r.emergency_record for r in releases),
         body=body,
         interaction=requested.interaction,

@@ -9,17 +9,18 @@ from datetime import datetime
 from typing import Any
 
 from consent_engine import Release
-from gateway.consent.audit import AuditLog, Requested, audit_record
+from gateway.consent.audit import AuditLog, Requested, audit_record, printable
 from gateway.consent.spool import AuditSpool
 from gateway.fhir.context import FhirRequest, Interaction
 from gateway.fhir.repository import Repository
+from gateway.fhir.validation import ID_PATTERN
 
 
 def requested(request: FhirRequest, interaction: Interaction | None, root: str = "/fhir") -> Requested:
     query = "&".join(f"{k}={v}" for k, v in request.params)
     requester = request.requester
     return Requested(
-        line=f"{request.method} {root}/{request.path}{'?' + query if query else ''}",
+        line=printable(f"{request.method} {root}/{request.path}{'?' + query if query else ''}"),
         interaction=interaction.name if interaction else None,
         user=requester.username,
         client=requester.client_id,
@@ -33,12 +34,17 @@ def named_patient(request: FhirRequest) -> str | None:
     """The patient a request names in its URL (Patient/x/..., ?patient=Patient/x), if one."""
     parts = request.path.split("/")
     if len(parts) >= 2 and parts[0] == "Patient" and parts[1] and not parts[1].startswith("$"):
-        return f"Patient/{parts[1]}"
+        return _patient(parts[1])
     for name in ("_id", "patient", "subject") if parts[0] == "Patient" else ("patient", "subject"):
         value = request.param(name)
         if value and "," not in value:
-            return value if value.startswith("Patient/") else f"Patient/{value}"
+            return _patient(value.removeprefix("Patient/"))
     return None
+
+
+def _patient(patient_id: str) -> str | None:
+    # What is not an id names nobody (and would not fit the audit's patient column).
+    return f"Patient/{patient_id}" if ID_PATTERN.match(patient_id) else None
 
 
 class ConsentAudit:

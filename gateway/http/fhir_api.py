@@ -19,12 +19,15 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from consent_engine.codes import PURPOSES
 from gateway.auth.bearer import requester_for
+from gateway.consent.audit import printable
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.context import FhirRequest, FhirResponse, Requester
 from gateway.fhir.dates import parse_instant
 from gateway.fhir.engine import Engine
 from gateway.fhir.errors import (
+    BadRequest,
     FhirError,
     Issue,
     MethodNotAllowed,
@@ -150,6 +153,10 @@ def fhir(path: str) -> Response:
             fhir_request.requester = requester_for(
                 request.headers.get("Authorization"), current_app.extensions["smart_server"].tokens, settings.base_url
             )
+        if fhir_request.purpose is not None and fhir_request.purpose not in PURPOSES:
+            # One rule for every request, whether or not it touches anyone's records.
+            raise BadRequest(f"X-Purpose-Of-Use {printable(fhir_request.purpose)[:60]!r} is not a purpose of use "
+                             "this gateway knows (docs/consent.md lists them)")  # fmt: skip
         try:
             fhir_request.body = _parse_body(request.method)
         except HTTPException as error:

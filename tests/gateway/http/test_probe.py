@@ -8,6 +8,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from gateway.store.schema import audit_event
+from tests.gateway.auth.harness import Harness
 
 FHIR_JSON = "application/fhir+json"
 
@@ -226,3 +230,38 @@ def test_r4_types_without_an_r4b_model_are_refused_by_name(client: FlaskClient, 
     assert "R4 4.0.1 resource type" in found["issue"][0]["diagnostics"]
     documentation = json.loads(client.get("/fhir/metadata").data)["rest"][0]["documentation"]
     assert resource_type in documentation
+
+
+# -- what a refused request leaves in the audit (the fuzz run found 503s on PostgreSQL) -------------------
+@pytest.mark.parametrize(
+    "path",
+    ["Condition?%00name=x", "Condition?code=%06", "CarePlan/x/_history?_since=%10", "Patient/a%00b",
+     "Condition?patient=" + "p" * 300, "Condition?patient=a%00b", "Patient?_id=" + "x" * 300],
+)  # fmt: skip
+def test_refused_requests_with_control_characters_or_long_values_are_audited(smart: Harness, path: str) -> None:
+    """Each is a client mistake (4xx) or a search that finds nothing, never a 503 because its
+    audit record could not be written: control characters are percent-encoded (PostgreSQL stores
+    no U+0000) and what is not a patient id names no patient (nor overflows that column)."""
+    token = smart.backend_token(smart.add_backend("ehr-probe"))
+    answer = smart.get(path, token)
+    assert answer.status_code < 500, (answer.status_code, answer.text[:300])
+    assert answer.status_code == 200 or answer.json()["resourceType"] == "OperationOutcome"
+    with smart.app.extensions["database"].connect() as connection:
+        last = connection.execute(select(audit_event.c.body).order_by(audit_event.c.seq.desc()).limit(1)).scalar_one()
+    recorded = json.dumps(last)
+    assert "\\u00" not in recorded, recorded  # no control character, escaped or not
+    assert path.count("%00") == recorded.count("%00")
+
+
+def test_a_long_or_odd_purpose_of_use_is_refused_and_audited(smart: Harness) -> None:
+    token = smart.backend_token(smart.add_backend("ehr-probe"))
+    for purpose in ("P" * 200, "TREAT\u0085x"):
+        answer = smart.get("Patient", token, headers={"X-Purpose-Of-Use": purpose.encode().decode("latin-1")})
+        assert answer.status_code == 400, (answer.status_code, answer.text[:300])
+        assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_refusal_quoting_a_control_character_is_audited(smart: Harness) -> None:
+    token = smart.backend_token(smart.add_backend("ehr-probe"))
+    answer = smart.get("Patient", token, headers={"Prefer": "handling=strict"}, params={"na\u0000me": "x"})
+    assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", answer.text[:300]
