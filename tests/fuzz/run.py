@@ -128,7 +128,8 @@ def main() -> int:
                 "--no-color",
             ]  # fmt: skip
             run_env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.checks", "PYTHONPATH": str(ROOT)}
-            return subprocess.run(command, env=run_env, check=False).returncode
+            # Its cache of crashes goes in the scratch directory, not in the checkout.
+            return subprocess.run(command, env=run_env, cwd=scratch, check=False).returncode
         finally:
             server.terminate()
             server.wait(timeout=30)
