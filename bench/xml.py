@@ -31,11 +31,21 @@ from ingest import Server  # noqa: E402
 from gateway.fhir.formats import dump_xml  # noqa: E402
 
 
-def patient(size: int) -> dict[str, Any]:
+def extension(n: int, mixed: bool) -> dict[str, Any]:
+    """One kind of extension throughout (the probe's case), or three kinds in turn (strings with
+    characters to escape, booleans, codings), which the writer cannot take as one column."""
+    if not mixed or n % 3 == 0:
+        return {"url": "https://bench.example/ext", "valueString": f"value {n}" + (" & <more>" if mixed else "")}
+    if n % 3 == 1:
+        return {"url": "https://bench.example/flag", "valueBoolean": n % 2 == 0}
+    return {"url": "https://bench.example/code", "valueCoding": {"system": "https://bench.example/cs", "code": str(n)}}
+
+
+def patient(size: int, mixed: bool = False) -> dict[str, Any]:
     return {
-        "resourceType": "Patient", "id": f"xml-{size}",
+        "resourceType": "Patient", "id": f"xml-{size}{'-mixed' if mixed else ''}",
         "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>Bench &amp; test</p></div>'},
-        "extension": [{"url": "https://bench.example/ext", "valueString": f"value {n}"} for n in range(size)],
+        "extension": [extension(n, mixed) for n in range(size)],
         "name": [{"family": "Bench", "given": ["X", "M"]}], "birthDate": "1970-01-01", "active": True,
     }  # fmt: skip
 
@@ -52,7 +62,7 @@ def timed(call: Any, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,1000,30000")
+    parser.add_argument("--sizes", default="10,1000,10000,30000,20000m", help="m: mixed kinds of extension")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
@@ -60,8 +70,9 @@ def main() -> None:
         try:
             session = requests.Session()
             print("size (extensions) | JSON read | XML read | ratio | JSON write | XML write | ratio")
-            for size in (int(s) for s in args.sizes.split(",")):
-                resource = patient(size)
+            for spec in args.sizes.split(","):
+                size, mixed = int(spec.rstrip("m")), spec.endswith("m")
+                resource = patient(size, mixed)
                 url = f"{server.base}/Patient/{resource['id']}"
                 as_json, as_xml = orjson.dumps(resource), dump_xml(resource)
                 json_write = timed(lambda b=as_json, u=url: session.put(u, data=b, timeout=600, headers={
@@ -70,7 +81,7 @@ def main() -> None:
                     "Content-Type": "application/fhir+xml"}), args.repeat)  # fmt: skip
                 json_read = timed(lambda u=url: session.get(u, params={"_format": "json"}, timeout=600), args.repeat)
                 xml_read = timed(lambda u=url: session.get(u, params={"_format": "xml"}, timeout=600), args.repeat)
-                print(f"{size:>17,} | {json_read * 1000:8.1f} ms | {xml_read * 1000:7.1f} ms | {xml_read / json_read:4.1f}"
+                print(f"{size:>16,}{'m' if mixed else ' '} | {json_read * 1000:8.1f} ms | {xml_read * 1000:7.1f} ms | {xml_read / json_read:4.1f}"
                       f" | {json_write * 1000:9.1f} ms | {xml_write * 1000:8.1f} ms | {xml_write / json_write:4.1f}")  # fmt: skip
         finally:
             server.stop()

@@ -75,6 +75,7 @@ def build_engine(
         strict_search_by_default=settings.default_search_handling == "strict",
         max_bundle_entries=settings.max_bundle_entries,
         max_resource_elements=settings.max_resource_elements,
+        max_page_bytes=settings.max_page_bytes,
         security=capability_security(public_root(settings.base_url)) if smart else None,
     )
     accounts = Accounts(database, clock)

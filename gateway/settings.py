@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Work per request is bounded by elements, not only bytes: one resource may hold at most this
     # many elements and values (a Patient with 300,000 extensions is 13 MB of JSON).
     max_resource_elements: int = Field(100_000, ge=1_000)
+    # And per search page: the stored JSON one page may carry; past it the page ends early and
+    # its `next` link goes on from there (a page of 1,000 large resources would be gigabytes).
+    max_page_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(1000, ge=1)
     default_search_handling: Literal["lenient", "strict"] = "lenient"

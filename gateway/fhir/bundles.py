@@ -28,7 +28,7 @@ def page_links(
         links.append(link("previous", max(0, offset - count)))
     more = (offset + returned < total) if total is not None else returned == count
     if more and returned:
-        links.append(link("next", offset + count))
+        links.append(link("next", offset + returned))  # a page cut short by size goes on from its end
     return links
 
 

@@ -20,6 +20,7 @@ class EngineConfig:
     strict_search_by_default: bool = False
     max_bundle_entries: int = 10_000
     max_resource_elements: int = 100_000  # elements and values one resource may hold
+    max_page_bytes: int = 16 * 1024 * 1024  # stored JSON one search page may carry
     security: dict[str, Any] | None = None  # CapabilityStatement.rest.security (SMART's oauth-uris)
 
 

@@ -597,6 +597,7 @@ class Engine:
             params += request.body  # form-encoded parameters of POST _search
         params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
         query = self._parse_search(i.resource_type, params, strict)
+        query.max_bytes = self.config.max_page_bytes
         matches, total = repository.search(query)
         if query.elements or query.summary:
             matches = [
@@ -634,7 +635,8 @@ class Engine:
             assert i.resource_type
             if repository.read(i.resource_type, i.resource_id) is None:
                 raise NotFound(f"{i.resource_type}/{i.resource_id} is not known")
-        versions, total = repository.history(i.resource_type, i.resource_id, since, count, offset)
+        versions, total = repository.history(i.resource_type, i.resource_id, since, count, offset,
+                                             self.config.max_page_bytes)  # fmt: skip
         path = "/".join(p for p in (i.resource_type, i.resource_id, "_history") if p)
         links = bundles.page_links(self.config.base_url, path, echo, count, offset, total, len(versions))
         return FhirResponse(200, bundles.history(self.config.base_url, versions, total, links, now))

@@ -48,7 +48,13 @@ class Repository(Protocol):
     def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None: ...
 
     def history(
-        self, resource_type: str | None, resource_id: str | None, since: datetime | None, count: int, offset: int
+        self,
+        resource_type: str | None,
+        resource_id: str | None,
+        since: datetime | None,
+        count: int,
+        offset: int,
+        max_bytes: int | None = None,
     ) -> tuple[list[StoredResource], int]: ...
 
     def lock(self, key: str) -> None: ...

@@ -74,6 +74,9 @@ class SearchQuery:
     warnings: list[Issue] = field(default_factory=list)
     # The parameters that define the result set, for the self/next links.
     echo: list[tuple[str, str]] = field(default_factory=list)
+    # The most stored JSON one page may carry: past it the page ends early, and its next link
+    # goes on from there. Work per request is bounded by size, not only by _count.
+    max_bytes: int | None = None
 
 
 def parse_elements(raw: str) -> tuple[str, ...]:

@@ -27,8 +27,10 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Table,
+    Text,
     and_,
     bindparam,
+    cast,
     delete,
     exists,
     false,
@@ -72,6 +74,10 @@ _RESOURCE_COLUMNS = (
     resource.c.content,
     resource.c.source,
 )
+# The same, with the content as the stored JSON text: a search page measures what it loads
+# (and decodes it itself) so that one page cannot load gigabytes.
+_SIZED_COLUMNS = (*_RESOURCE_COLUMNS[:6], cast(resource.c.content, Text).label("content"), resource.c.source)
+_FROM_ROW: Any = object()
 _READ = select(*_RESOURCE_COLUMNS).where(resource.c.type == bindparam("t"), resource.c.fhir_id == bindparam("i"))
 _BY_IDS = select(*_RESOURCE_COLUMNS).where(resource.c.fhir_id.in_(bindparam("ids", expanding=True)))
 _PATIENTS = select(*_RESOURCE_COLUMNS).where(
@@ -157,9 +163,10 @@ def _driver_executemany(connection: Connection, table: Table, rows: list[dict[st
     connection.exec_driver_sql(sql, values)
 
 
-def _stored(row: Row[Any]) -> StoredResource:
+def _stored(row: Row[Any], content: Any = _FROM_ROW) -> StoredResource:
+    content = row.content if content is _FROM_ROW else content
     return StoredResource(
-        row.type, row.fhir_id, row.version, row.last_updated, row.deleted, row.content, pk=row.pk, source=row.source
+        row.type, row.fhir_id, row.version, row.last_updated, row.deleted, content, pk=row.pk, source=row.source
     )
 
 
@@ -241,7 +248,9 @@ class SqlRepository:
         since: datetime | None,
         count: int,
         offset: int,
+        max_bytes: int | None = None,
     ) -> tuple[list[StoredResource], int]:
+        """A page of versions, newest first; past `max_bytes` of stored JSON it ends early."""
         self.flush()
         conditions: list[ColumnElement[bool]] = []
         if resource_type:
@@ -253,17 +262,25 @@ class SqlRepository:
         total = self.connection.execute(
             select(func.count()).select_from(resource_version).where(*conditions)
         ).scalar_one()
+        columns = [c for c in resource_version.c if c.name != "content"]
         rows = self.connection.execute(
-            select(resource_version)
+            select(*columns, cast(resource_version.c.content, Text).label("content"))
             .where(*conditions)
             .order_by(resource_version.c.last_updated.desc(), resource_version.c.pk.desc())
             .limit(count)
             .offset(offset)
-        ).all()
-        return [
-            StoredResource(r.type, r.fhir_id, r.version, r.last_updated, r.content is None, r.content, r.method)
-            for r in rows
-        ], total
+        )
+        found: list[StoredResource] = []
+        size = 0
+        for r in rows:
+            size += len(r.content or "")
+            if max_bytes is not None and found and size > max_bytes:
+                break  # the page links go on from here (total says there is more)
+            content = orjson.loads(r.content) if r.content is not None else None
+            found.append(
+                StoredResource(r.type, r.fhir_id, r.version, r.last_updated, content is None, content, r.method)
+            )
+        return found, total
 
     # -- writes --------------------------------------------------------------------------------
     def lock(self, key: str) -> None:
@@ -452,15 +469,24 @@ class SqlRepository:
             target = resource.c.last_updated if column == "_lastUpdated" else resource.c.fhir_id
             order.append(target.desc() if descending else target.asc())
         order.append(resource.c.pk.asc())
-        statement: Select[Any] = select(*_RESOURCE_COLUMNS).where(*conditions)
-        rows = self.connection.execute(statement.order_by(*order).limit(query.count).offset(query.offset)).all()
+        statement: Select[Any] = select(*_SIZED_COLUMNS).where(*conditions)
+        found: list[StoredResource] = []
+        size, cut = 0, False
+        for row in self.connection.execute(statement.order_by(*order).limit(query.count).offset(query.offset)):
+            size += len(row.content or "")
+            if query.max_bytes is not None and found and size > query.max_bytes:
+                cut = True  # the rest comes on the next page
+                break
+            found.append(_stored(row, orjson.loads(row.content) if row.content is not None else None))
         total: int | None = None
         if query.total != "none":
-            if len(rows) < query.count and (rows or query.offset == 0):
-                total = query.offset + len(rows)  # a short page is the last one: no COUNT needed
+            if not cut and len(found) < query.count and (found or query.offset == 0):
+                total = query.offset + len(found)  # a short page is the last one: no COUNT needed
             else:
                 total = self.connection.execute(count_statement).scalar_one()
-        return [_stored(row) for row in rows], total
+        elif cut:
+            total = query.offset + len(found) + 1  # at least one more: the page links say "next"
+        return found, total
 
     def compartment(self, patient_id: str, types: Sequence[str], limit: int = 5000) -> list[StoredResource]:
         """The live resources of these types whose `patient` parameter points at the patient, in

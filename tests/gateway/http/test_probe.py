@@ -7,9 +7,12 @@ import json
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from gateway.app import create_app
+from gateway.settings import load_settings
 from gateway.store.schema import audit_event
 from tests.gateway.auth.harness import Harness
 
@@ -265,3 +268,38 @@ def test_a_refusal_quoting_a_control_character_is_audited(smart: Harness) -> Non
     token = smart.backend_token(smart.add_backend("ehr-probe"))
     answer = smart.get("Patient", token, headers={"Prefer": "handling=strict"}, params={"na\u0000me": "x"})
     assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", answer.text[:300]
+
+
+# -- a search page is bounded by size, not only by _count ---------------------------------------------------
+def test_a_page_of_large_resources_ends_early_and_its_next_link_goes_on(app: Flask, database_url: str) -> None:
+    """A page of 1,000 resources of 100,000 elements each would load gigabytes: past
+    max_page_bytes the page ends, `next` goes on from there, and paging still finds each once."""
+    small = create_app(load_settings(database_url=database_url, base_url="http://127.0.0.1:8080/fhir", auth="off",
+                                     max_page_bytes=64 * 1024))  # fmt: skip
+    client = small.test_client()
+    for n in range(10):  # about 30 KB each: two fit in a page
+        body = patient(id=f"big-{n}", extension=[{"url": "https://probe.example/x", "valueString": "y" * 90}] * 300)
+        assert client.put(f"/fhir/Patient/big-{n}", data=json.dumps(body), content_type=FHIR_JSON).status_code == 201
+    seen: list[str] = []
+    url: str | None = "/fhir/Patient?_count=10&_sort=_id"
+    pages = 0
+    while url:
+        page = json.loads(client.get(url).data)
+        assert page["total"] == 10
+        assert 1 <= len(page["entry"]) <= 2
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        url = following[0].removeprefix("http://127.0.0.1:8080") if following else None
+        pages += 1
+    assert seen == [f"big-{n}" for n in range(10)] and pages >= 5
+    # History pages too: every version once.
+    versions: list[str] = []
+    url = "/fhir/Patient/_history?_count=10"
+    while url:
+        page = json.loads(client.get(url).data)
+        assert 1 <= len(page["entry"]) <= 2
+        versions += [e["resource"]["id"] for e in page["entry"]]
+        following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        url = following[0].removeprefix("http://127.0.0.1:8080") if following else None
+    assert sorted(versions) == [f"big-{n}" for n in range(10)]
+    small.extensions["database"].dispose()
