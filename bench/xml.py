@@ -7,6 +7,10 @@ For each size, a Patient with that many extensions (and a narrative) is stored; 
 of `--repeat` reads as JSON and as XML (`_format`), and of as many writes (PUT) of each form.
 Target (issue 14): an XML read <= 3x the JSON read of the same resource; the worst case of the
 probe, 300,000 extensions, took 298 s as XML against 0.16 s as JSON.
+
+Then the probe's starvation case on the default server (one gthread worker, two threads): two
+clients read the largest resource as XML without pause while a third asks for `metadata`; its
+latency beside the same request on the idle server (the probe saw 46 s).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -81,10 +86,46 @@ def main() -> None:
                     "Content-Type": "application/fhir+xml"}), args.repeat)  # fmt: skip
                 json_read = timed(lambda u=url: session.get(u, params={"_format": "json"}, timeout=600), args.repeat)
                 xml_read = timed(lambda u=url: session.get(u, params={"_format": "xml"}, timeout=600), args.repeat)
+                largest = url
                 print(f"{size:>16,}{'m' if mixed else ' '} | {json_read * 1000:8.1f} ms | {xml_read * 1000:7.1f} ms | {xml_read / json_read:4.1f}"
                       f" | {json_write * 1000:9.1f} ms | {xml_write * 1000:8.1f} ms | {xml_write / json_write:4.1f}")  # fmt: skip
+            starvation(server.base, largest)
         finally:
             server.stop()
+
+
+def starvation(base: str, heavy_url: str, seconds: float = 10.0) -> None:
+    def latencies(count: int) -> list[float]:
+        found = []
+        for _ in range(count):
+            started = time.perf_counter()
+            requests.get(f"{base}/metadata", timeout=600).raise_for_status()
+            found.append(time.perf_counter() - started)
+            time.sleep(0.1)
+        return found
+
+    idle = latencies(20)
+    stop = threading.Event()
+    reads = [0, 0]
+
+    def hammer(slot: int) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                session.get(heavy_url, params={"_format": "xml"}, timeout=600).raise_for_status()
+                reads[slot] += 1
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    busy = latencies(int(seconds / 0.15))
+    stop.set()
+    for thread in threads:
+        thread.join()
+    print(f"metadata, idle: median {statistics.median(idle) * 1000:.1f} ms, max {max(idle) * 1000:.1f} ms; "
+          f"beside two clients reading {heavy_url.rsplit('/', 1)[1]} as XML without pause ({sum(reads)} reads): "
+          f"median {statistics.median(busy) * 1000:.1f} ms, p95 {sorted(busy)[int(len(busy) * 0.95)] * 1000:.1f} ms, "
+          f"max {max(busy) * 1000:.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":
