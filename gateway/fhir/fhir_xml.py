@@ -12,8 +12,11 @@ XHTML as XHTML. What it writes is the stored resource, already validated when it
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from itertools import chain, repeat
 from typing import Any
 
 from lxml import etree
@@ -202,15 +205,30 @@ def _nested_template(name: str, kind: str, signature: Signature) -> Plan | None:
     return tuple(paths), form + f"</{name}>"
 
 
+_NEEDS_ESCAPING = '&<>"\n\r\t'
+
+
+def _interleaved(form: str, columns: list[list[str]], count: int) -> str:
+    """What `"".join(map(form.format, *columns))` gives for `count` items, without a format call
+    per item: the format's literal parts and the columns interleaved by C iterators, joined once."""
+    literals = form.split("{}")
+    if not columns:  # items with nothing to write but their tags
+        return form * count
+    streams: list[Iterable[str]] = [repeat(literals[0])]
+    for column, literal in zip(columns, literals[1:], strict=True):
+        streams += [column, repeat(literal)]
+    return "".join(chain.from_iterable(zip(*streams, strict=False)))  # the repeats never end: the columns do
+
+
 def _column(members: list[dict[str, Any]], key: str, sub: str | None) -> list[str] | None:
     """One field of every member, as escaped attribute text; None if one is empty."""
     column = [member[key] for member in members] if sub is None else [member[key][sub] for member in members]
     if "" in column:
         return None
-    if not all(type(item) is str for item in column):
+    if set(map(type, column)) != {str}:
         column = [item if type(item) is str else _text(item) for item in column]
     joined = _SEPARATOR.join(column)
-    if not _SPECIAL.search(joined):
+    if not any(character in joined for character in _NEEDS_ESCAPING):  # memchr per character: C speed
         return column
     escaped = _escaped(joined).split(_SEPARATOR)
     # A value holding the separator itself (never stored since control characters are refused,
@@ -255,9 +273,15 @@ class _Writer:
         comprehensions, escaped in one pass over one joined string, formatted by `map`. The rest
         go through `child`. The order of the items is kept."""
         groups: dict[Signature, list[int]] = {}
-        for index, value in enumerate(values):
-            if type(value) is dict:
-                groups.setdefault(_signature(kind, value), []).append(index)
+        keys = tuple(values[0]) if values and type(values[0]) is dict else None
+        if keys is not None and not _complex_keys(kind, keys) and all(map(keys.__eq__, map(tuple, values))):
+            groups[(keys, ())] = list(range(len(values)))  # one flat shape throughout: no per-item signature
+        else:
+            for index, value in enumerate(values):
+                if type(value) is dict:
+                    flat = tuple(value)
+                    signature = (flat, ()) if not _complex_keys(kind, flat) else _signature(kind, value)
+                    groups.setdefault(signature, []).append(index)
         written: list[str | None] = [None] * len(values)
         for signature, indexes in groups.items():
             plan = _nested_template(name, kind, signature)
@@ -272,11 +296,13 @@ class _Writer:
                 columns.append(column)
             else:
                 if len(indexes) == len(values):  # one shape throughout (the usual large case)
-                    self.out.append("".join(map(plan[1].format, *columns)))
+                    self.out.append(_interleaved(plan[1], columns, len(values)))
                     return
-                for index, formatted in zip(indexes, map(plan[1].format, *columns), strict=True):
-                    written[index] = formatted
+                deque(map(written.__setitem__, indexes, map(plan[1].format, *columns)), maxlen=0)  # C loops
         out = self.out
+        if None not in written:  # every shape was written by column
+            out.append("".join(written))  # type: ignore[arg-type]
+            return
         for value, text in zip(values, written, strict=True):
             if text is None:
                 self.child(name, kind, value, None)
