@@ -1,0 +1,142 @@
+"""The responder app: its own Flask application, a confidential SMART client of the gateway.
+
+Routes (this step of issue 15: signing in and out; the person search and the brief come next):
+- GET /            the start page: sign in, or (signed in) who you are and the launch context
+- GET /login       standalone launch: to the gateway's authorize endpoint (PKCE, state)
+- GET /launch      EHR (dispatch) launch: `iss` must be our gateway, `launch` is passed on
+- GET /callback    the redirect URI: state checked, code exchanged (private_key_jwt)
+- POST /logout     revokes the grant at the gateway and ends the session
+
+Tokens never reach the browser: its cookie names a server-side session (sessions.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, redirect, render_template, request, session
+from werkzeug.wrappers import Response
+
+from smart_app.sessions import SessionStore
+from smart_app.settings import AppSettings
+from smart_app.smart import SmartClient, SmartError, Tokens, load_key, pkce_pair
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",  # every page may carry patient data or a session's state
+}
+
+
+def create_app(settings: AppSettings | None = None) -> Flask:
+    settings = settings or AppSettings()
+    app = Flask("smart_app", static_folder=str(Path(__file__).parent / "static"))
+    app.config.update(
+        SECRET_KEY=settings.secret_key or secrets.token_urlsafe(32),
+        SESSION_COOKIE_NAME="responder_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",  # the gateway's redirect back is a top-level GET
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+    )
+    store = SessionStore(settings.database_url, settings.session_idle_minutes * 60)
+    client = SmartClient(settings.fhir_base_url, settings.client_id, load_key(Path(settings.private_key_file)),
+                         settings.redirect_uri)  # fmt: skip
+    app.extensions["smart_app"] = (settings, store, client)
+
+    @app.before_request
+    def _load_session() -> None:
+        session_id = session.get("sid")
+        g.data = store.load(session_id) if isinstance(session_id, str) else None
+        if g.data is None:
+            session.pop("sid", None)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def begin(launch: str | None) -> Response:
+        verifier, challenge = pkce_pair()
+        state = secrets.token_urlsafe(24)
+        session["sid"] = store.create({"state": state, "verifier": verifier})
+        try:
+            scope = f"launch {settings.scope}" if launch else settings.scope  # the launch's patient, by launch/patient
+            return redirect(client.authorize_url(state, challenge, scope, launch), 303)
+        except SmartError as error:
+            return _page("problem.html", 502, message=str(error))
+
+    @app.get("/")
+    def home() -> Response:
+        tokens = _tokens()
+        if tokens is None:
+            return _page("start.html", 200)
+        return _page("home.html", 200, tokens=tokens, csrf=g.data.get("csrf"))
+
+    @app.get("/login")
+    def login() -> Response:
+        return begin(None)
+
+    @app.get("/launch")
+    def launch() -> Response:
+        if request.args.get("iss", "").rstrip("/") != settings.fhir_base_url or not request.args.get("launch"):
+            return _page("problem.html", 400, message="This launch did not come from the gateway this app serves.")
+        return begin(request.args["launch"])
+
+    @app.get("/callback")
+    def callback() -> Response:
+        data = g.data or {}
+        state = request.args.get("state", "")
+        if not data.get("state") or not hmac.compare_digest(str(data["state"]), state):
+            return _page("problem.html", 400, message="This sign-in expired or did not start here. Sign in again.")
+        if request.args.get("error"):
+            store.end(str(session.pop("sid")))
+            if request.args["error"] == "access_denied":
+                return _page("problem.html", 403, message="Access was not allowed at the gateway.")
+            why = request.args.get("error_description") or request.args["error"]
+            return _page("problem.html", 502, message=f"The gateway could not sign you in: {why}")
+        try:
+            tokens = client.exchange(request.args.get("code", ""), str(data["verifier"]))
+        except SmartError as error:
+            return _page("problem.html", 502, message=str(error))
+        # A fresh session id once signed in: the one that carried the state is spent.
+        store.end(str(session["sid"]))
+        session["sid"] = store.create({"tokens": tokens.as_dict(), "csrf": secrets.token_urlsafe(24)})
+        return redirect("/", 303)
+
+    @app.post("/logout")
+    def logout() -> Response:
+        data = g.data or {}
+        if data.get("csrf") and hmac.compare_digest(str(data["csrf"]), request.form.get("csrf", "")):
+            if data.get("tokens"):
+                client.revoke(Tokens.from_dict(data["tokens"]))
+            store.end(str(session.pop("sid")))
+        return redirect("/", 303)
+
+    def _tokens() -> Tokens | None:
+        """The session's tokens, refreshed when they are about to expire; None: not signed in."""
+        data = g.data
+        if not data or not data.get("tokens"):
+            return None
+        tokens = Tokens.from_dict(data["tokens"])
+        if tokens.expires_at - time.time() < settings.refresh_margin_seconds:
+            try:
+                tokens = client.refresh(tokens)
+            except SmartError:
+                store.end(str(session.pop("sid")))  # the grant ended (sign-out elsewhere, idle): sign in again
+                return None
+            data["tokens"] = tokens.as_dict()
+        store.save(str(session["sid"]), data)  # the session stays alive while it is used
+        return tokens
+
+    return app
+
+
+def _page(template: str, status: int, **values: Any) -> Response:
+    return Response(render_template(template, **values), status=status)

@@ -1,0 +1,114 @@
+"""The responder app as a real SMART client over HTTP: standalone and dispatch launches with PKCE
+and private_key_jwt, tokens kept server-side, refresh before expiry, sign-out that revokes."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import requests
+
+from tests.gateway.auth.harness import Harness
+from tests.smart_app.conftest import ResponderApp
+
+
+def _sign_in(smart: Harness, app: ResponderApp, start: str, patient: str | None = "pat-1") -> requests.Session:
+    """A browser: the app's sign-in link, the gateway's sign-in and consent pages, back to the app."""
+    browser = requests.Session()
+    to_gateway = browser.get(start, allow_redirects=False, timeout=10)
+    assert to_gateway.status_code == 303, to_gateway.text[:300]
+    authorize = browser.get(to_gateway.headers["Location"], allow_redirects=False, timeout=10)
+    landed = smart.walk(browser, authorize, patient=patient)
+    assert landed.status == 302 and landed.location.startswith(f"{app.base}/callback?"), landed
+    home = browser.get(landed.location, timeout=10)  # the app exchanges the code, then shows its start page
+    assert home.status_code == 200 and "You are signed in" in home.text, home.text[:500]
+    return browser
+
+
+def _session_tokens(app: ResponderApp) -> dict[str, Any]:
+    with app.store.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT data FROM app_session").all()
+    found = [__import__("json").loads(row[0]) for row in rows]
+    signed_in = [data["tokens"] for data in found if data.get("tokens")]
+    assert len(signed_in) == 1
+    return dict(signed_in[0])
+
+
+def _active(smart: Harness, token: str) -> bool:
+    answer = requests.post(f"{smart.root}/auth/introspect", data={"token": token},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
+    return bool(answer.json().get("active"))
+
+
+def test_standalone_launch_signs_in_keeps_tokens_server_side_and_signs_out_with_revocation(
+    smart: Harness, responder_app: ResponderApp
+) -> None:
+    browser = _sign_in(smart, responder_app, f"{responder_app.base}/login")
+    tokens = _session_tokens(responder_app)
+    assert tokens["patient"] == "pat-1" and tokens["fhir_user"].endswith("/Practitioner/clinician-ada")
+    assert _active(smart, tokens["access_token"])
+    assert smart.get("Patient/pat-1", tokens["access_token"]).status_code == 200
+    # The app's one cookie names the server-side session; no token is in any cookie or page.
+    cookies = {c.name: c.value for c in browser.cookies}
+    assert "responder_session" in cookies
+    home = browser.get(f"{responder_app.base}/", timeout=10)
+    for secret in (tokens["access_token"], tokens["refresh_token"]):
+        assert all(secret not in value for value in cookies.values()) and secret not in home.text
+    assert (
+        home.headers["Cache-Control"] == "no-store" and "default-src 'none'" in home.headers["Content-Security-Policy"]
+    )
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home.text)
+    assert csrf
+    signed_out = browser.post(f"{responder_app.base}/logout", data={"csrf": csrf.group(1)}, timeout=10)
+    assert "Sign in to see a responder brief" in signed_out.text
+    assert not _active(smart, tokens["access_token"])  # revoked at the gateway, not only forgotten
+    refreshed = requests.post(smart.token_url, timeout=10, data={"grant_type": "refresh_token",
+                              "refresh_token": tokens["refresh_token"], "client_id": "responder-web"})  # fmt: skip
+    assert refreshed.status_code in (400, 401)
+
+
+def test_a_sign_out_without_the_forms_token_does_nothing(smart: Harness, responder_app: ResponderApp) -> None:
+    browser = _sign_in(smart, responder_app, f"{responder_app.base}/login")
+    browser.post(f"{responder_app.base}/logout", data={"csrf": "forged"}, timeout=10)
+    assert _active(smart, _session_tokens(responder_app)["access_token"])
+
+
+def test_the_access_token_is_refreshed_before_it_expires(smart: Harness, responder_app: ResponderApp) -> None:
+    browser = _sign_in(smart, responder_app, f"{responder_app.base}/login")
+    first = _session_tokens(responder_app)
+    with responder_app.store.engine.begin() as connection:  # as if 59 minutes had passed
+        row = connection.exec_driver_sql("SELECT session_id, data FROM app_session").one()
+        data = __import__("json").loads(row[1])
+        data["tokens"]["expires_at"] = time.time() + 10
+        connection.exec_driver_sql("UPDATE app_session SET data = ? WHERE session_id = ?",
+                                   (__import__("json").dumps(data), row[0]))  # fmt: skip
+    assert "You are signed in" in browser.get(f"{responder_app.base}/", timeout=10).text
+    second = _session_tokens(responder_app)
+    assert second["access_token"] != first["access_token"] and second["expires_at"] > time.time() + 600
+    assert _active(smart, second["access_token"])
+
+
+def test_a_dispatch_launch_opens_onto_the_dispatched_person(smart: Harness, responder_app: ResponderApp) -> None:
+    dispatch = smart.add_backend("county-cad", scope="system/Patient.rs", purpose="dispatch")
+    created = requests.post(f"{smart.root}/launch", timeout=10,
+                            json={"client_id": "responder-web", "patient": "pat-2", "user": "ada",
+                                  "incident": "CAD-2026-1206-0007"},
+                            headers={"Authorization": f"Bearer {smart.backend_token(dispatch, 'system/Patient.rs')}"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    launch_url = created.json()["launch_url"]
+    assert launch_url.startswith(f"{responder_app.base}/launch?")
+    browser = _sign_in(smart, responder_app, launch_url, patient=None)
+    tokens = _session_tokens(responder_app)
+    assert tokens["patient"] == "pat-2" and tokens["encounter"]
+    home = browser.get(f"{responder_app.base}/", timeout=10).text
+    assert "pat-2" in home and tokens["encounter"] in home
+
+
+def test_callbacks_and_launches_that_did_not_start_here_are_refused(responder_app: ResponderApp) -> None:
+    browser = requests.Session()
+    forged = browser.get(f"{responder_app.base}/callback", params={"state": "x", "code": "y"}, timeout=10)
+    assert forged.status_code == 400 and "did not start here" in forged.text
+    elsewhere = browser.get(f"{responder_app.base}/launch", params={"iss": "https://evil.example/fhir", "launch": "l"},
+                            timeout=10)  # fmt: skip
+    assert elsewhere.status_code == 400
