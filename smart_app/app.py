@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask, g, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
+from smart_app.fhir import FhirApi, FhirError
 from smart_app.sessions import SessionStore
 from smart_app.settings import AppSettings
 from smart_app.smart import SmartClient, SmartError, Tokens, load_key, pkce_pair
@@ -67,7 +68,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         state = secrets.token_urlsafe(24)
         session["sid"] = store.create({"state": state, "verifier": verifier})
         try:
-            scope = f"launch {settings.scope}" if launch else settings.scope  # the launch's patient, by launch/patient
+            scope = f"launch launch/patient {settings.scope}" if launch else settings.scope
             return redirect(client.authorize_url(state, challenge, scope, launch), 303)
         except SmartError as error:
             return _page("problem.html", 502, message=str(error))
@@ -108,7 +109,67 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         # A fresh session id once signed in: the one that carried the state is spent.
         store.end(str(session["sid"]))
         session["sid"] = store.create({"tokens": tokens.as_dict(), "csrf": secrets.token_urlsafe(24)})
-        return redirect("/", 303)
+        # A dispatch launch opens straight onto its person's brief; a standalone one, the search.
+        return redirect(f"/person/{tokens.patient}" if tokens.patient else "/find", 303)
+
+    @app.get("/find")
+    def find() -> Response:
+        if _tokens() is None:
+            return redirect("/", 303)
+        return _page("find.html", 200, csrf=g.data.get("csrf"), form={}, purposes=PURPOSES, candidates=None)
+
+    @app.post("/find")
+    def find_results() -> Response:
+        tokens = _tokens()
+        if tokens is None:
+            return redirect("/", 303)
+        if not _csrf_ok():
+            return _page("problem.html", 400, message="The form expired. Search again.")
+        form = {k: request.form.get(k, "").strip()[:100] for k in ("name", "nickname", "age", "birth_date", "phone",
+                                                                   "address", "purpose")}  # fmt: skip
+        purpose = form["purpose"] if form["purpose"] in dict(PURPOSES) else "TREAT"
+        description = _description(form)
+        if not any(description.get(k) for k in ("given", "family", "nickname", "phone")):
+            return _page("find.html", 400, csrf=g.data.get("csrf"), form=form, purposes=PURPOSES, candidates=None,
+                         error="Give a name, a nickname or a phone number.")  # fmt: skip
+        try:
+            candidates = FhirApi(settings.fhir_base_url, tokens.access_token).match(purpose, description)
+        except FhirError as error:
+            return _page("problem.html", 502, message=f"The search did not work: {error}")
+        g.data["purpose"] = purpose
+        # A `certain` grade opens the brief directly; `probable` and `possible` need the responder's word.
+        g.data["certain"] = [c.patient_id for c in candidates if c.grade == "certain"]
+        store.save(str(session["sid"]), g.data)
+        return _page("find.html", 200, csrf=g.data.get("csrf"), form=form, purposes=PURPOSES, candidates=candidates)
+
+    @app.post("/person/<patient_id>/confirm")
+    def confirm(patient_id: str) -> Response:
+        if _tokens() is None or not _csrf_ok():
+            return redirect("/", 303)
+        g.data.setdefault("confirmed", []).append(patient_id)
+        store.save(str(session["sid"]), g.data)
+        return redirect(f"/person/{patient_id}", 303)
+
+    @app.get("/person/<patient_id>")
+    def person(patient_id: str) -> Response:
+        tokens = _tokens()
+        if tokens is None:
+            return redirect("/", 303)
+        confirmed = patient_id in g.data.get("confirmed", []) or patient_id == tokens.patient
+        if not confirmed and patient_id not in g.data.get("certain", []):
+            return _page("problem.html", 400, message="Confirm who this is before the brief opens: search again.")
+        purpose = str(g.data.get("purpose") or "TREAT")
+        try:
+            brief = FhirApi(settings.fhir_base_url, tokens.access_token).brief(patient_id, purpose, confirmed)
+        except FhirError as error:
+            return _page("problem.html", 502, message=f"The brief could not be loaded: {error}")
+        if brief is None:  # nothing on file, or nothing this responder may see: the same words
+            return _page("not_found.html", 404)
+        return _page("brief.html", 200, brief=brief, csrf=g.data.get("csrf"))
+
+    def _csrf_ok() -> bool:
+        expected = (g.data or {}).get("csrf")
+        return bool(expected) and hmac.compare_digest(str(expected), request.form.get("csrf", ""))
 
     @app.post("/logout")
     def logout() -> Response:
@@ -136,6 +197,24 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         return tokens
 
     return app
+
+
+PURPOSES = [("TREAT", "Treatment (crisis response)"), ("crisis-coordination", "Crisis care coordination")]
+
+
+def _description(form: dict[str, str]) -> dict[str, Any]:
+    """The search form as $responder-match parameters: a name split into given and family, an
+    age or a birth date, a phone, a place."""
+    words = form["name"].split()
+    description: dict[str, Any] = {"nickname": form["nickname"], "phone": form["phone"], "address": form["address"],
+                                   "birthDate": form["birth_date"]}  # fmt: skip
+    if len(words) == 1:
+        description["given"] = words[0]
+    elif words:
+        description["given"], description["family"] = " ".join(words[:-1]), words[-1]
+    if form["age"].isdigit() and 0 < int(form["age"]) < 130:
+        description["age"] = int(form["age"])
+    return description
 
 
 def _page(template: str, status: int, **values: Any) -> Response:

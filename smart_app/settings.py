@@ -30,8 +30,9 @@ class AppSettings(BaseSettings):
     client_id: str = "responder-web"
     # The app's private key (a JWK or PEM file): it signs its client assertions (private_key_jwt).
     private_key_file: str = "var/smart-app-key.json"
-    # For a standalone launch; a dispatch (EHR) launch adds `launch`.
-    scope: str = "openid fhirUser launch/patient online_access user/*.rs"
+    # A standalone launch asks for no patient (responders search in the app); a dispatch (EHR)
+    # launch adds `launch launch/patient`: its person comes with the launch.
+    scope: str = "openid fhirUser online_access user/*.rs"
     secret_key: str = ""  # signs the cookie that names the server-side session
     database_url: str = "sqlite:///var/smart-app.sqlite3"  # server-side sessions (tokens live here)
     session_idle_minutes: int = Field(30, ge=1, le=720)

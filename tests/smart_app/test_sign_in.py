@@ -13,16 +13,18 @@ from tests.gateway.auth.harness import Harness
 from tests.smart_app.conftest import ResponderApp
 
 
-def _sign_in(smart: Harness, app: ResponderApp, start: str, patient: str | None = "pat-1") -> requests.Session:
-    """A browser: the app's sign-in link, the gateway's sign-in and consent pages, back to the app."""
+def _sign_in(smart: Harness, app: ResponderApp, start: str, patient: str | None = None) -> requests.Session:
+    """A browser: the app's sign-in link, the gateway's sign-in and consent pages, back to the app
+    (which opens the search after a standalone launch, the brief after a dispatch launch)."""
     browser = requests.Session()
     to_gateway = browser.get(start, allow_redirects=False, timeout=10)
     assert to_gateway.status_code == 303, to_gateway.text[:300]
     authorize = browser.get(to_gateway.headers["Location"], allow_redirects=False, timeout=10)
     landed = smart.walk(browser, authorize, patient=patient)
     assert landed.status == 302 and landed.location.startswith(f"{app.base}/callback?"), landed
-    home = browser.get(landed.location, timeout=10)  # the app exchanges the code, then shows its start page
-    assert home.status_code == 200 and "You are signed in" in home.text, home.text[:500]
+    landing = browser.get(landed.location, timeout=10)  # the app exchanges the code and moves on
+    assert landing.status_code in (200, 404), landing.text[:500]
+    browser.landing = landing  # type: ignore[attr-defined]
     return browser
 
 
@@ -45,14 +47,17 @@ def test_standalone_launch_signs_in_keeps_tokens_server_side_and_signs_out_with_
     smart: Harness, responder_app: ResponderApp
 ) -> None:
     browser = _sign_in(smart, responder_app, f"{responder_app.base}/login")
+    assert "Find the person" in browser.landing.text  # type: ignore[attr-defined]
     tokens = _session_tokens(responder_app)
-    assert tokens["patient"] == "pat-1" and tokens["fhir_user"].endswith("/Practitioner/clinician-ada")
+    assert "patient" not in tokens or tokens["patient"] is None  # responders search in the app
+    assert tokens["fhir_user"].endswith("/Practitioner/clinician-ada")
     assert _active(smart, tokens["access_token"])
     assert smart.get("Patient/pat-1", tokens["access_token"]).status_code == 200
     # The app's one cookie names the server-side session; no token is in any cookie or page.
     cookies = {c.name: c.value for c in browser.cookies}
     assert "responder_session" in cookies
     home = browser.get(f"{responder_app.base}/", timeout=10)
+    assert "You are signed in" in home.text
     for secret in (tokens["access_token"], tokens["refresh_token"]):
         assert all(secret not in value for value in cookies.values()) and secret not in home.text
     assert (
@@ -98,9 +103,10 @@ def test_a_dispatch_launch_opens_onto_the_dispatched_person(smart: Harness, resp
     assert created.status_code == 201, created.text
     launch_url = created.json()["launch_url"]
     assert launch_url.startswith(f"{responder_app.base}/launch?")
-    browser = _sign_in(smart, responder_app, launch_url, patient=None)
+    browser = _sign_in(smart, responder_app, launch_url)
     tokens = _session_tokens(responder_app)
     assert tokens["patient"] == "pat-2" and tokens["encounter"]
+    assert browser.landing.url == f"{responder_app.base}/person/pat-2"  # type: ignore[attr-defined]
     home = browser.get(f"{responder_app.base}/", timeout=10).text
     assert "pat-2" in home and tokens["encounter"] in home
 
@@ -112,3 +118,51 @@ def test_callbacks_and_launches_that_did_not_start_here_are_refused(responder_ap
     elsewhere = browser.get(f"{responder_app.base}/launch", params={"iss": "https://evil.example/fhir", "launch": "l"},
                             timeout=10)  # fmt: skip
     assert elsewhere.status_code == 400
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def test_find_the_person_confirm_and_read_the_brief(smart: Harness, responder_app: ResponderApp) -> None:
+    browser = _sign_in(smart, responder_app, f"{responder_app.base}/login", patient=None)
+    search = browser.get(f"{responder_app.base}/find", timeout=10)
+    assert search.status_code == 200 and "Find the person" in search.text
+    found = browser.post(f"{responder_app.base}/find", timeout=10, data={
+        "csrf": _csrf(search.text), "name": "Maria Rivera", "age": "38", "phone": "555-0100", "purpose": "TREAT"})  # fmt: skip
+    assert found.status_code == 200, found.text[:500]
+    assert "Maria Rivera" in found.text and "confirm identity" in found.text
+    # Not confirmed yet: the brief does not open.
+    early = browser.get(f"{responder_app.base}/person/pat-1", timeout=10)
+    assert early.status_code == 400 and "Confirm who this is" in early.text
+    brief = browser.post(f"{responder_app.base}/person/pat-1/confirm", data={"csrf": _csrf(found.text)}, timeout=10)
+    assert brief.status_code == 200 and brief.url.endswith("/person/pat-1")
+    assert brief.headers["Cache-Control"] == "no-store"
+    titles = re.findall(r"<h2>([^<]+)</h2>", brief.text)
+    assert titles[:4] == ["Is this the right person?", "Safety and de-escalation", "Whom to call", "Treatment"]
+    assert "Outpatient mental-health treatment at Eastside Community Mental Health" in brief.text
+    assert "<script" not in brief.text and "xmlns" not in brief.text
+
+
+def test_nothing_you_may_see_reads_exactly_as_no_record(smart: Harness, responder_app: ResponderApp) -> None:
+    """A police officer with no consent naming police: the person is not found, and the page for a
+    person on file that they may not see is the page for a person never on file."""
+    smart.add_user("officer", role="police-officer", practitioner="Practitioner/officer-1",
+                   organization="Organization/metro-pd")  # fmt: skip
+    browser = requests.Session()
+    to_gateway = browser.get(f"{responder_app.base}/login", allow_redirects=False, timeout=10)
+    authorize = browser.get(to_gateway.headers["Location"], allow_redirects=False, timeout=10)
+    landed = smart.walk(browser, authorize, patient=None, username="officer")
+    search = browser.get(landed.location, timeout=10)
+    found = browser.post(f"{responder_app.base}/find", timeout=10, data={
+        "csrf": _csrf(search.text), "name": "Maria Rivera", "age": "38", "purpose": "TREAT"})  # fmt: skip
+    assert "No record found" in found.text and "pat-1" not in found.text
+    pages = []
+    for patient_id in ("pat-1", "never-stored"):
+        browser.post(f"{responder_app.base}/person/{patient_id}/confirm", data={"csrf": _csrf(search.text)},
+                     timeout=10)  # fmt: skip
+        answer = browser.get(f"{responder_app.base}/person/{patient_id}", timeout=10)
+        pages.append((answer.status_code, answer.text))
+    assert pages[0] == pages[1] and pages[0][0] == 404 and "No record found" in pages[0][1]

@@ -1,0 +1,173 @@
+"""What the app asks of the gateway's FHIR API, with the responder's access token: the match
+and the brief. Plain Python over HTTP. Answers are reduced here to what the pages show, so
+templates never walk FHIR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import requests
+from lxml import etree, html
+
+TIMEOUT = 15
+FHIR_JSON = "application/fhir+json"
+MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+
+
+class FhirError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Candidate:
+    patient_id: str
+    name: str
+    grade: str  # certain, probable, possible
+    birth_date: str | None
+    age: int | None
+    gender: str | None
+    phones: tuple[str, ...] = ()
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    body: str  # the section's narrative, re-checked against the narrative whitelist here
+    empty: bool
+
+
+@dataclass
+class Brief:
+    name: str
+    sections: list[Section] = field(default_factory=list)
+    part2: bool = False  # Part 2 content is shown: the §2.32 notice must be on screen
+
+
+class FhirApi:
+    def __init__(self, base_url: str, access_token: str) -> None:
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {access_token}", "Accept": FHIR_JSON}
+
+    def match(self, purpose: str, description: dict[str, Any]) -> list[Candidate]:
+        parameters = {"resourceType": "Parameters", "parameter": _parameters(description)}
+        answer = self._call("POST", "Patient/$responder-match", {"purpose": purpose}, parameters)
+        return [_candidate(entry) for entry in answer.get("entry", []) if isinstance(entry.get("resource"), dict)]
+
+    def brief(self, patient_id: str, purpose: str, confirmed: bool) -> Brief | None:
+        """None: nothing the responder may see (worded by the page exactly as "no record")."""
+        query = {"purpose": purpose, **({"confirmed": "true"} if confirmed else {})}
+        try:
+            document = self._call("GET", f"Patient/{patient_id}/$responder-brief", query)
+        except FhirError as error:
+            if error.status == 404:
+                return None
+            raise
+        return _brief(document)
+
+    def _call(self, method: str, path: str, query: dict[str, str], body: Any = None) -> dict[str, Any]:
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Type"] = FHIR_JSON
+        try:
+            answer = requests.request(method, f"{self.base_url}/{path}", params=query, json=body, headers=headers,
+                                      timeout=TIMEOUT)  # fmt: skip
+            found = answer.json()
+        except (requests.RequestException, ValueError) as error:
+            raise FhirError(503, f"the gateway did not answer: {error}") from None
+        if answer.status_code >= 400:
+            issues = found.get("issue", []) if isinstance(found, dict) else []
+            message = "; ".join(str(i.get("diagnostics", "")) for i in issues if isinstance(i, dict))
+            raise FhirError(answer.status_code, message or f"the gateway answered {answer.status_code}")
+        return found if isinstance(found, dict) else {}
+
+
+def _parameters(description: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for name in ("given", "family", "nickname", "birthDate", "phone", "address"):
+        value = str(description.get(name) or "").strip()
+        if value:
+            found.append({"name": name, ("valueDate" if name == "birthDate" else "valueString"): value})
+    age = description.get("age")
+    if isinstance(age, int):
+        found.append({"name": "age", "valueInteger": age})
+    return found
+
+
+def _candidate(entry: dict[str, Any]) -> Candidate:
+    patient = entry["resource"]
+    grade = next((e.get("valueCode") for e in entry.get("search", {}).get("extension", [])
+                  if e.get("url") == MATCH_GRADE), "possible")  # fmt: skip
+    birth = patient.get("birthDate")
+    return Candidate(
+        patient_id=str(patient.get("id")),
+        name=display_name(patient),
+        grade=str(grade),
+        birth_date=birth,
+        age=_age(birth),
+        gender=patient.get("gender"),
+        phones=tuple(t["value"] for t in patient.get("telecom", []) if t.get("system") == "phone" and t.get("value")),
+        address=next(
+            (" ".join([*a.get("line", []), a.get("city", "")]).strip() for a in patient.get("address", [])), None
+        ),  # fmt: skip
+    )
+
+
+def display_name(patient: dict[str, Any]) -> str:
+    names = patient.get("name") or []
+    chosen = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
+    text = chosen.get("text") or " ".join([*chosen.get("given", []), chosen.get("family", "")]).strip()
+    return str(text or "Name not on file")
+
+
+def _age(birth: Any) -> int | None:
+    if not isinstance(birth, str) or len(birth) < 4 or not birth[:4].isdigit():
+        return None
+    born = date(int(birth[:4]), int(birth[5:7]) if len(birth) >= 7 else 7, int(birth[8:10]) if len(birth) >= 10 else 1)
+    today = date.today()
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+_ALLOWED = frozenset(
+    "p br div span b strong i em ul ol li dl dt dd table thead tbody tr th td h3 h4 h5 a small".split()
+)
+
+
+def _safe(div: str) -> str:
+    """A section narrative, re-checked here (the app does not take HTML on trust): only basic
+    elements, no attributes but a tel:/#/https link's href; the XHTML namespace dropped."""
+    try:
+        root = etree.fromstring(div.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return ""
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str):
+            continue
+        name = etree.QName(element).localname
+        href = element.get("href") if name == "a" else None
+        element.attrib.clear()
+        if href and href.startswith(("tel:", "#", "https://")):
+            element.set("href", href)
+        element.tag = name if name in _ALLOWED else "span"
+    etree.cleanup_namespaces(root)
+    root.tag = "div"
+    return str(html.tostring(root, encoding="unicode"))
+
+
+def _brief(document: dict[str, Any]) -> Brief:
+    entries: list[dict[str, Any]] = [e["resource"] for e in document.get("entry", [])
+                                     if isinstance(e.get("resource"), dict)]  # fmt: skip
+    composition: dict[str, Any] = next((r for r in entries if r.get("resourceType") == "Composition"), {})
+    patient: dict[str, Any] = next((r for r in entries if r.get("resourceType") == "Patient"), {})
+    labels = {c.get("code") for c in document.get("meta", {}).get("security", [])}
+    sections = [
+        Section(
+            str(s.get("title") or ""), _safe(str((s.get("text") or {}).get("div") or "")), empty="emptyReason" in s
+        )  # fmt: skip
+        for s in composition.get("section", [])
+    ]
+    return Brief(display_name(patient), sections, part2="42CFRPart2" in labels)
