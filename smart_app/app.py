@@ -218,4 +218,4 @@ def _description(form: dict[str, str]) -> dict[str, Any]:
 
 
 def _page(template: str, status: int, **values: Any) -> Response:
-    return Response(render_template(template, **values), status=status)
+    return Response(render_template(template, **values), status=status, mimetype="text/html")
