@@ -4,6 +4,7 @@ templates never walk FHIR."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -39,6 +40,8 @@ class Section:
     title: str
     body: str  # the section's narrative, re-checked against the narrative whitelist here
     empty: bool
+    updated: str | None = None  # "updated 3 days ago": the newest of the section's resources
+    sources: tuple[str, ...] = ()  # the organizations its resources came from
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Brief:
     name: str
     sections: list[Section] = field(default_factory=list)
     part2: bool = False  # Part 2 content is shown: the §2.32 notice must be on screen
+    three_things: list[str] = field(default_factory=list)  # a trigger, what helps, whom to call
 
 
 class FhirApi:
@@ -158,16 +162,78 @@ def _safe(div: str) -> str:
     return str(html.tostring(root, encoding="unicode"))
 
 
+THREE_THINGS = "Three things to know: "
+SOURCE_ORGANIZATION = "https://crisis-fhir-gateway.org/fhir/StructureDefinition/source-organization"
+PHONE = re.compile(r"(?<![\w/(])(\(?\+?\d[\d ().-]{5,}\d)(?![\w/])")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def _brief(document: dict[str, Any]) -> Brief:
     entries: list[dict[str, Any]] = [e["resource"] for e in document.get("entry", [])
                                      if isinstance(e.get("resource"), dict)]  # fmt: skip
+    by_reference = {f"{r.get('resourceType')}/{r.get('id')}": r for r in entries}
     composition: dict[str, Any] = next((r for r in entries if r.get("resourceType") == "Composition"), {})
     patient: dict[str, Any] = next((r for r in entries if r.get("resourceType") == "Patient"), {})
     labels = {c.get("code") for c in document.get("meta", {}).get("security", [])}
-    sections = [
-        Section(
-            str(s.get("title") or ""), _safe(str((s.get("text") or {}).get("div") or "")), empty="emptyReason" in s
-        )  # fmt: skip
-        for s in composition.get("section", [])
-    ]
-    return Brief(display_name(patient), sections, part2="42CFRPart2" in labels)
+    brief = Brief(display_name(patient), part2="42CFRPart2" in labels)
+    for section in composition.get("section", []):
+        div = str((section.get("text") or {}).get("div") or "")
+        body = _safe(div)
+        first = _first_item(div)
+        if first.startswith(THREE_THINGS) and not brief.three_things:
+            brief.three_things = first.removeprefix(THREE_THINGS).split(" | ")
+            body = re.sub(r"<li>Three things to know: .*?</li>", "", body, count=1)  # it heads the brief instead
+        cited = [by_reference.get(str(e.get("reference", "")).split("/_history")[0].rsplit("/fhir/", 1)[-1])
+                 for e in section.get("entry", [])]  # fmt: skip
+        resources = [r for r in cited if r is not None and r.get("resourceType") != "Patient"]
+        brief.sections.append(Section(str(section.get("title") or ""), _with_phone_links(body), "emptyReason" in section,
+                                      _freshness(resources), _sources(resources, by_reference)))  # fmt: skip
+    return brief
+
+
+def _first_item(div: str) -> str:
+    """The text of a narrative's first list item ("" when there is none)."""
+    try:
+        root = etree.fromstring(div.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return ""
+    item = next((e for e in root.iter() if isinstance(e.tag, str) and etree.QName(e).localname == "li"), None)
+    return "".join(item.itertext()) if item is not None else ""
+
+
+def _with_phone_links(body: str) -> str:
+    """Phone numbers in text become tap-to-call links (the 24/7 line is already listed first)."""
+
+    def tel(found: re.Match[str]) -> str:
+        number = found.group(1)
+        digits = re.sub(r"[^0-9+]", "", number)
+        if ISO_DATE.match(number) or len(digits.lstrip("+")) < 7:
+            return number  # a date, or too short to dial
+        return f'<a href="tel:{digits}">{number}</a>'
+
+    def link(text: str) -> str:
+        return PHONE.sub(tel, text)
+
+    return re.sub(r">([^<]+)<", lambda m: ">" + link(m.group(1)) + "<", body)
+
+
+def _freshness(resources: list[dict[str, Any]]) -> str | None:
+    stamps = [str((r.get("meta") or {}).get("lastUpdated") or "")[:10] for r in resources]
+    newest = max((s for s in stamps if len(s) == 10), default=None)
+    if newest is None:
+        return None
+    days = (date.today() - date.fromisoformat(newest)).days
+    return "updated today" if days <= 0 else "updated yesterday" if days == 1 else f"updated {days} days ago"
+
+
+def _sources(resources: list[dict[str, Any]], by_reference: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    names: list[str] = []
+    for resource in resources:
+        for extension in (resource.get("meta") or {}).get("extension") or []:
+            if isinstance(extension, dict) and extension.get("url") == SOURCE_ORGANIZATION:
+                reference = str((extension.get("valueReference") or {}).get("reference") or "")
+                organization = by_reference.get(reference) or {}
+                name = str(organization.get("name") or (extension.get("valueReference") or {}).get("display") or "")
+                if name and name not in names:
+                    names.append(name)
+    return tuple(names)

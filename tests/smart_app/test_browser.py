@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page
 from tests.gateway.auth.harness import PASSWORD, Harness
 from tests.pages import serious_violations, watch_csp
 from tests.smart_app.conftest import ResponderApp
+from tests.smart_app.test_sign_in import CARE
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORTS = {"phone": {"width": 360, "height": 800}, "desktop": {"width": 1280, "height": 800}}
@@ -35,6 +36,7 @@ def _shot(page: Page, name: str) -> None:
 def test_a_clinician_signs_in_finds_confirms_and_reads_the_brief(
     smart: Harness, responder_app: ResponderApp, page: Page
 ) -> None:
+    smart.seed(*CARE)  # a care team with a 24/7 line and a safety plan
     refused = watch_csp(page)
     page.goto(f"{responder_app.base}/")
     assert serious_violations(page) == []
@@ -55,6 +57,8 @@ def test_a_clinician_signs_in_finds_confirms_and_reads_the_brief(
     page.get_by_role("button", name="This is the person: open the brief").click()
     page.wait_for_url(f"{responder_app.base}/person/pat-1")
     assert page.get_by_role("heading", level=1).inner_text() == "Maria Rivera"
+    assert page.get_by_role("heading", name="Three things to know").is_visible()
+    assert page.get_by_role("link", name="(555) 010-9988").get_attribute("href") == "tel:5550109988"
     assert serious_violations(page) == []
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
     _shot(page, "brief")

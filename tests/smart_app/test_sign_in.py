@@ -166,3 +166,46 @@ def test_nothing_you_may_see_reads_exactly_as_no_record(smart: Harness, responde
         answer = browser.get(f"{responder_app.base}/person/{patient_id}", timeout=10)
         pages.append((answer.status_code, answer.text))
     assert pages[0] == pages[1] and pages[0][0] == 404 and "No record found" in pages[0][1]
+
+
+P = "https://crisis-fhir-gateway.org/fhir"
+CARE = [
+    {"resourceType": "Practitioner", "id": "case-manager-li", "name": [{"family": "Li", "given": ["Wen"]}]},
+    {"resourceType": "PractitionerRole", "id": "role-li", "practitioner": {"reference": "Practitioner/case-manager-li"},
+     "organization": {"reference": "Organization/eastside-clinic"},
+     "telecom": [{"system": "phone", "value": "555-0142", "use": "work", "rank": 2},
+                 {"system": "phone", "value": "(555) 010-9988", "use": "mobile", "rank": 1}],
+     "availableTime": [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "allDay": True}]},
+    {"resourceType": "CareTeam", "id": "team-1", "status": "active", "subject": {"reference": "Patient/pat-1"},
+     "participant": [{"role": [{"text": "Case manager"}], "member": {"reference": "PractitionerRole/role-li"}}]},
+    {"resourceType": "CarePlan", "id": "safety-1", "status": "active", "intent": "plan",
+     "subject": {"reference": "Patient/pat-1"},
+     "category": [{"coding": [{"system": f"{P}/CodeSystem/care-plan-category", "code": "crisis-safety-plan"}]}],
+     "activity": [{"detail": {"status": "not-started", "description": description,
+                              "code": {"coding": [{"system": f"{P}/CodeSystem/safety-plan-step", "code": step}]}}}
+                  for step, description in (("warning-signs", "Sirens & uniforms"),
+                                            ("coping-strategies", "Music, a quiet room"),
+                                            ("professionals-to-contact", "Wen Li, case manager"))]},
+]  # fmt: skip
+
+
+def test_the_brief_leads_with_three_things_and_offers_tap_to_call(smart: Harness, responder_app: ResponderApp) -> None:
+    smart.seed(*CARE)
+    browser = _sign_in(smart, responder_app, f"{responder_app.base}/login")
+    search = browser.landing  # type: ignore[attr-defined]
+    found = browser.post(f"{responder_app.base}/find", timeout=10, data={
+        "csrf": _csrf(search.text), "name": "Maria Rivera", "age": "38", "phone": "555-0100", "purpose": "TREAT"})  # fmt: skip
+    brief = browser.post(f"{responder_app.base}/person/pat-1/confirm", data={"csrf": _csrf(found.text)}, timeout=10)
+    assert brief.status_code == 200, brief.text[:500]
+    text = brief.text
+    three = text.index("Three things to know")
+    assert three < text.index("Is this the right person?")  # at the top
+    for thing in ("Trigger: Sirens &amp; uniforms", "What helps: Music, a quiet room", "Call: Wen Li, case manager"):
+        assert thing in text[three:]
+    # The 24/7 line first, and every number a tap-to-call link.
+    assert text.index('href="tel:5550109988"') < text.index('href="tel:5550142"')
+    assert ">(555) 010-9988</a> (24/7)" in text
+    assert 'href="tel:19880412"' not in text  # a birth date is not a phone number
+    # Each card says where it came from and how fresh it is.
+    assert text.count('<p class="source">') >= 3 and "updated today" in text
+    assert text.count("Trigger: Sirens") == 1  # it heads the brief, and is not repeated below
