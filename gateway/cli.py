@@ -42,10 +42,18 @@ def main() -> None:
 @click.option("--port", type=int, help="Port to bind (default from settings: 8080).")
 @click.option("--workers", type=int, help="gunicorn worker processes (default from settings: 1).")
 @click.option("--demo/--no-demo", default=False, help="Load the demo records before serving.")
+@click.option("--demo-app", "demo_app", metavar="URL",
+              help="With --demo: register the responder app (smart_app) served at URL, as scripts/demo does.")  # fmt: skip
 @click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate chain (PEM).")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
 def serve(
-    host: str | None, port: int | None, workers: int | None, demo: bool, certfile: str | None, keyfile: str | None
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    demo: bool,
+    demo_app: str | None,
+    certfile: str | None,
+    keyfile: str | None,
 ) -> None:
     """Run the gateway under gunicorn (the production server), over TLS with --certfile/--keyfile."""
     settings = _settings(host=host, port=port, workers=workers, tls_certfile=certfile, tls_keyfile=keyfile)
@@ -73,6 +81,12 @@ def serve(
         click.echo(f"demo data: {summary.line()}")
         for line in ensure_demo_accounts(settings):
             click.echo(line)
+        if demo_app:
+            from gateway.demo import ensure_demo_app  # noqa: PLC0415
+            from gateway.settings import PROJECT_ROOT  # noqa: PLC0415
+
+            for line in ensure_demo_app(settings, demo_app.rstrip("/"), PROJECT_ROOT / "var" / "smart-app-key.json"):
+                click.echo(line)
     from gateway.wsgi import run_gunicorn  # noqa: PLC0415
 
     if not settings.tls_certfile and not is_loopback(settings.host):

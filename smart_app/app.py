@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 from smart_app.fhir import FhirApi, FhirError
 from smart_app.sessions import SessionStore
 from smart_app.settings import AppSettings
-from smart_app.smart import SmartClient, SmartError, Tokens, load_key, pkce_pair
+from smart_app.smart import SmartClient, SmartError, Tokens, pkce_pair
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -46,7 +46,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
     )
     store = SessionStore(settings.database_url, settings.session_idle_minutes * 60)
-    client = SmartClient(settings.fhir_base_url, settings.client_id, load_key(Path(settings.private_key_file)),
+    client = SmartClient(settings.fhir_base_url, settings.client_id, Path(settings.private_key_file),
                          settings.redirect_uri)  # fmt: skip
     app.extensions["smart_app"] = (settings, store, client)
 

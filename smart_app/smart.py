@@ -101,12 +101,23 @@ def load_key(path: Path) -> RSAKey | ECKey:
 
 
 class SmartClient:
-    def __init__(self, fhir_base_url: str, client_id: str, key: RSAKey | ECKey, redirect_uri: str) -> None:
+    def __init__(self, fhir_base_url: str, client_id: str, key_file: Path, redirect_uri: str) -> None:
         self.fhir_base_url = fhir_base_url
         self.client_id = client_id
-        self.key = key
+        self.key_file = key_file
         self.redirect_uri = redirect_uri
+        self._key: RSAKey | ECKey | None = None
         self._endpoints: Endpoints | None = None
+
+    @property
+    def key(self) -> RSAKey | ECKey:
+        """Read at first use: the app may start before its operator (or the demo) has made it."""
+        if self._key is None:
+            try:
+                self._key = load_key(self.key_file)
+            except (OSError, ValueError) as error:
+                raise SmartError(f"the app's private key cannot be read from {self.key_file}: {error}") from None
+        return self._key
 
     @property
     def algorithm(self) -> str:

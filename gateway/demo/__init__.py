@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from pathlib import Path
 from typing import Any
 
 from gateway.importer import Importer, ImportSummary, upsert_entry
@@ -411,3 +412,36 @@ def ensure_demo_accounts(settings: Settings) -> list[str]:
         f"demo sign-in at {root}/auth/manage: {users} (password {DEMO_PASSWORD}); the README lists what each may see",
         "register apps and EHRs with `gateway client add` (docs/auth.md)",
     ]
+
+
+DEMO_APP = "responder-web"
+DEMO_APP_SCOPE = "launch launch/patient openid fhirUser online_access user/*.rs"
+
+
+def ensure_demo_app(settings: Settings, app_url: str, key_file: Path) -> list[str]:
+    """The responder app (smart_app) registered as a confidential asymmetric client, with its key
+    pair made once (the private half in `key_file`, where the app reads it); what to tell the
+    person running the demo."""
+    import json  # noqa: PLC0415
+
+    from joserfc.jwk import ECKey  # noqa: PLC0415
+
+    from gateway.auth.accounts import Accounts  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
+
+    database = open_database(settings.database_url)
+    accounts = Accounts(database)
+    try:
+        if accounts.client(DEMO_APP) is not None and not key_file.exists():
+            return [f"demo responder app: its key {key_file} is missing; remove the demo store to start over"]
+        if accounts.client(DEMO_APP) is None:
+            key = ECKey.generate_key("P-384", parameters={"kid": "responder-web-demo"})
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(json.dumps(key.as_dict(private=True)))
+            key_file.chmod(0o600)
+            accounts.add_client(client_id=DEMO_APP, name="Responder app (demo)", kind="asymmetric", purpose="app",
+                                scope=DEMO_APP_SCOPE, redirect_uris=[f"{app_url}/callback"],
+                                launch_url=f"{app_url}/launch", jwks={"keys": [key.as_dict(private=False)]})  # fmt: skip
+    finally:
+        database.dispose()
+    return [f"responder app: {app_url}/ (sign in as demo-clinician or demo-officer)"]

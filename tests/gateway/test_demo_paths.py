@@ -3,10 +3,12 @@ own users (in process, through the production hooks: SMART, the consent engine, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from gateway.app import build_engine
 from gateway.demo import DECEASED, DEMO_USERS, MINOR, ORDERED, _id, ensure_demo_accounts, load_demo
@@ -117,3 +119,21 @@ def test_the_court_order_opens_its_scope_to_county_counsel_only(demo: Engine) ->
 
 def test_the_epidemiologist_reads_no_record(demo: Engine) -> None:
     assert search(demo, "demo-epidemiologist", "Condition", 0, "PUBHLTH") == set()
+
+
+def test_the_demo_registers_the_responder_app_once_with_its_own_key(app: Flask, tmp_path: Path) -> None:
+    from gateway.demo import DEMO_APP, ensure_demo_app
+
+    settings = app.config["GATEWAY_SETTINGS"]
+    key_file = tmp_path / "var" / "smart-app-key.json"
+    lines = ensure_demo_app(settings, "http://127.0.0.1:8081", key_file)
+    assert lines == ["responder app: http://127.0.0.1:8081/ (sign in as demo-clinician or demo-officer)"]
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    registered = app.extensions["smart_server"].accounts.client(DEMO_APP)
+    assert registered.kind == "asymmetric" and registered.redirect_uris == ["http://127.0.0.1:8081/callback"]
+    private = json.loads(key_file.read_text())
+    assert registered.jwks["keys"][0]["x"] == private["x"] and "d" not in registered.jwks["keys"][0]
+    assert ensure_demo_app(settings, "http://127.0.0.1:8081", key_file) == lines  # idempotent
+    assert json.loads(key_file.read_text()) == private
+    key_file.unlink()
+    assert "is missing" in ensure_demo_app(settings, "http://127.0.0.1:8081", key_file)[0]
