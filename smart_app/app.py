@@ -13,6 +13,7 @@ Tokens never reach the browser: its cookie names a server-side session (sessions
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 from pathlib import Path
@@ -135,6 +136,9 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         try:
             candidates = FhirApi(settings.fhir_base_url, tokens.access_token).match(purpose, description)
         except FhirError as error:
+            if error.status < 500:  # what was typed (a birth date that is not one, say): say so on the form
+                return _page("find.html", 400, csrf=g.data.get("csrf"), form=form, purposes=PURPOSES,
+                             candidates=None, error=f"Check the search: {error}")  # fmt: skip
             return _page("problem.html", 502, message=f"The search did not work: {error}")
         g.data["purpose"] = purpose
         # A `certain` grade opens the brief directly; `probable` and `possible` need the responder's word.
@@ -146,6 +150,8 @@ def create_app(settings: AppSettings | None = None) -> Flask:
     def confirm(patient_id: str) -> Response:
         if _tokens() is None or not _csrf_ok():
             return redirect("/", 303)
+        if not PATIENT_ID.match(patient_id):
+            return _page("not_found.html", 404)
         g.data.setdefault("confirmed", []).append(patient_id)
         store.save(str(session["sid"]), g.data)
         return redirect(f"/person/{patient_id}", 303)
@@ -155,6 +161,8 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         tokens = _tokens()
         if tokens is None:
             return redirect("/", 303)
+        if not PATIENT_ID.match(patient_id):  # it goes into the gateway's URL: a FHIR id or nothing
+            return _page("not_found.html", 404)
         confirmed = patient_id in g.data.get("confirmed", []) or patient_id == tokens.patient
         if not confirmed and patient_id not in g.data.get("certain", []):
             return _page("problem.html", 400, message="Confirm who this is before the brief opens: search again.")
@@ -199,6 +207,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
     return app
 
 
+PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 PURPOSES = [("TREAT", "Treatment (crisis response)"), ("crisis-coordination", "Crisis care coordination")]
 
 

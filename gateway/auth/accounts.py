@@ -15,7 +15,7 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from gateway.auth.roles import role as known_role
 from gateway.auth.scopes import ScopeError, ScopeSet
@@ -24,6 +24,7 @@ from gateway.store.database import writing
 from gateway.store.schema import app_user, oauth_client, sign_in_session
 
 CLIENT_KINDS = ("public", "symmetric", "asymmetric")
+SESSION_KEPT = timedelta(days=1)
 CLIENT_PURPOSES = ("app", "ehr", "dispatch", "service")
 AUTH_METHOD = {"public": "none", "symmetric": "client_secret_basic", "asymmetric": "private_key_jwt"}
 # After this many failed logins in a row, each further attempt waits longer (CJIS 5.5.3 asks
@@ -398,22 +399,23 @@ class Accounts:
         with writing(self.database) as connection:
             connection.execute(insert(sign_in_session).values(session_id=session_id, username=username,
                                                               started_at=now, seen_at=now))  # fmt: skip
+            # Sessions unused for a day are long dead (online_access lives on the idle limit): swept
+            # at sign-in, which is rare, so the table does not grow without end.
+            connection.execute(delete(sign_in_session).where(sign_in_session.c.seen_at < now - SESSION_KEPT))
         return session_id
 
     def touch_session(self, session_id: str) -> None:
-        with writing(self.database) as connection:
-            connection.execute(
-                update(sign_in_session)
-                .where(sign_in_session.c.session_id == session_id, sign_in_session.c.ended_at.is_(None))
-                .values(seen_at=utcnow(self.clock))
-            )
+        self._mark_session(session_id, seen_at=utcnow(self.clock))
 
     def end_session(self, session_id: str) -> None:
+        self._mark_session(session_id, ended_at=utcnow(self.clock))
+
+    def _mark_session(self, session_id: str, **values: datetime) -> None:
         with writing(self.database) as connection:
             connection.execute(
                 update(sign_in_session)
                 .where(sign_in_session.c.session_id == session_id, sign_in_session.c.ended_at.is_(None))
-                .values(ended_at=utcnow(self.clock))
+                .values(**values)
             )
 
     def session_alive(self, session_id: str, idle: timedelta) -> bool:

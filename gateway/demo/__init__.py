@@ -432,9 +432,10 @@ def ensure_demo_app(settings: Settings, app_url: str, key_file: Path) -> list[st
     database = open_database(settings.database_url)
     accounts = Accounts(database)
     try:
-        if accounts.client(DEMO_APP) is not None and not key_file.exists():
+        registered = accounts.client(DEMO_APP) is not None
+        if registered and not key_file.exists():
             return [f"demo responder app: its key {key_file} is missing; remove the demo store to start over"]
-        if accounts.client(DEMO_APP) is None:
+        if not registered:
             key = ECKey.generate_key("P-384", parameters={"kid": "responder-web-demo"})
             key_file.parent.mkdir(parents=True, exist_ok=True)
             key_file.write_text(json.dumps(key.as_dict(private=True)))

@@ -24,11 +24,7 @@ DOC_NAME = re.compile(r"^[A-Za-z0-9_-]+\.md$")
 @pages.get("/")
 def home() -> Response:
     settings = current_app.config["GATEWAY_SETTINGS"]
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"], default="text/html")
-    if (
-        best == "application/json"
-        and request.accept_mimetypes["application/json"] > request.accept_mimetypes["text/html"]
-    ):
+    if request.accept_mimetypes.best_match(["text/html", "application/json"], default="text/html") != "text/html":
         return jsonify({"service": "crisis-fhir-gateway", "fhir": settings.base_url, "version": __version__})
     server = current_app.extensions["smart_server"]
     apps = [c for c in server.accounts.clients() if c.purpose == "app" and not c.disabled and c.launch_url]

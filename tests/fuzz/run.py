@@ -17,14 +17,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from sqlalchemy import create_engine
+
+from tests.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -37,23 +36,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _store(database_url: str | None, workdir: Path) -> Iterator[str]:
-    if not database_url:
-        yield f"sqlite:///{workdir / 'fuzz.sqlite3'}"
-        return
-    name = f"gateway_fuzz_{secrets.token_hex(4)}"
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield database_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def _gateway(env: dict[str, str], *args: str) -> None:
@@ -94,7 +76,10 @@ def main() -> int:
     parser.add_argument("--database-url", help="a PostgreSQL server to make a scratch database on (default: SQLite)")
     parser.add_argument("--seconds", type=int, default=120, help="schemathesis's time budget")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch, _store(options.database_url, Path(scratch)) as database_url:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        scratch_database(options.database_url, Path(scratch), "fuzz") as database_url,
+    ):
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env.update({"GATEWAY_DATABASE_URL": database_url, "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": "2",

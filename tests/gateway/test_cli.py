@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine
 
 from gateway.cli import is_loopback, main
 from gateway.settings import SettingsError, load_settings
 from gateway.store.database import SchemaNotCurrent, open_database
 from tests.conftest import FIXTURES
+from tests.scratch import scratch_database
 
 
 @pytest.fixture()
@@ -154,19 +153,8 @@ def test_import_names_every_failure(runner: CliRunner, tmp_path: Path) -> None:
 @pytest.fixture()
 def fresh_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty store of the kind this run uses: a new SQLite file, or a new PostgreSQL database."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-        return
-    name = f"gateway_fresh_{secrets.token_hex(4)}"
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield database_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+    with scratch_database(database_url, tmp_path, "fresh") as url:
+        yield url
 
 
 def test_commands_on_a_store_never_upgraded_say_to_upgrade_and_upgrade_says_what_it_did(

@@ -209,3 +209,16 @@ def test_the_brief_leads_with_three_things_and_offers_tap_to_call(smart: Harness
     # Each card says where it came from and how fresh it is.
     assert text.count('<p class="source">') >= 3 and "updated today" in text
     assert text.count("Trigger: Sirens") == 1  # it heads the brief, and is not repeated below
+
+
+def test_odd_ids_and_searches_the_gateway_refuses_get_a_clear_answer(
+    smart: Harness, responder_app: ResponderApp
+) -> None:
+    browser = _sign_in(smart, responder_app, f"{responder_app.base}/login")
+    search = browser.landing  # type: ignore[attr-defined]
+    for odd in ("pat-1%3Fx%3D1", "a%20b", "x" * 65):  # never spliced into the gateway's URL
+        answer = browser.get(f"{responder_app.base}/person/{odd}", timeout=10)
+        assert answer.status_code == 404 and "No record found" in answer.text
+    refused = browser.post(f"{responder_app.base}/find", timeout=10, data={
+        "csrf": _csrf(search.text), "name": "Maria Rivera", "birth_date": "1988-13-45", "purpose": "TREAT"})  # fmt: skip
+    assert refused.status_code == 400 and "Check the search" in refused.text and 'value="Maria Rivera"' in refused.text
