@@ -11,6 +11,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     max_page_size: int = Field(1000, ge=1)
     default_search_handling: Literal["lenient", "strict"] = "lenient"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The county's time zone (IANA name): times written for people to read, such as the hour in
+    # an outcome message to a care team, are in it. Stored instants stay UTC.
+    local_timezone: str = "UTC"
     # SMART on FHIR (docs/auth.md). "off" serves /fhir without tokens: loopback binds only.
     auth: Literal["smart", "off"] = "smart"
     secret_key: str = ""  # signs login sessions; `gateway serve` makes one per run when empty
@@ -122,6 +126,15 @@ class Settings(BaseSettings):
             relative = value.removeprefix("sqlite:///")
             if relative and relative != ":memory:":
                 value = "sqlite:///" + str(PROJECT_ROOT / relative)
+        return value
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone name, e.g. America/Chicago") from None
         return value
 
     @field_validator("audit_spool_dir")

@@ -46,21 +46,32 @@ class Tokens:
     encounter: str | None = None
     fhir_user: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    # Who signed in, from the id_token: what the app may offer them (the gateway decides anyway).
+    user_name: str | None = None
+    role: str | None = None
+    medical_personnel: bool = False
+    treating_role: bool = False
 
     @classmethod
     def from_response(cls, body: dict[str, Any], previous: Tokens | None = None) -> Tokens:
         expires_in = body.get("expires_in")
         if not isinstance(body.get("access_token"), str) or not isinstance(expires_in, int):
             raise SmartError("the token response lacks an access token or its lifetime")
+        claims = _id_token_claims(body.get("id_token"))
+        before = previous.as_dict() if previous else {}
         return cls(
             access_token=body["access_token"],
             expires_at=time.time() + expires_in,
-            scope=str(body.get("scope") or (previous.scope if previous else "")),
-            refresh_token=body.get("refresh_token") or (previous.refresh_token if previous else None),
-            patient=body.get("patient") or (previous.patient if previous else None),
-            encounter=body.get("encounter") or (previous.encounter if previous else None),
-            fhir_user=_fhir_user(body.get("id_token")) or (previous.fhir_user if previous else None),
+            scope=str(body.get("scope") or before.get("scope") or ""),
+            refresh_token=body.get("refresh_token") or before.get("refresh_token"),
+            patient=body.get("patient") or before.get("patient"),
+            encounter=body.get("encounter") or before.get("encounter"),
+            fhir_user=_text(claims.get("fhirUser")) or before.get("fhir_user"),
             context={k: v for k, v in body.items() if k in ("need_patient_banner", "smart_style_url")},
+            user_name=_text(claims.get("name")) or before.get("user_name"),
+            role=_text(claims.get("role")) or before.get("role"),
+            medical_personnel=claims.get("medical_personnel", before.get("medical_personnel")) is True,
+            treating_role=claims.get("treating_role", before.get("treating_role")) is True,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,15 +82,21 @@ class Tokens:
         return cls(**data)
 
 
-def _fhir_user(id_token: Any) -> str | None:
-    """The fhirUser claim of the id_token the app was just given over TLS by the token endpoint
-    it authenticated to (OIDC Core 3.1.3.7: its signature need not be checked then)."""
+def _id_token_claims(id_token: Any) -> dict[str, Any]:
+    """The claims of the id_token the app was just given over TLS by the token endpoint it
+    authenticated to (OIDC Core 3.1.3.7: its signature need not be checked then)."""
     if not isinstance(id_token, str) or id_token.count(".") != 2:
-        return None
+        return {}
     payload = id_token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    value = claims.get("fhirUser") if isinstance(claims, dict) else None
-    return value if isinstance(value, str) else None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -161,6 +161,10 @@ class User:
     def medical(self) -> bool:
         return known_role(self.role).medical
 
+    @property
+    def treating(self) -> bool:
+        return known_role(self.role).treating
+
     def public_view(self) -> dict[str, Any]:
         return {
             "username": self.username,

@@ -194,3 +194,10 @@ class SmartRelease:
     ) -> list[dict[str, Any]]:
         visible = [p for p in patients if self._visible(request.requester, p)]
         return self.inner.may_know(request, visible, repository, now)
+
+    def releasable(
+        self, request: FhirRequest, patient_id: str, record: list[dict[str, Any]], repository: Any, now: datetime
+    ) -> list[Any]:
+        """The consent engine's decision about a record, nothing disclosed (ConsentRelease.releasable)."""
+        decide = getattr(self.inner, "releasable", None)
+        return list(decide(request, patient_id, record, repository, now)) if decide else []

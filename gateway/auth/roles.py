@@ -1,4 +1,5 @@
-"""Recipient roles (config/roles.toml): which roles exist and which count as medical personnel."""
+"""Recipient roles (config/roles.toml): which roles exist, which count as medical personnel and
+which treat the person on scene."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ class Role:
     code: str
     display: str
     medical: bool
+    treating: bool = False  # treats the person on scene: records on-scene and outcomes
 
 
 @cache
 def load_roles(path: Path = ROLES_FILE) -> dict[str, Role]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     return {
-        code: Role(code, str(entry["display"]), bool(entry.get("medical", False)))
+        code: Role(code, str(entry["display"]), bool(entry.get("medical", False)), bool(entry.get("treating", False)))
         for code, entry in data.get("roles", {}).items()
     }
 

@@ -543,6 +543,11 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
             "iat": now,
             "exp": now + int(ID_TOKEN_LIFETIME.total_seconds()),
             "name": user.display_name,
+            # What the app may offer (emergency access to medical personnel, the outcome form to
+            # treating roles); the gateway decides every release by the same role all the same.
+            "role": user.role,
+            "medical_personnel": user.medical,
+            "treating_role": user.treating,
         }
         if user.practitioner:
             claims["fhirUser"] = f"{self.config.issuer}/{user.practitioner}"

@@ -189,6 +189,19 @@ class ConsentRelease:
                 known.append(patient)
         return known
 
+    def releasable(
+        self, request: FhirRequest, patient_id: str, record: list[dict[str, Any]], repository: Repository, now: datetime
+    ) -> list[Released]:
+        """What of one patient's `record` the engine would release to the requester for the
+        request's purpose: decided, not disclosed (nothing leaves, nothing is audited). For a
+        write the requester's own record calls for, such as whom an outcome may be told to."""
+        recipient = self._recipient(request.requester, repository)
+        context = self.inputs.context(repository, record)
+        items = [r for r in record if r.get("resourceType") != "Consent"]
+        decided = self._one(request, recipient, request.purpose, Operation.READ, patient_id, items, context,
+                            repository, now)  # fmt: skip
+        return list(decided.released)
+
     def decide_report(
         self, requester: Requester, items: dict[str, list[Item]], repository: Repository, now: datetime
     ) -> list[Release]:

@@ -230,22 +230,38 @@ class Engine:
     def create_about_patient(
         self, requester: Requester, patient_id: str, build: Callable[[datetime], dict[str, Any]]
     ) -> str | None:
-        """Create what `build(now)` returns, about Patient/{patient_id}, as `requester`, through
-        the router (labels, index, versions) with its audit record, in one unit of work; None,
-        with nothing written, when no such patient is stored (callers answer the same either
-        way: presence is protected)."""
-        with self.store.unit_of_work(True) as (repository, now):
+        """Create what `build(now)` returns, about Patient/{patient_id}, as `requester`; its id, or
+        None, with nothing written, when no such patient is stored (callers answer the same
+        either way: presence is protected)."""
+
+        def plan(repository: Repository, now: datetime) -> list[FhirRequest]:
             content = build(now)
-            request = FhirRequest("POST", str(content["resourceType"]), body=content, requester=requester,
-                                  headers={"prefer": "return=minimal"})  # fmt: skip
-            interaction = Interaction("create", request.path)
+            return [FhirRequest("POST", str(content["resourceType"]), body=content, requester=requester,
+                                headers={"prefer": "return=minimal"})]  # fmt: skip
+
+        responses = self.write_about_patient(patient_id, plan)
+        if not responses:
+            return None
+        return (responses[0].location or "").split("/_history")[0].rsplit("/", 1)[-1] or None
+
+    def write_about_patient(
+        self, patient_id: str, plan: Callable[[Repository, datetime], list[FhirRequest]]
+    ) -> list[FhirResponse] | None:
+        """The writes `plan(repository, now)` returns, about Patient/{patient_id}, each through the
+        router (labels, index, versions) with its audit record, all in one unit of work: all are
+        stored or none. None, with nothing written, when no such patient is stored."""
+        with self.store.unit_of_work(True) as (repository, now):
             found = repository.read("Patient", patient_id)
             if found is None or found.deleted:
                 return None
-            response = self.dispatch(request, repository, now)
-            repository.flush()
-            self._record(request, interaction, response.status, None, repository, now)
-        return (response.location or "").split("/_history")[0].rsplit("/", 1)[-1] or None
+            responses = []
+            for request in plan(repository, now):
+                interaction, _ = self.route(request)
+                response = self.dispatch(request, repository, now)
+                repository.flush()
+                self._record(request, interaction, response.status, None, repository, now)
+                responses.append(response)
+        return responses
 
     def may_know_patient(self, requester: Requester, patient_id: str, purpose: str | None = None) -> bool:
         """Is Patient/{patient_id} stored, and may the requester learn so (the release hooks'
