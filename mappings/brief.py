@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consent_engine.codes import LABEL_SYSTEM
+from consent_engine.codes import LABEL_SYSTEM, SOURCE_ORGANIZATION
 from consent_engine.model import Basis, BasisKind, Notice, ScopeExplanation
 from consent_engine.redaction import PART2_REFRAIN, notice_extensions
 
@@ -559,6 +559,7 @@ def build_brief(patient_id: str, resources: list[dict[str, Any]], context: Brief
         resource = index.get(reference)
         if resource is not None:
             shown = resource if context.clinical or resource.get("resourceType") != "Condition" else _plain(resource)
+            shown = _source_named(shown, index)
             entries.append({"fullUrl": f"{context.base_url}/{reference}", "resource": shown})
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -575,6 +576,25 @@ def build_brief(patient_id: str, resources: list[dict[str, Any]], context: Brief
             "extension": notice_extensions(context.notice, context.scope),
         }
     return bundle
+
+
+def _source_named(resource: dict[str, Any], index: _Index) -> dict[str, Any]:
+    """The source organization's name on the resource's source-organization reference, when the
+    brief has it (the sections name the same organizations): every card can then say where its
+    information came from without the reader resolving references."""
+    meta = resource.get("meta") or {}
+    extensions = meta.get("extension") or []
+    named = []
+    for extension in extensions:
+        reference = extension.get("valueReference") if isinstance(extension, dict) else None
+        if extension.get("url") == SOURCE_ORGANIZATION and isinstance(reference, dict) and "display" not in reference:
+            name = (index.get(reference) or {}).get("name")
+            if isinstance(name, str) and name:
+                extension = {**extension, "valueReference": {**reference, "display": name}}
+        named.append(extension)
+    if named == extensions:
+        return resource
+    return {**resource, "meta": {**meta, "extension": named}}
 
 
 def _other(index: _Index, sections: dict[str, _Section]) -> None:

@@ -1,10 +1,15 @@
 """The responder app: its own Flask application, a confidential SMART client of the gateway.
 
-Routes (this step of issue 15: signing in and out; the person search and the brief come next):
+Routes:
 - GET /            the start page: sign in, or (signed in) who you are and the launch context
 - GET /login       standalone launch: to the gateway's authorize endpoint (PKCE, state)
 - GET /launch      EHR (dispatch) launch: `iss` must be our gateway, `launch` is passed on
 - GET /callback    the redirect URI: state checked, code exchanged (private_key_jwt)
+- GET|POST /find   the search ($responder-match); POST /person/<id>/confirm: "this is the person"
+- GET /person/<id> the brief ($responder-brief)
+- GET|POST /emergency, POST /emergency/end   emergency access (medical personnel): its nature,
+                   what it releases, its window
+- GET|POST /person/<id>/outcome   after the call: disposition and note, written back by the gateway
 - POST /logout     revokes the grant at the gateway and ends the session
 
 Tokens never reach the browser: its cookie names a server-side session (sessions.py).
@@ -22,13 +27,15 @@ from typing import Any
 from flask import Flask, g, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
-from smart_app.fhir import FhirApi, FhirError
+from mappings.outcome import DISPOSITIONS, MAX_NOTE
+from smart_app.fhir import FhirApi, FhirError, Purpose
 from smart_app.sessions import SessionStore
 from smart_app.settings import AppSettings
 from smart_app.smart import SmartClient, SmartError, Tokens, pkce_pair
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -46,9 +53,14 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",  # the gateway's redirect back is a top-level GET
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
     )
-    store = SessionStore(settings.database_url, settings.session_idle_minutes * 60)
     client = SmartClient(settings.fhir_base_url, settings.client_id, Path(settings.private_key_file),
                          settings.redirect_uri)  # fmt: skip
+
+    def revoke_idle(data: dict[str, Any]) -> None:  # an idle session's grant ends with it
+        if data.get("tokens"):
+            client.revoke(Tokens.from_dict(data["tokens"]))
+
+    store = SessionStore(settings.database_url, settings.session_idle_minutes * 60, revoke_idle)
     app.extensions["smart_app"] = (settings, store, client)
 
     @app.before_request
@@ -57,6 +69,14 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         g.data = store.load(session_id) if isinstance(session_id, str) else None
         if g.data is None:
             session.pop("sid", None)
+
+    @app.context_processor
+    def _every_page() -> dict[str, Any]:
+        """What every page shows: who is signed in, the emergency window while it lasts, and what
+        the idle sign-out (static/idle.js) needs."""
+        tokens = Tokens.from_dict(g.data["tokens"]) if g.data and g.data.get("tokens") else None
+        return {"emergency": _emergency(), "user": tokens, "idle_seconds": settings.session_idle_minutes * 60,
+                "csrf": (g.data or {}).get("csrf")}  # fmt: skip
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -119,6 +139,55 @@ def create_app(settings: AppSettings | None = None) -> Flask:
             return redirect("/", 303)
         return _page("find.html", 200, csrf=g.data.get("csrf"), form={}, purposes=PURPOSES, candidates=None)
 
+    def _emergency() -> dict[str, Any] | None:
+        """The emergency window, while it lasts: its nature and the minutes left."""
+        found = (g.data or {}).get("emergency")
+        if not isinstance(found, dict) or float(found.get("until", 0)) <= time.time():
+            return None
+        left = float(found["until"]) - time.time()
+        return {"nature": str(found["nature"]), "until": float(found["until"]), "minutes": int(left // 60) + 1,
+                "seconds": int(left)}  # fmt: skip
+
+    def _purpose() -> Purpose:
+        emergency = _emergency()
+        return Purpose(str(g.data.get("purpose") or "TREAT"), emergency["nature"] if emergency else None)
+
+    @app.get("/emergency")
+    def emergency_form() -> Response:
+        tokens = _tokens()
+        if tokens is None:
+            return redirect("/", 303)
+        if not tokens.medical_personnel:
+            return _page("problem.html", 403, message=NOT_MEDICAL)
+        person = request.args.get("person", "")
+        return _page("emergency.html", 200, csrf=g.data.get("csrf"), minutes=settings.emergency_minutes,
+                     person=person if PATIENT_ID.match(person) else "")  # fmt: skip
+
+    @app.post("/emergency")
+    def emergency_start() -> Response:
+        tokens = _tokens()
+        if tokens is None or not _csrf_ok():
+            return redirect("/", 303)
+        if not tokens.medical_personnel:
+            return _page("problem.html", 403, message=NOT_MEDICAL)
+        nature = " ".join(request.form.get("nature", "").split())[:200]
+        person = request.form.get("person", "")
+        person = person if PATIENT_ID.match(person) else ""
+        if len(nature) < 3:
+            return _page("emergency.html", 400, csrf=g.data.get("csrf"), minutes=settings.emergency_minutes,
+                         person=person, error="Say what the emergency is.")  # fmt: skip
+        g.data["emergency"] = {"nature": nature, "until": time.time() + settings.emergency_minutes * 60}
+        store.save(str(session["sid"]), g.data)
+        return redirect(f"/person/{person}" if person else "/find", 303)
+
+    @app.post("/emergency/end")
+    def emergency_end() -> Response:
+        if _tokens() is None or not _csrf_ok():
+            return redirect("/", 303)
+        g.data.pop("emergency", None)
+        store.save(str(session["sid"]), g.data)
+        return redirect("/find", 303)
+
     @app.post("/find")
     def find_results() -> Response:
         tokens = _tokens()
@@ -134,13 +203,13 @@ def create_app(settings: AppSettings | None = None) -> Flask:
             return _page("find.html", 400, csrf=g.data.get("csrf"), form=form, purposes=PURPOSES, candidates=None,
                          error="Give a name, a nickname or a phone number.")  # fmt: skip
         try:
-            candidates = FhirApi(settings.fhir_base_url, tokens.access_token).match(purpose, description)
+            g.data["purpose"] = purpose
+            candidates = FhirApi(settings.fhir_base_url, tokens.access_token).match(_purpose(), description)
         except FhirError as error:
             if error.status < 500:  # what was typed (a birth date that is not one, say): say so on the form
                 return _page("find.html", 400, csrf=g.data.get("csrf"), form=form, purposes=PURPOSES,
                              candidates=None, error=f"Check the search: {error}")  # fmt: skip
             return _page("problem.html", 502, message=f"The search did not work: {error}")
-        g.data["purpose"] = purpose
         # A `certain` grade opens the brief directly; `probable` and `possible` need the responder's word.
         g.data["certain"] = [c.patient_id for c in candidates if c.grade == "certain"]
         store.save(str(session["sid"]), g.data)
@@ -166,18 +235,51 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         confirmed = patient_id in g.data.get("confirmed", []) or patient_id == tokens.patient
         if not confirmed and patient_id not in g.data.get("certain", []):
             return _page("problem.html", 400, message="Confirm who this is before the brief opens: search again.")
-        purpose = str(g.data.get("purpose") or "TREAT")
         try:
-            brief = FhirApi(settings.fhir_base_url, tokens.access_token).brief(patient_id, purpose, confirmed)
+            brief = FhirApi(settings.fhir_base_url, tokens.access_token).brief(patient_id, _purpose(), confirmed)
         except FhirError as error:
             return _page("problem.html", 502, message=f"The brief could not be loaded: {error}")
         if brief is None:  # nothing on file, or nothing this responder may see: the same words
+            return _page("not_found.html", 404, person=patient_id)
+        return _page("brief.html", 200, brief=brief, csrf=g.data.get("csrf"), person=patient_id)
+
+    @app.route("/person/<patient_id>/outcome", methods=["GET", "POST"])
+    def outcome(patient_id: str) -> Response:
+        tokens = _tokens()
+        if tokens is None or (request.method == "POST" and not _csrf_ok()):
+            return redirect("/", 303)
+        if not PATIENT_ID.match(patient_id):
             return _page("not_found.html", 404)
-        return _page("brief.html", 200, brief=brief, csrf=g.data.get("csrf"))
+        if not tokens.treating_role:
+            return _page("problem.html", 403, message="Outcomes are recorded by the treating members of the team.")
+        form = {"disposition": request.form.get("disposition", ""), "note": request.form.get("note", "")[:MAX_NOTE]}
+        values = {"csrf": g.data.get("csrf"), "person": patient_id, "dispositions": DISPOSITIONS, "form": form}
+        if request.method == "GET":
+            return _page("outcome.html", 200, **values)
+        if form["disposition"] not in DISPOSITIONS:
+            return _page("outcome.html", 400, **values, error="Pick what happened.")
+        try:
+            told = FhirApi(settings.fhir_base_url, tokens.access_token).record_outcome(
+                patient_id, form["disposition"], form["note"]
+            )
+        except FhirError as error:
+            return _page("outcome.html", 400 if error.status < 500 else 502, **values,
+                         error=f"The outcome was not recorded: {error}")  # fmt: skip
+        return _page("outcome_done.html", 200, told=told, disposition=DISPOSITIONS[form["disposition"]],
+                     csrf=g.data.get("csrf"))  # fmt: skip
 
     def _csrf_ok() -> bool:
         expected = (g.data or {}).get("csrf")
         return bool(expected) and hmac.compare_digest(str(expected), request.form.get("csrf", ""))
+
+    @app.post("/still-here")
+    def still_here() -> Response:
+        """The idle timer's keep-alive (idle.js): the session's clock restarts; nothing else."""
+        expected = (g.data or {}).get("csrf")
+        if not expected or not hmac.compare_digest(str(expected), request.headers.get("X-CSRF-Token", "")):
+            return Response(status=403)
+        store.save(str(session["sid"]), g.data)
+        return Response(status=204)
 
     @app.post("/logout")
     def logout() -> Response:
@@ -208,6 +310,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
 
 
 PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+NOT_MEDICAL = "Emergency access is for medical personnel only (42 CFR 2.51)."
 PURPOSES = [("TREAT", "Treatment (crisis response)"), ("crisis-coordination", "Crisis care coordination")]
 
 

@@ -55,39 +55,62 @@ class Brief:
 class FhirApi:
     def __init__(self, base_url: str, access_token: str) -> None:
         self.base_url = base_url
+        # The gateway's own responder API sits beside its FHIR base (…/fhir → …/responder).
+        self.root = base_url.removesuffix("/fhir")
         self.headers = {"Authorization": f"Bearer {access_token}", "Accept": FHIR_JSON}
 
-    def match(self, purpose: str, description: dict[str, Any]) -> list[Candidate]:
+    def match(self, purpose: Purpose, description: dict[str, Any]) -> list[Candidate]:
         parameters = {"resourceType": "Parameters", "parameter": _parameters(description)}
-        answer = self._call("POST", "Patient/$responder-match", {"purpose": purpose}, parameters)
+        answer = self._call("POST", f"{self.base_url}/Patient/$responder-match", purpose.query(), parameters)
         return [_candidate(entry) for entry in answer.get("entry", []) if isinstance(entry.get("resource"), dict)]
 
-    def brief(self, patient_id: str, purpose: str, confirmed: bool) -> Brief | None:
+    def brief(self, patient_id: str, purpose: Purpose, confirmed: bool) -> Brief | None:
         """None: nothing the responder may see (worded by the page exactly as "no record")."""
-        query = {"purpose": purpose, **({"confirmed": "true"} if confirmed else {})}
+        query = {**purpose.query(), **({"confirmed": "true"} if confirmed else {})}
         try:
-            document = self._call("GET", f"Patient/{patient_id}/$responder-brief", query)
+            document = self._call("GET", f"{self.base_url}/Patient/{patient_id}/$responder-brief", query)
         except FhirError as error:
             if error.status == 404:
                 return None
             raise
         return _brief(document)
 
-    def _call(self, method: str, path: str, query: dict[str, str], body: Any = None) -> dict[str, Any]:
+    def record_outcome(self, patient_id: str, disposition: str, note: str) -> list[str]:
+        """The outcome, written back by the gateway; the care teams it told, by name."""
+        body = {"patient": patient_id, "disposition": disposition, "note": note}
+        answer = self._call("POST", f"{self.root}/responder/outcome", {}, body, "application/json")
+        return [str(name) for name in answer.get("told") or []]
+
+    def _call(self, method: str, url: str, query: dict[str, str], body: Any = None,
+              content_type: str = FHIR_JSON) -> dict[str, Any]:  # fmt: skip
         headers = dict(self.headers)
         if body is not None:
-            headers["Content-Type"] = FHIR_JSON
+            headers["Content-Type"] = content_type
         try:
-            answer = requests.request(method, f"{self.base_url}/{path}", params=query, json=body, headers=headers,
-                                      timeout=TIMEOUT)  # fmt: skip
+            answer = requests.request(method, url, params=query, json=body, headers=headers, timeout=TIMEOUT)
             found = answer.json()
         except (requests.RequestException, ValueError) as error:
             raise FhirError(503, f"the gateway did not answer: {error}") from None
         if answer.status_code >= 400:
             issues = found.get("issue", []) if isinstance(found, dict) else []
             message = "; ".join(str(i.get("diagnostics", "")) for i in issues if isinstance(i, dict))
+            if not message and isinstance(found, dict):
+                message = str(found.get("error_description") or "")
             raise FhirError(answer.status_code, message or f"the gateway answered {answer.status_code}")
         return found if isinstance(found, dict) else {}
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """The purpose of use sent with each request; a medical emergency carries its nature."""
+
+    code: str
+    emergency_nature: str | None = None
+
+    def query(self) -> dict[str, str]:
+        if self.emergency_nature:
+            return {"purpose": "BTG", "reason": self.emergency_nature}
+        return {"purpose": self.code}
 
 
 def _parameters(description: dict[str, Any]) -> list[dict[str, Any]]:
@@ -185,7 +208,7 @@ def _brief(document: dict[str, Any]) -> Brief:
             body = re.sub(r"<li>Three things to know: .*?</li>", "", body, count=1)  # it heads the brief instead
         cited = [by_reference.get(str(e.get("reference", "")).split("/_history")[0].rsplit("/fhir/", 1)[-1])
                  for e in section.get("entry", [])]  # fmt: skip
-        resources = [r for r in cited if r is not None and r.get("resourceType") != "Patient"]
+        resources = [r for r in cited if r is not None]
         brief.sections.append(Section(str(section.get("title") or ""), _with_phone_links(body), "emptyReason" in section,
                                       _freshness(resources), _sources(resources, by_reference)))  # fmt: skip
     return brief

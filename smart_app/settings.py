@@ -36,6 +36,9 @@ class AppSettings(BaseSettings):
     secret_key: str = ""  # signs the cookie that names the server-side session
     database_url: str = "sqlite:///var/smart-app.sqlite3"  # server-side sessions (tokens live here)
     session_idle_minutes: int = Field(30, ge=1, le=720)
+    # Emergency access (42 CFR 2.51), once declared, lasts this long; then the responder declares
+    # it again. Each brief read in the window is its own documented emergency access at the gateway.
+    emergency_minutes: int = Field(60, ge=5, le=240)
     # Refresh the access token when it has less than this left.
     refresh_margin_seconds: int = Field(60, ge=0, le=600)
 

@@ -18,8 +18,11 @@ from werkzeug.serving import make_server
 from smart_app.app import create_app
 from smart_app.sessions import SessionStore
 from smart_app.settings import AppSettings
+from tests.conftest import LiveServer
 from tests.gateway.auth.harness import APP_SCOPE, Harness
 from tests.gateway.conftest import smart  # noqa: F401  (the live gateway with people and a clinician)
+from tests.gateway.consent.world import World
+from tests.gateway.consent.world import build as build_county
 
 
 @dataclass
@@ -41,6 +44,21 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def responder_app(smart: Harness, tmp_path: Path) -> Iterator[ResponderApp]:  # noqa: F811
+    yield from _serve_app(smart, tmp_path)
+
+
+@pytest.fixture()
+def county(smart_server: LiveServer, tmp_path: Path) -> Iterator[tuple[World, ResponderApp]]:
+    """The county world (tests/gateway/consent/world.py: two Part 2 programs, a mental-health
+    centre, the crisis team, the ED, the police) with the responder app registered."""
+    harness = Harness(smart_server.base_url, smart_server.server.app)
+    harness.add_app()
+    world = build_county(harness)
+    for app in _serve_app(harness, tmp_path):
+        yield world, app
+
+
+def _serve_app(smart: Harness, tmp_path: Path) -> Iterator[ResponderApp]:  # noqa: F811
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     key = ECKey.generate_key("P-384", parameters={"kid": "responder-web-1"})

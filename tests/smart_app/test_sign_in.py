@@ -13,14 +13,16 @@ from tests.gateway.auth.harness import Harness
 from tests.smart_app.conftest import ResponderApp
 
 
-def _sign_in(smart: Harness, app: ResponderApp, start: str, patient: str | None = None) -> requests.Session:
+def _sign_in(
+    smart: Harness, app: ResponderApp, start: str, patient: str | None = None, username: str = "ada"
+) -> requests.Session:
     """A browser: the app's sign-in link, the gateway's sign-in and consent pages, back to the app
     (which opens the search after a standalone launch, the brief after a dispatch launch)."""
     browser = requests.Session()
     to_gateway = browser.get(start, allow_redirects=False, timeout=10)
     assert to_gateway.status_code == 303, to_gateway.text[:300]
     authorize = browser.get(to_gateway.headers["Location"], allow_redirects=False, timeout=10)
-    landed = smart.walk(browser, authorize, patient=patient)
+    landed = smart.walk(browser, authorize, patient=patient, username=username)
     assert landed.status == 302 and landed.location.startswith(f"{app.base}/callback?"), landed
     landing = browser.get(landed.location, timeout=10)  # the app exchanges the code and moves on
     assert landing.status_code in (200, 404), landing.text[:500]
@@ -143,7 +145,9 @@ def test_find_the_person_confirm_and_read_the_brief(smart: Harness, responder_ap
     titles = re.findall(r"<h2>([^<]+)</h2>", brief.text)
     assert titles[:4] == ["Is this the right person?", "Safety and de-escalation", "Whom to call", "Treatment"]
     assert "Outpatient mental-health treatment at Eastside Community Mental Health" in brief.text
-    assert "<script" not in brief.text and "xmlns" not in brief.text
+    # Scripts only from the app's own static files (none inline, none from the narrative).
+    assert all(tag.startswith('<script src="/static/') for tag in re.findall(r"<script[^>]*>", brief.text))
+    assert "xmlns" not in brief.text
 
 
 def test_nothing_you_may_see_reads_exactly_as_no_record(smart: Harness, responder_app: ResponderApp) -> None:
