@@ -210,6 +210,10 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.register_blueprint(public_health_api)
     app.register_blueprint(responder_api)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
+    if settings.demo:
+        from gateway.http.demo_api import demo_api  # noqa: PLC0415
+
+        app.register_blueprint(demo_api)
 
     @app.errorhandler(HTTPException)
     def _routing_error(error: HTTPException) -> Response | HTTPException:

@@ -77,6 +77,7 @@ def serve(
     if demo:
         from gateway.demo import ensure_demo_accounts, load_demo  # noqa: PLC0415
 
+        settings = settings.model_copy(update={"demo": True})
         summary = load_demo(settings)
         click.echo(f"demo data: {summary.line()}")
         for line in ensure_demo_accounts(settings):

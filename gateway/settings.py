@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     max_page_size: int = Field(1000, ge=1)
     default_search_handling: Literal["lenient", "strict"] = "lenient"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Set by `gateway serve --demo` (never in production): demo-only pages such as /demo/dispatch.
+    demo: bool = False
     # The county's time zone (IANA name): times written for people to read, such as the hour in
     # an outcome message to a care team, are in it. Stored instants stay UTC.
     local_timezone: str = "UTC"
@@ -181,6 +183,8 @@ def is_loopback(host: str) -> bool:
 def check_sandbox(settings: Settings) -> None:
     """A sandbox (a movable clock) binds loopback addresses only, unless an operator set the
     explicit override too."""
+    if settings.demo and not is_loopback(settings.host):
+        raise SettingsError("refusing demo = true beyond loopback: the demo publishes its users' password")
     if settings.sandbox and not settings.sandbox_allow_non_loopback and not is_loopback(settings.host):
         raise SettingsError(
             f"refusing sandbox = true with host {settings.host}: a gateway whose clock can be moved serves "

@@ -188,7 +188,7 @@ def _safe(div: str) -> str:
 THREE_THINGS = "Three things to know: "
 SOURCE_ORGANIZATION = "https://crisis-fhir-gateway.org/fhir/StructureDefinition/source-organization"
 PHONE = re.compile(r"(?<![\w/(])(\(?\+?\d[\d ().-]{5,}\d)(?![\w/])")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _brief(document: dict[str, Any]) -> Brief:
@@ -230,7 +230,7 @@ def _with_phone_links(body: str) -> str:
     def tel(found: re.Match[str]) -> str:
         number = found.group(1)
         digits = re.sub(r"[^0-9+]", "", number)
-        if ISO_DATE.match(number) or len(digits.lstrip("+")) < 7:
+        if ISO_DATE.search(number) or len(digits.lstrip("+")) < 7:
             return number  # a date, or too short to dial
         return f'<a href="tel:{digits}">{number}</a>'
 

@@ -415,6 +415,14 @@ def ensure_demo_accounts(settings: Settings) -> list[str]:
 
 
 DEMO_APP = "responder-web"
+DEMO_DISPATCH_USER = "demo-clinician"
+DEMO_DISPATCH_PATIENT = _id("patient", 0)  # the TPO path: the OTP's records, the crisis team on scene
+
+
+def demo_dispatch_encounter() -> str:
+    return _id("crisis-call", 0)
+
+
 DEMO_APP_SCOPE = "launch launch/patient openid fhirUser online_access user/*.rs"
 
 
@@ -445,4 +453,6 @@ def ensure_demo_app(settings: Settings, app_url: str, key_file: Path) -> list[st
                                 launch_url=f"{app_url}/launch", jwks={"keys": [key.as_dict(private=False)]})  # fmt: skip
     finally:
         database.dispose()
-    return [f"responder app: {app_url}/ (sign in as demo-clinician or demo-officer)"]
+    root = settings.base_url.removesuffix("/fhir")
+    return [f"responder app: {app_url}/ (sign in as demo-clinician or demo-officer)",
+            f"dispatch launch to try: {root}/demo/dispatch (opens the app on the dispatched person's brief)"]  # fmt: skip

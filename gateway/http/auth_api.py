@@ -476,9 +476,14 @@ def launch() -> Response:
         incident=optional["incident"],
         purpose=purpose,
     )
-    separator = "&" if "?" in app_client.launch_url else "?"
-    url = f"{app_client.launch_url}{separator}{urlencode({'iss': settings.base_url, 'launch': launch_id})}"
+    url = app_launch_url(app_client.launch_url, settings.base_url, launch_id)
     return _json({"launch": launch_id, "iss": settings.base_url, "launch_url": url, "expires_in": 300}, 201, NO_STORE)
+
+
+def app_launch_url(launch_url: str, iss: str, launch_id: str) -> str:
+    """The app's launch URL with `iss` and `launch` (SMART App Launch, EHR launch)."""
+    separator = "&" if "?" in launch_url else "?"
+    return f"{launch_url}{separator}{urlencode({'iss': iss, 'launch': launch_id})}"
 
 
 @auth_api.errorhandler(ScopeError)

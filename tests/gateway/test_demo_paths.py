@@ -127,7 +127,9 @@ def test_the_demo_registers_the_responder_app_once_with_its_own_key(app: Flask, 
     settings = app.config["GATEWAY_SETTINGS"]
     key_file = tmp_path / "var" / "smart-app-key.json"
     lines = ensure_demo_app(settings, "http://127.0.0.1:8081", key_file)
-    assert lines == ["responder app: http://127.0.0.1:8081/ (sign in as demo-clinician or demo-officer)"]
+    assert lines == ["responder app: http://127.0.0.1:8081/ (sign in as demo-clinician or demo-officer)",
+                     "dispatch launch to try: http://127.0.0.1:8080/demo/dispatch (opens the app on the dispatched "
+                     "person's brief)"]  # fmt: skip
     assert key_file.stat().st_mode & 0o777 == 0o600
     registered = app.extensions["smart_server"].accounts.client(DEMO_APP)
     assert registered.kind == "asymmetric" and registered.redirect_uris == ["http://127.0.0.1:8081/callback"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from joserfc.jwk import ECKey
+from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
 from smart_app.app import create_app
@@ -77,3 +78,21 @@ def _serve_app(smart: Harness, tmp_path: Path) -> Iterator[ResponderApp]:  # noq
     server.shutdown()
     server.server_close()
     app.extensions["smart_app"][1].engine.dispose()
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+VIEWPORTS = {"phone": {"width": 360, "height": 800}, "desktop": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORTS[request.param])  # type: ignore[arg-type]
+    opened = context.new_page()
+    opened.viewport_name = request.param  # type: ignore[attr-defined]
+    yield opened
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"app-{name}-{page.viewport_name}.png"), full_page=True)  # type: ignore[attr-defined]

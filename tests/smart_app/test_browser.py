@@ -4,33 +4,12 @@ the CSP refuses nothing the pages need, and the screenshots in docs/screenshots/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.gateway.auth.harness import PASSWORD, Harness
 from tests.pages import serious_violations, watch_csp
-from tests.smart_app.conftest import ResponderApp
+from tests.smart_app.conftest import VIEWPORTS, ResponderApp, shot
 from tests.smart_app.test_sign_in import CARE
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-VIEWPORTS = {"phone": {"width": 360, "height": 800}, "desktop": {"width": 1280, "height": 800}}
-
-
-@pytest.fixture(params=list(VIEWPORTS))
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORTS[request.param])  # type: ignore[arg-type]
-    opened = context.new_page()
-    opened.viewport_name = request.param  # type: ignore[attr-defined]
-    yield opened
-    context.close()
-
-
-def _shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"app-{name}-{page.viewport_name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
 def test_a_clinician_signs_in_finds_confirms_and_reads_the_brief(
@@ -53,7 +32,7 @@ def test_a_clinician_signs_in_finds_confirms_and_reads_the_brief(
     page.get_by_role("button", name="Search").click()
     page.get_by_text("Probable match: confirm identity").wait_for()
     assert serious_violations(page) == []
-    _shot(page, "find")
+    shot(page, "find")
     page.get_by_role("button", name="This is the person: open the brief").click()
     page.wait_for_url(f"{responder_app.base}/person/pat-1")
     assert page.get_by_role("heading", level=1).inner_text() == "Maria Rivera"
@@ -61,7 +40,7 @@ def test_a_clinician_signs_in_finds_confirms_and_reads_the_brief(
     assert page.get_by_role("link", name="(555) 010-9988").get_attribute("href") == "tel:5550109988"
     assert serious_violations(page) == []
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
-    _shot(page, "brief")
+    shot(page, "brief")
     assert refused == []
 
 

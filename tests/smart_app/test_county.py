@@ -81,6 +81,7 @@ def test_emergency_access_for_medical_personnel_with_its_window(county: County) 
     brief = brief_of(browser, app, "Dana Quinlan")
     assert brief.status_code == 200 and "Opioid dependence" in brief.text and "42 CFR Part 2 records" in brief.text
     assert 'data-countdown="' in brief.text
+    assert 'href="tel:2026' not in brief.text  # "(2026-11-20)" beside a result is a date, not a number to call
     with world.database().connect() as connection:
         emergencies = connection.execute(select(audit_event.c.seq).where(audit_event.c.recipient == "ada",
                                                                          audit_event.c.emergency.is_(True))).all()  # fmt: skip
