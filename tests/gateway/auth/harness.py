@@ -74,7 +74,8 @@ class Harness:
     def add_user(self, username: str = "ada", role: str = "crisis-clinician", **extra: Any) -> None:
         extra.setdefault("practitioner", "Practitioner/clinician-ada")
         extra.setdefault("organization", "Organization/county-mobile-crisis")
-        self.accounts.add_user(username=username, password=PASSWORD, display_name="Ada Lovelace", role=role, **extra)
+        extra.setdefault("display_name", "Ada Lovelace" if username == "ada" else f"{username.title()} ({role})")
+        self.accounts.add_user(username=username, password=PASSWORD, role=role, **extra)
 
     def add_backend(
         self,
