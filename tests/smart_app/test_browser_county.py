@@ -10,6 +10,7 @@ import requests
 from playwright.sync_api import Page
 
 from tests.gateway.auth.harness import PASSWORD
+from tests.gateway.consent.test_outcomes import crisis_encounter
 from tests.gateway.consent.world import OTP, POLICE, consent
 from tests.pages import serious_violations, watch_csp
 from tests.smart_app.conftest import shot
@@ -57,7 +58,7 @@ def test_a_clinicians_journey_from_sign_in_to_the_recorded_outcome(county: Count
     page.get_by_role("button", name="Save the outcome").click()
     page.get_by_role("heading", name="Outcome recorded").wait_for()
     assert "Eastside Recovery Services (OTP)" in page.content()
-    assert world.get("ada", "Encounter/maria-crisis-call").json()["status"] == "finished"
+    assert crisis_encounter(world)["status"] == "finished"
     checked(page)
     access_token = _session_tokens(app)["access_token"]
     page.get_by_role("button", name="Sign out").click()

@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import select
 
 from gateway.store.schema import audit_event, emergency_review
+from tests.gateway.consent.test_outcomes import crisis_encounter
 from tests.gateway.consent.world import OTP, POLICE, World, consent
 from tests.smart_app.conftest import ResponderApp
 from tests.smart_app.test_sign_in import _csrf, _sign_in
@@ -123,7 +124,6 @@ def test_the_outcome_goes_back_to_the_care_teams(county: County) -> None:
         "csrf": _csrf(form.text), "disposition": "stayed-home-safety-plan", "note": "Sister staying tonight."})  # fmt: skip
     assert done.status_code == 200 and "Outcome recorded" in done.text
     assert "Eastside Recovery Services (OTP)" in done.text and "Harbor Community Mental Health" in done.text
-    encounter = world.get("ada", "Encounter/maria-crisis-call").json()
-    assert encounter["status"] == "finished"
+    assert crisis_encounter(world)["status"] == "finished"
     police = _sign_in(world.harness, app, f"{app.base}/login", username="lee")
     assert police.get(f"{app.base}/person/maria/outcome", timeout=10).status_code == 403

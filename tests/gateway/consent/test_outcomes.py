@@ -29,6 +29,14 @@ def outcome(world: World, user: str, patient: str, **body: Any) -> requests.Resp
                          headers={"Authorization": f"Bearer {world.token(user)}"})  # fmt: skip
 
 
+def crisis_encounter(world: World) -> dict[str, Any]:
+    """The crisis Encounter as the crisis team's own system reads it back."""
+    token = world.harness.backend_token(world.harness._backends["county-cad"], "system/Encounter.rs")
+    answer = world.harness.get("Encounter/maria-crisis-call", token)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
 def messages_to(world: World, client_id: str, organization: str) -> list[dict[str, Any]]:
     """What the care team's own EHR finds addressed to it, as it would ask."""
     backend = world.harness._backends[client_id]
@@ -44,7 +52,7 @@ def test_the_outcome_finishes_the_encounter_and_tells_the_care_teams_the_respond
     # Her opioid treatment program under her TPO consent; her mental-health centre under HIPAA's
     # treatment rule. The crisis team does not tell itself.
     assert sorted(told) == ["Eastside Recovery Services (OTP)", "Harbor Community Mental Health"]
-    encounter = world.get("ada", "Encounter/maria-crisis-call").json()
+    encounter = crisis_encounter(world)
     assert encounter["status"] == "finished" and encounter["period"]["end"] >= encounter["period"]["start"]
     assert encounter["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "stayed-home-safety-plan"
     assert "Check in tomorrow." in encounter["extension"][0]["valueString"]  # one line: the form's break is a space
@@ -83,4 +91,4 @@ def test_who_may_record_an_outcome_and_what_is_refused(world: World) -> None:
     # Nobody on file: the same answer, and nothing written.
     unknown = outcome(world, "ada", "never-stored")
     assert unknown.status_code == 202 and unknown.json() == {"recorded": True, "told": []}
-    assert world.get("ada", "Encounter/maria-crisis-call").json()["status"] == "in-progress"
+    assert crisis_encounter(world)["status"] == "in-progress"
