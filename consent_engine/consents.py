@@ -59,6 +59,33 @@ def in_force(consent: Consent, as_of: datetime, episodes: Iterable[Episode] = ()
     return not ((root.start and as_of < root.start) or (root.end and as_of > root.end))
 
 
+def standing(consent: Consent, problems: tuple[str, ...], as_of: datetime,
+             episodes: Iterable[Episode] = ()) -> tuple[str, str]:  # fmt: skip
+    """Where a consent stands at `as_of`, for people: ("in force", ""), ("revoked", when),
+    ("expired", when), ("not yet in force", from when), ("not relied on", what is missing or
+    wrong: `problems`, from `signers.problems_at`) or ("inactive", its status)."""
+    if problems:
+        return "not relied on", "; ".join(problems)
+    if consent.revoked_at is not None and consent.revoked_at <= as_of:
+        return "revoked", f"revoked {consent.revoked_at:%Y-%m-%d %H:%M} UTC"
+    if in_force(consent, as_of, episodes):
+        return "in force", ""
+    if consent.status not in ("active", "inactive"):
+        return "inactive", f"status {consent.status}"
+    ends = [t for t in (consent.expires_at, consent.provision.end, consent.expiry_event_at) if t is not None]
+    if consent.expiry_event == END_OF_TREATMENT:
+        ended = treatment_ended_at(consent, episodes)
+        if ended is not None:
+            ends.append(ended)
+    past = [t for t in ends if t < as_of]
+    if past:
+        return "expired", f"expired {min(past):%Y-%m-%d}"
+    start = consent.provision.start or consent.signed_at
+    if start is not None and start > as_of:
+        return "not yet in force", f"from {start:%Y-%m-%d}"
+    return "inactive", f"status {consent.status}"
+
+
 class ProvisionMatcher:
     """Whether provisions apply to one request's recipient, purpose and time, and to an item.
     A provision's request-level criteria do not depend on the item: they are computed once per

@@ -33,6 +33,7 @@ from gateway.fhir.engine import Engine, EngineConfig
 from gateway.http.admin_api import admin_api
 from gateway.http.auth_api import auth_api
 from gateway.http.compliance_api import compliance_api
+from gateway.http.console import console
 from gateway.http.fhir_api import fhir_api
 from gateway.http.fhir_api import http_error as fhir_http_error
 from gateway.http.legal_api import legal_api
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.register_blueprint(admin_api)
     app.register_blueprint(public_health_api)
     app.register_blueprint(responder_api)
+    app.register_blueprint(console)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
     if settings.demo:
         from gateway.http.demo_api import demo_api  # noqa: PLC0415

@@ -391,6 +391,7 @@ DEMO_USERS = (  # username, display name, role, organization, practitioner
     ("demo-epidemiologist", "Demo Epidemiologist", "epidemiologist", PUBLIC_HEALTH, None),
 )
 DEMO_USER = DEMO_USERS[0][0]
+DEMO_OFFICER = "demo-compliance"
 
 
 def ensure_demo_accounts(settings: Settings) -> list[str]:
@@ -403,15 +404,23 @@ def ensure_demo_accounts(settings: Settings) -> list[str]:
     accounts = Accounts(database)
     for username, name, role, organization, practitioner in DEMO_USERS:
         if accounts.user(username) is None:
+            # The compliance console asks its officers for a second factor: the demo's has one.
             accounts.add_user(username=username, password=DEMO_PASSWORD, display_name=name, role=role,
-                              practitioner=practitioner, organization=organization)  # fmt: skip
+                              practitioner=practitioner, organization=organization,
+                              totp=role == "compliance-officer")  # fmt: skip
+    officer = accounts.user(DEMO_OFFICER)
     database.dispose()
     root = settings.base_url.removesuffix("/fhir")
     users = ", ".join(username for username, *_ in DEMO_USERS)
-    return [
+    lines = [
         f"demo sign-in at {root}/auth/manage: {users} (password {DEMO_PASSWORD}); the README lists what each may see",
         "register apps and EHRs with `gateway client add` (docs/auth.md)",
     ]
+    if officer is not None and officer.totp_secret:
+        lines.append(f"compliance console: {root}/console/ as {DEMO_OFFICER}, with a one-time code from the secret "
+                     f"{officer.totp_secret} (an authenticator app, or: .venv/bin/python -c \"import pyotp; "
+                     f"print(pyotp.TOTP('{officer.totp_secret}').now())\")")  # fmt: skip
+    return lines
 
 
 DEMO_APP = "responder-web"

@@ -109,7 +109,7 @@ def csrf_token() -> str:
     return str(token)
 
 
-def _csrf_ok() -> bool:
+def valid_csrf() -> bool:
     expected = session.get("csrf")
     return bool(expected) and hmac.compare_digest(str(expected), request.form.get("csrf_token", ""))
 
@@ -121,8 +121,8 @@ def _message(title: str, message: str, status: int) -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only our own authorize page: never an open redirect."""
-    if target and target.startswith("/auth/authorize") and not urlsplit(target).netloc:
+    """Only our own authorize page or the console: never an open redirect."""
+    if target and target.startswith(("/auth/authorize", "/console/", "/console?")) and not urlsplit(target).netloc:
         return target
     return url_for("auth_api.manage")
 
@@ -156,7 +156,7 @@ def login() -> Response:
     if request.method == "GET":
         return _login_page(request.args.get("next"), None, 200)
     target = request.form.get("next")
-    if not _csrf_ok():
+    if not valid_csrf():
         return _login_page(target, "The form expired; please sign in again.", 400)
     try:
         user = _server().accounts.login(
@@ -182,7 +182,7 @@ def _login_page(target: str | None, error: str | None, status: int) -> Response:
 
 @auth_api.post("/auth/logout")
 def logout() -> Response:
-    if _csrf_ok():
+    if valid_csrf():
         if session.get("sid"):
             _server().accounts.end_session(str(session["sid"]))  # its online_access grants end with it
         session.clear()
@@ -240,7 +240,7 @@ def _consent_page(grant: Any, user: User, params: list[tuple[str, str]], error: 
 @auth_api.post("/auth/authorize/consent")
 def consent() -> Response:
     server = _server()
-    if not _csrf_ok():
+    if not valid_csrf():
         return _message("Please try again", "The consent form expired or was not sent by this page.", 400)
     user = signed_in_user()
     if user is None:
@@ -406,7 +406,7 @@ def manage() -> Response:
 @auth_api.post("/auth/manage/revoke")
 def manage_revoke() -> Response:
     user = signed_in_user()
-    if user is None or not _csrf_ok():
+    if user is None or not valid_csrf():
         return _message("Please sign in again", "Your session ended or the form expired.", 401)
     server = _server()
     family = request.form.get("grant", "")

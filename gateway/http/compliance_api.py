@@ -28,6 +28,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select, update
 
 from consent_engine import Item, Release
+from consent_engine.consents import standing
 from consent_engine.fhir import consent_from_fhir, is_court_order, order_from_fhir, parse_datetime, patient_facts
 from consent_engine.signers import problems_at
 from gateway.auth.accounts import User
@@ -83,10 +84,10 @@ def _officer() -> User:
 def _report(
     user: User, rows: list[Row], name: str, key: Callable[[Row], str], patient: Callable[[Row], str | None]
 ) -> Response:
-    return _answer(_decided(user, rows, name, key, patient), name)
+    return _answer(decided_rows(user, rows, name, key, patient), name)
 
 
-def _decided(
+def decided_rows(
     user: User, rows: list[Row], name: str, key: Callable[[Row], str], patient: Callable[[Row], str | None]
 ) -> list[Row]:
     """Decide the rows as items by the patient each concerns and write the audit record; the
@@ -121,16 +122,22 @@ def _since(default: timedelta | None = None) -> datetime | None:
 
 def _answer(rows: list[Row], name: str) -> Response:
     if request.args.get("format") == "csv":
-        buffer = io.StringIO()
-        columns = list(rows[0]) if rows else ["empty"]
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (v if not isinstance(v, list | dict) else str(v)) for k, v in row.items()})
-        response = Response(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    else:
-        response = jsonify({"report": name, "rows": rows})
+        return csv_response(rows, name)
+    response = jsonify({"report": name, "rows": rows})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def csv_response(rows: list[Row], name: str) -> Response:
+    """A report as a CSV download (a spreadsheet's first row names the columns)."""
+    buffer = io.StringIO()
+    columns = list(rows[0]) if rows else ["empty"]
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (v if not isinstance(v, list | dict) else str(v)) for k, v in row.items()})
+    response = Response(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -142,7 +149,7 @@ def _patient() -> str:
     return patient
 
 
-def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> list[Row]:
+def ledger_rows(patient: str, since: datetime | None, intermediary_only: bool) -> list[Row]:
     with _database().connect() as connection:
         rows = AuditLog.ledger(connection, patient, since)
     return [
@@ -163,39 +170,36 @@ def _ledger(patient: str, since: datetime | None, intermediary_only: bool) -> li
             "tpo": bool(row["body"].get("tpo")),
             "citation": row["body"].get("citation"),
             "notice_version": row["body"].get("notice_version"),
+            "intermediary": bool(row["body"].get("intermediary")),
         }
         for row in rows
         if not intermediary_only or row["body"].get("intermediary")
     ]
 
 
-def _disclosure_key(row: Row) -> str:
+def disclosure_key(row: Row) -> str:
     return f"Disclosure/{row['seq']}"
 
 
 @compliance_api.get("/disclosures")
 def disclosures() -> Response:
     user = _officer()
-    rows = _ledger(_patient(), _since(ACCOUNTING_PERIOD), False)
-    return _report(user, rows, "disclosures", _disclosure_key, lambda r: r["patient"])
+    rows = ledger_rows(_patient(), _since(ACCOUNTING_PERIOD), False)
+    return _report(user, rows, "disclosures", disclosure_key, lambda r: r["patient"])
 
 
 @compliance_api.get("/intermediary-disclosures")
 def intermediary_disclosures() -> Response:
     user = _officer()
-    rows = _ledger(_patient(), _since(ACCOUNTING_PERIOD), True)
-    return _report(user, rows, "intermediary-disclosures", _disclosure_key, lambda r: r["patient"])
+    rows = ledger_rows(_patient(), _since(ACCOUNTING_PERIOD), True)
+    return _report(user, rows, "intermediary-disclosures", disclosure_key, lambda r: r["patient"])
 
 
-@compliance_api.get("/emergency-reviews")
-def emergency_reviews() -> Response:
-    user = _officer()
-    status = request.args.get("status", "pending")
-    if status not in ("pending", "reviewed", "all"):
-        raise Refused(400, "invalid_request", "status is pending, reviewed or all")
+def review_rows(status: str) -> list[Row]:
+    """Emergency accesses (`pending`, `reviewed` or `all`), oldest first."""
     with _database().connect() as connection:
         found = AuditLog.reviews(connection, status)
-    rows = [
+    return [
         {
             "audit_seq": row["audit_seq"],
             "accessed_at": row["accessed_at"].isoformat() + "Z",
@@ -209,9 +213,20 @@ def emergency_reviews() -> Response:
         }
         for row in found
     ]
-    return _report(
-        user, rows, "emergency-reviews", lambda r: f"EmergencyReview/{r['audit_seq']}", lambda r: r["patient"]
-    )
+
+
+def review_key(row: Row) -> str:
+    return f"EmergencyReview/{row['audit_seq']}"
+
+
+@compliance_api.get("/emergency-reviews")
+def emergency_reviews() -> Response:
+    user = _officer()
+    status = request.args.get("status", "pending")
+    if status not in ("pending", "reviewed", "all"):
+        raise Refused(400, "invalid_request", "status is pending, reviewed or all")
+    rows = review_rows(status)
+    return _report(user, rows, "emergency-reviews", review_key, lambda r: r["patient"])
 
 
 @compliance_api.post("/emergency-reviews/<int:seq>")
@@ -221,14 +236,20 @@ def review_emergency(seq: int) -> Response:
     note = body.get("note") if isinstance(body, dict) else None
     if not isinstance(note, str) or not note.strip():
         raise Refused(400, "invalid_request", 'send {"note": "..."}: what the review found')
+    if not record_review(user, seq, note.strip()):
+        raise Refused(409, "invalid_request", "no pending emergency access with that number")
+    return jsonify({"audit_seq": seq, "reviewed": True})
+
+
+def record_review(user: User, seq: int, note: str) -> bool:
+    """Sign off one pending emergency access, with the review's own audit record; False when
+    there is no such pending access."""
     with _unit() as (repository, now):
-        changed = AuditLog.record_review(repository.connection, seq, user.username, note.strip(), now)
+        changed = AuditLog.record_review(repository.connection, seq, user.username, note, now)
         if changed:
             record = audit_record(_requested(user), [], 200, None, now)
             AuditLog(_database()).append(repository.connection, [record])
-    if not changed:
-        raise Refused(409, "invalid_request", "no pending emergency access with that number")
-    return jsonify({"audit_seq": seq, "reviewed": True})
+    return bool(changed)
 
 
 @compliance_api.get("/subpoenas")
@@ -284,45 +305,75 @@ def _audit_rows(patient: str | None, since: datetime | None, limit: int) -> list
         return AuditLog.events(connection, patient, since, limit)
 
 
+def alert_rows(since: datetime | None) -> list[Row]:
+    """Alerts raised since then (police requests, conflicts, emergency accesses, ...), oldest first."""
+    return [
+        {"audit_seq": row["seq"], "recorded_at": row["recorded_at"].isoformat() + "Z", "recipient": row["recipient"],
+         "patient": row["patient"], "alert": alert["code"], "detail": alert["detail"]}
+        for row in reversed(_audit_rows(None, since, 10_000))
+        for alert in row["body"].get("alerts", [])
+    ]  # fmt: skip
+
+
+def alert_key(row: Row) -> str:
+    return f"AuditEvent/{row['audit_seq']}"
+
+
 @compliance_api.get("/alerts")
 def alerts() -> Response:
     user = _officer()
-    rows = [
-        {"audit_seq": row["seq"], "recorded_at": row["recorded_at"].isoformat() + "Z", "recipient": row["recipient"],
-         "patient": row["patient"], "alert": alert["code"], "detail": alert["detail"]}
-        for row in reversed(_audit_rows(None, _since(timedelta(days=90)), 10_000))
-        for alert in row["body"].get("alerts", [])
-    ]  # fmt: skip
-    return _report(user, rows, "alerts", lambda r: f"AuditEvent/{r['audit_seq']}", lambda r: r["patient"])
+    rows = alert_rows(_since(timedelta(days=90)))
+    return _report(user, rows, "alerts", alert_key, lambda r: r["patient"])
 
 
-@compliance_api.get("/consents-not-relied-on")
-def consents_not_relied_on() -> Response:
-    user = _officer()
+def consent_rows(patient: str | None = None) -> list[Row]:
+    """The stored Consents (all, or one patient's) and where each stands now (in force, revoked,
+    expired, not yet in force, not relied on: with why), court orders included."""
     settings = current_app.config["GATEWAY_SETTINGS"]
     store = current_app.extensions["fhir_engine"].store
-    query = parse_search("Consent", [("_count", "1000")], base_url=settings.base_url, strict=True,
-                         default_count=1000, max_count=1000)  # fmt: skip
+    params = [("_count", "1000"), *([("patient", patient)] if patient else [])]
+    query = parse_search("Consent", params, base_url=settings.base_url, strict=True, default_count=1000,
+                         max_count=1000)  # fmt: skip
     policy = current_app.extensions["consent_release"].policy
-    rows = []
+    rows: list[Row] = []
     with store.unit_of_work(False) as (repository, now):
         consents, _ = repository.search(query)
         for item in consents:
             content = item.content or {}
             if is_court_order(content):
                 order = order_from_fhir(content)
-                if order.problems:
-                    rows.append({"consent": f"Consent/{item.id}", "patient": order.patient, "kind": "court-order",
-                                 "problems": list(order.problems)})  # fmt: skip
+                state = ("not relied on", "; ".join(order.problems)) if order.problems else (
+                    ("in force", "") if order.in_force(now) else ("not in force", f"status {order.status}"))  # fmt: skip
+                rows.append({"consent": f"Consent/{item.id}", "patient": order.patient, "kind": "court-order",
+                             "standing": state[0], "why": state[1], "problems": list(order.problems),
+                             "signed": None, "expires": _day(order.expires_at)})  # fmt: skip
                 continue
             consent = consent_from_fhir(content)
             # Signers are checked against the patient (their age at signing, their death) as now.
-            patient = repository.read("Patient", consent.patient.removeprefix("Patient/"))
-            problems = problems_at(consent, patient_facts(patient.content if patient else None), policy, now)
-            if problems:
-                rows.append({"consent": f"Consent/{item.id}", "patient": consent.patient, "kind": consent.kind.value,
-                             "problems": list(problems)})  # fmt: skip
-    return _report(user, rows, "consents-not-relied-on", lambda r: str(r["consent"]), lambda r: r["patient"])
+            found = repository.read("Patient", consent.patient.removeprefix("Patient/"))
+            problems = problems_at(consent, patient_facts(found.content if found else None), policy, now)
+            state = standing(consent, problems, now)
+            rows.append({"consent": f"Consent/{item.id}", "patient": consent.patient, "kind": consent.kind.value,
+                         "standing": state[0], "why": state[1], "problems": list(problems),
+                         "signed": _day(consent.signed_at), "expires": _day(consent.expires_at),
+                         "description": consent.description})  # fmt: skip
+    return rows
+
+
+def _day(moment: datetime | None) -> str | None:
+    return f"{moment:%Y-%m-%d}" if moment else None
+
+
+def consent_key(row: Row) -> str:
+    return str(row["consent"])
+
+
+@compliance_api.get("/consents-not-relied-on")
+def consents_not_relied_on() -> Response:
+    user = _officer()
+    rows = [{k: row[k] for k in ("consent", "patient", "kind", "problems")} for row in consent_rows()
+            if row["problems"]]  # fmt: skip
+    return _report(user, rows, "consents-not-relied-on", consent_key, lambda r: r["patient"])
 
 
 def audit_event_resource(row: Any, base_url: str) -> dict[str, Any]:
@@ -392,7 +443,7 @@ def audit_events() -> Response:
         raise Refused(400, "invalid_request", "_count is a whole number from 1 to 1000")
     patient = _patient() if request.args.get("patient") else None
     rows = _audit_rows(patient, _since(), int(count))
-    decided = _decided(user, [dict(r) for r in rows], "audit-events", lambda r: f"AuditEvent/{r['seq']}",
+    decided = decided_rows(user, [dict(r) for r in rows], "audit-events", lambda r: f"AuditEvent/{r['seq']}",
                        lambda r: patient or r["patient"])  # fmt: skip
     shown = {row["seq"] for row in decided}
     events = [audit_event_resource(row, settings.base_url) for row in rows if row["seq"] in shown]

@@ -139,3 +139,23 @@ def test_the_demo_registers_the_responder_app_once_with_its_own_key(app: Flask, 
     assert json.loads(key_file.read_text()) == private
     key_file.unlink()
     assert "is missing" in ensure_demo_app(settings, "http://127.0.0.1:8081", key_file)[0]
+
+
+def test_the_demo_officer_has_the_second_factor_the_console_asks_for(tmp_path: Path) -> None:
+    import pyotp
+
+    from gateway.auth.accounts import Accounts
+    from gateway.demo import DEMO_OFFICER
+
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'demo.sqlite3'}", base_url="http://127.0.0.1:8080/fhir"
+    )
+    lines = ensure_demo_accounts(settings)
+    database = open_database(settings.database_url)
+    officer = Accounts(database).user(DEMO_OFFICER)
+    assert officer is not None and officer.totp_secret
+    assert Accounts(database).login(DEMO_OFFICER, "demo-password-2026", pyotp.TOTP(officer.totp_secret).now())
+    database.dispose()
+    console = [line for line in lines if line.startswith("compliance console: http://127.0.0.1:8080/console/")]
+    assert console and officer.totp_secret in console[0]
+    assert ensure_demo_accounts(settings)[-1] == console[0]  # created once: the same secret on the next start
