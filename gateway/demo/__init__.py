@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.importer import Importer, ImportSummary, upsert_entry
 from gateway.settings import Settings
+from mappings.consent_form import consent_resource as build_consent
 
 _NS = uuid.UUID("6f1c3b1e-1d2a-4c55-9a43-5b7b0c0d5e11")
 GIVEN = ["Alex", "Jordan", "Maria", "James", "Aisha", "Daniel", "Rosa", "Kevin", "Tanya", "Luis", "Grace",
@@ -168,62 +169,15 @@ PARTICIPANTS = {"identifier": {"system": f"{P}/CodeSystem/recipient-class", "val
 HIE = "Organization/bayview-hie"
 
 
-def consent_resource(
-    consent_id: str,
-    patient: str,
-    kind: str,
-    *,
-    disclosers: list[str],
-    recipients: list[dict[str, Any]],
-    purposes: list[str],
-    classes: list[str],
-    deny: bool = False,
-    signers: list[tuple[str, str]] | None = None,
-    signed: str = "2026-03-01T10:00:00Z",
-) -> dict[str, Any]:
-    """A Consent of the documented profile (docs/consent-profile.md) with every §2.31 element, so
-    that it can be relied on; `deny` makes a restriction or opt-out. `signers` are (reference,
-    signer role) pairs; by default the patient signed."""
-
-    def coded(code: str) -> dict[str, str]:
-        system = (
-            f"{P}/CodeSystem/purpose-of-use"
-            if code[0].islower()
-            else "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-        )
-        return {"system": system, "code": code}
-
-    extensions = [{"url": f"{P}/StructureDefinition/consent-revocation-statement", "valueBoolean": True},
-                  {"url": f"{P}/StructureDefinition/consent-expiry-event", "valueCode": "end-of-treatment"}]  # fmt: skip
-    if kind == "part2-tpo":
-        extensions += [{"url": f"{P}/StructureDefinition/consent-redisclosure-statement", "valueBoolean": True},
-                       {"url": f"{P}/StructureDefinition/consent-tpo-statements", "valueBoolean": True}]  # fmt: skip
-    actors = [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                    "code": "IRCP"}]}, "reference": r} for r in recipients]  # fmt: skip
+def consent_resource(consent_id: str, patient: str, kind: str, **elements: Any) -> dict[str, Any]:
+    """A Consent of the documented profile with every 42 CFR 2.31 element, so that it can be
+    relied on (mappings.consent_form); an intermediary consent names the county's HIE, and the
+    signed form is on the program's EHR."""
     if kind == "part2-intermediary":
-        actors.append({"role": {"coding": [{"system": f"{P}/CodeSystem/consent-actor-role", "code": "intermediary"}]},
-                       "reference": {"reference": HIE}})  # fmt: skip
-    provision: dict[str, Any] = {"type": "deny" if deny else "permit"}
-    if actors:
-        provision["actor"] = actors
-    if purposes:
-        provision["purpose"] = [coded(p) for p in purposes]
-    if classes:
-        provision["code"] = [{"coding": [{"system": f"{P}/CodeSystem/data-class", "code": c} for c in classes]}]
-    consent: dict[str, Any] = {
-        "resourceType": "Consent", "id": consent_id, "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": f"{P}/CodeSystem/consent-kind", "code": kind}]}],
-        "patient": {"reference": patient}, "dateTime": signed, "performer": [
-            {"reference": reference, "extension": [{"url": f"{P}/StructureDefinition/consent-signer-role",
-                                                    "valueCode": role}]}
-            for reference, role in signers or [(patient, "patient")]],
-        "sourceAttachment": {"contentType": "application/pdf", "url": f"https://ehr.example/consents/{consent_id}.pdf"},
-        "extension": extensions, "provision": provision,
-    }  # fmt: skip
-    if disclosers:
-        consent["organization"] = [{"reference": d} for d in disclosers]
-    return consent
+        elements.setdefault("intermediary", HIE)
+    elements.setdefault("attachment", {"contentType": "application/pdf",
+                                       "url": f"https://ehr.example/consents/{consent_id}.pdf"})  # fmt: skip
+    return build_consent(consent_id, patient, kind, **elements)
 
 
 def _document(document_id: str, patient: str, text: str, label: str | None = None) -> dict[str, Any]:

@@ -13,18 +13,31 @@ page's one audit record commits before it is shown), and is `no-store`.
 - GET  /console/reviews                  emergency accesses awaiting review
 - POST /console/reviews/<seq>            sign one off, with what the review found
 - POST /console/audit/verify             check the audit trail's hash chains now
+- GET  /console/consents/new[?kind=]     take in a signed consent: a template, then its form
+- POST /console/consents/new             save it, or say what is missing (each 42 CFR 2.31 element)
+- POST /console/consents/<id>/revoke     revoke from an effective time
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
+from consent_engine.fhir import consent_from_fhir, parse_datetime, patient_facts
+from consent_engine.signers import problems_at
+from gateway.auth.accounts import User
 from gateway.consent.audit import ACCOUNTING_PERIOD, AuditLog
-from gateway.fhir.dates import utc_now
+from gateway.fhir.context import FhirRequest, Requester
+from gateway.fhir.dates import instant, utc_now
+from gateway.fhir.errors import FhirError
+from gateway.fhir.ids import new_id
+from gateway.fhir.repository import Repository
+from gateway.fhir.search import parse_search
 from gateway.fhir.validation import ID_PATTERN
 from gateway.http.auth_api import csrf_token, signed_in_user, valid_csrf
 from gateway.http.compliance_api import (
@@ -41,6 +54,8 @@ from gateway.http.compliance_api import (
     review_key,
     review_rows,
 )
+from mappings import consent_form
+from mappings.consent_form import consent_resource, recipient_class, revoked
 
 console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 OFFICER = "compliance-officer"
@@ -142,7 +157,14 @@ def patient() -> Response:
         disclosures=list(reversed(disclosures)),
         intermediary=[r for r in disclosures if r.get("intermediary")],
         reviews=[r for r in shown if r["_kind"] == "review"],
+        saved=_consent_reference(request.args.get("saved")),
+        revoked=_consent_reference(request.args.get("revoked")),
     )
+
+
+def _consent_reference(value: str | None) -> str | None:
+    """A Consent reference from the page's own redirect, shown back only when it is one."""
+    return value if value and value.startswith("Consent/") and ID_PATTERN.match(value[8:]) else None
 
 
 def _organization_names(references: Any) -> dict[str, str]:
@@ -186,3 +208,181 @@ def sign_off(seq: int) -> Response:
         return _page("console_message.html", 409, title="Already reviewed",
                      message="That emergency access is not awaiting review (someone may have signed it off).")  # fmt: skip
     return redirect(url_for("console.reviews", done=seq), 303)
+
+
+# -- consent intake ------------------------------------------------------------------------------
+def _officer_writer(user: User) -> Requester:
+    """The officer as the writer of Consents: through the router, labelled, versioned, audited."""
+    return Requester(source=f"user:{user.username}", username=user.username, role=user.role,
+                     organization=user.organization, scopes=("user/Consent.cru",))  # fmt: skip
+
+
+def _organizations() -> list[tuple[str, str]]:
+    """Every stored Organization as (reference, name), by name: whom a consent may name."""
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    query = parse_search("Organization", [("_count", "1000")], base_url=settings.base_url, strict=True,
+                         default_count=1000, max_count=1000)  # fmt: skip
+    with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
+        found, _ = repository.search(query)
+    named = [(f"Organization/{o.id}", str((o.content or {}).get("name") or o.id)) for o in found]
+    return sorted(named, key=lambda pair: pair[1].lower())
+
+
+def _intake_page(status: int, kind: str | None, form: dict[str, Any], errors: list[str] | None = None) -> Response:
+    return _page("console_consent_form.html", status, kind=kind, form=form, errors=errors or [],
+                 kinds=consent_form.KINDS, organizations=_organizations(), purposes=consent_form.PURPOSES,
+                 classes=consent_form.DATA_CLASSES, recipient_classes=consent_form.RECIPIENT_CLASSES,
+                 statements={k: consent_form.STATEMENTS[k][1] for k in consent_form.STATEMENTS_BY_KIND.get(kind or "", ())},
+                 signer_roles=consent_form.SIGNER_ROLES, max_mb=consent_form.SIGNED_FORM_MAX_BYTES // (1024 * 1024))  # fmt: skip
+
+
+@console.get("/consents/new")
+def new_consent() -> Response:
+    kind = request.args.get("kind")
+    if kind not in consent_form.KINDS:
+        return _page("console_consent_kinds.html", kinds=consent_form.KINDS, patient=request.args.get("patient", ""),
+                     supersedes=request.args.get("supersedes", ""))  # fmt: skip
+    template = consent_form.TEMPLATES[kind]
+    form = {"patient": request.args.get("patient", ""), "supersedes": request.args.get("supersedes", ""),
+            "disclosers": [g.officer.organization] if g.officer.organization else [], "recipients": [],
+            "recipient_classes": list(template.recipient_classes), "purposes": list(template.purposes),
+            "classes": list(template.classes), "statements": [], "end_of_treatment": bool(template.expiry_event),
+            "signer_role": "patient", "signer": "", "signed": "", "expires": "", "intermediary": ""}  # fmt: skip
+    return _intake_page(200, kind, form)
+
+
+def _form_values() -> dict[str, Any]:
+    lists = ("disclosers", "recipients", "recipient_classes", "purposes", "classes", "statements")
+    values: dict[str, Any] = {name: request.form.getlist(name) for name in lists}
+    for name in ("patient", "supersedes", "signer_role", "signer", "signed", "expires", "intermediary"):
+        values[name] = request.form.get(name, "").strip()[:200]
+    values["end_of_treatment"] = request.form.get("end_of_treatment") == "yes"
+    return values
+
+
+def _signed_form(errors: list[str]) -> dict[str, Any] | None:
+    """The uploaded signed form as a FHIR Attachment: a PDF, at most SIGNED_FORM_MAX_BYTES."""
+    upload = request.files.get("signed_form")
+    if upload is None or not upload.filename:
+        return None
+    data = upload.stream.read(consent_form.SIGNED_FORM_MAX_BYTES + 1)
+    if len(data) > consent_form.SIGNED_FORM_MAX_BYTES:
+        errors.append(f"The signed form is larger than {consent_form.SIGNED_FORM_MAX_BYTES // (1024 * 1024)} MB.")
+        return None
+    if not data.startswith(b"%PDF-") or b"%%EOF" not in data[-1024:]:
+        errors.append("The signed form must be a PDF file (a scan saved as PDF).")
+        return None
+    return {"contentType": "application/pdf", "data": base64.b64encode(data).decode(), "size": len(data),
+            "hash": base64.b64encode(hashlib.sha1(data).digest()).decode(),  # FHIR Attachment.hash is SHA-1
+            "title": "".join(c for c in upload.filename if c.isprintable())[:100]}  # fmt: skip
+
+
+def _day(value: str, label: str, errors: list[str]) -> str | None:
+    if not value:
+        return None
+    if parse_datetime(value) is None or len(value) != 10:
+        errors.append(f"{label} must be a date (YYYY-MM-DD).")
+        return None
+    return value
+
+
+@console.post("/consents/new")
+def save_consent() -> Response:
+    kind = request.form.get("kind", "")
+    if kind not in consent_form.KINDS or not valid_csrf():
+        return redirect(url_for("console.new_consent"), 303)
+    form = _form_values()
+    errors: list[str] = []
+    patient_id = form["patient"].removeprefix("Patient/")
+    if not ID_PATTERN.match(patient_id):
+        errors.append("Give the person's id, e.g. Patient/123 (2.31(a)(1)).")
+    known = {reference for reference, _ in _organizations()}
+    chosen = [r for r in (*form["disclosers"], *form["recipients"]) if r not in known]
+    if chosen:
+        errors.append("Pick organizations from the lists.")
+    signed = _day(form["signed"], "The date signed", errors)
+    expires = _day(form["expires"], "The expiry date", errors)
+    signer_role = form["signer_role"] if form["signer_role"] in consent_form.SIGNER_ROLES else "patient"
+    signer = f"Patient/{patient_id}" if signer_role == "patient" else form["signer"]
+    if signer_role != "patient" and not (signer.startswith(("RelatedPerson/", "Practitioner/")) and
+                                         ID_PATTERN.match(signer.split("/", 1)[1])):  # fmt: skip
+        errors.append("Give who signed for the person as RelatedPerson/<id> (a parent, guardian or representative).")
+    attachment = _signed_form(errors)
+    consent_id = new_id()
+    resource = consent_resource(
+        consent_id, f"Patient/{patient_id}", kind,
+        disclosers=form["disclosers"],
+        recipients=[*({"reference": r} for r in form["recipients"]),
+                    *(recipient_class(c) for c in form["recipient_classes"] if c in consent_form.RECIPIENT_CLASSES)],
+        purposes=[p for p in form["purposes"] if p in consent_form.PURPOSES],
+        classes=[c for c in form["classes"] if c in consent_form.DATA_CLASSES],
+        deny=kind in consent_form.DENYING_KINDS,
+        signers=[(signer, signer_role)] if signer else [],
+        signed=f"{signed}T12:00:00Z" if signed else None,
+        statements=tuple(s for s in form["statements"] if s in consent_form.STATEMENTS),
+        expires=expires,
+        expiry_event=consent_form.END_OF_TREATMENT if form["end_of_treatment"] else None,
+        attachment=attachment,
+        intermediary=form["intermediary"] if kind == "part2-intermediary" and form["intermediary"] in known else None,
+    )  # fmt: skip
+    if not errors:
+        errors.extend(_missing_elements(resource, patient_id))
+    if errors:
+        return _intake_page(400, kind, form, errors)
+    supersedes = form["supersedes"].removeprefix("Consent/")
+
+    def plan(repository: Repository, now: datetime) -> list[FhirRequest]:
+        writer = _officer_writer(g.officer)
+        writes = [FhirRequest("PUT", f"Consent/{consent_id}", body=resource, requester=writer,
+                              headers={"prefer": "return=minimal"})]  # fmt: skip
+        old = repository.read("Consent", supersedes) if ID_PATTERN.match(supersedes) else None
+        if old is not None and not old.deleted and old.content:
+            writes.append(FhirRequest("PUT", f"Consent/{supersedes}", requester=writer,
+                                      body=revoked(old.content, instant(now), f"Consent/{consent_id}"),
+                                      headers={"prefer": "return=minimal"}))  # fmt: skip
+        return writes
+
+    try:
+        written = current_app.extensions["fhir_engine"].write_about_patient(patient_id, plan)
+    except FhirError as error:
+        return _intake_page(400, kind, form, [f"The gateway refused the consent: {error}"])
+    if written is None:
+        return _intake_page(400, kind, form, [f"No person Patient/{patient_id} is on file (2.31(a)(1))."])
+    return redirect(url_for("console.patient", patient=f"Patient/{patient_id}", saved=f"Consent/{consent_id}"), 303)
+
+
+def _missing_elements(resource: dict[str, Any], patient_id: str) -> list[str]:
+    """Every 42 CFR 2.31 element (or 164.508 one) the consent lacks, and any signer who could not
+    sign for this person: named before anything is saved."""
+    consent = consent_from_fhir(resource)
+    policy = current_app.extensions["consent_release"].policy
+    with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, now):
+        found = repository.read("Patient", patient_id)
+        facts = patient_facts(found.content if found is not None and not found.deleted else None)
+        return list(problems_at(consent, facts, policy, now))
+
+
+@console.post("/consents/<consent_id>/revoke")
+def revoke_consent(consent_id: str) -> Response:
+    if not valid_csrf() or not ID_PATTERN.match(consent_id):
+        return redirect(url_for("console.dashboard"), 303)
+    given = request.form.get("effective", "").strip()
+    effective = parse_datetime(given) if given else None
+    if given and effective is None:
+        return _page("console_message.html", 400, title="When?", message="The effective time must be a date and time.")
+    with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
+        found = repository.read("Consent", consent_id)
+    content = found.content if found is not None and not found.deleted else None
+    patient_reference = str(((content or {}).get("patient") or {}).get("reference") or "")
+    if content is None or not patient_reference.startswith("Patient/"):
+        return _page("console_message.html", 404, title="No such consent", message="That consent is not on file.")
+
+    def plan(repository: Repository, now: datetime) -> list[FhirRequest]:
+        # From the time given (a revocation received yesterday, or one that takes effect later),
+        # else now; decisions before it stand, decisions from it on no longer rely on the consent.
+        at = instant(effective if effective is not None else now)
+        return [FhirRequest("PUT", f"Consent/{consent_id}", body=revoked(content, at),
+                            requester=_officer_writer(g.officer), headers={"prefer": "return=minimal"})]  # fmt: skip
+
+    current_app.extensions["fhir_engine"].write_about_patient(patient_reference.removeprefix("Patient/"), plan)
+    return redirect(url_for("console.patient", patient=patient_reference, revoked=f"Consent/{consent_id}"), 303)

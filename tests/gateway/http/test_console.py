@@ -122,3 +122,87 @@ def test_the_audit_chains_are_verified_on_demand(world: World) -> None:
                             timeout=10)  # fmt: skip
     assert verified.status_code == 200
     assert re.search(r"<td>audit_event</td><td>\d+</td><td>intact</td>", verified.text), verified.text[-800:]
+
+
+SIGNED_PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >>"
+              b" endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")  # fmt: skip
+
+
+def intake(browser: requests.Session, world: World, fields: list[tuple[str, str]],
+           pdf: bytes | None = SIGNED_PDF) -> requests.Response:  # fmt: skip
+    """The intake form as an officer fills it in and sends it (multipart, with the signed form)."""
+    form = browser.get(f"{world.harness.root}/console/consents/new", params={"kind": "part2-specific"}, timeout=10)
+    assert form.status_code == 200
+    files = {"signed_form": ("signed-consent.pdf", pdf, "application/pdf")} if pdf is not None else None
+    return browser.post(f"{world.harness.root}/console/consents/new", timeout=10, files=files,
+                        data=[("csrf_token", csrf_of(form.text)), ("kind", "part2-specific"), *fields])  # fmt: skip
+
+
+DANA_FOR_THE_CRISIS_TEAM = [
+    ("patient", "Patient/dana"), ("disclosers", OTP), ("recipients", county.CRISIS), ("purposes", "TREAT"),
+    *(("classes", c) for c in ("STATUS", "CONTACT", "DX", "MED")), ("end_of_treatment", "yes"),
+    ("signed", "2026-12-01"), ("signer_role", "patient"), ("statements", "revocation"),
+]  # fmt: skip
+
+
+def test_a_consent_taken_in_at_a_desk_releases_and_its_revocation_stops_it(world: World) -> None:
+    assert world.brief("ada", "dana", purpose="TREAT", confirmed="true").status_code == 404  # no consent yet
+    browser, _ = signed_in(world)
+    saved = intake(browser, world, DANA_FOR_THE_CRISIS_TEAM)
+    assert saved.status_code == 200 and "saved." in saved.text, saved.text[-1500:]
+    consent_id = re.search(r"Consent/([0-9a-f-]{36}) saved", saved.text)
+    assert consent_id and "in force" in saved.text
+    stored = world.harness.app.extensions["fhir_engine"].store
+    with stored.unit_of_work(False) as (repository, _):
+        content = repository.read("Consent", consent_id.group(1)).content
+    assert content["sourceAttachment"]["contentType"] == "application/pdf"
+    assert content["sourceAttachment"]["title"] == "signed-consent.pdf" and content["sourceAttachment"]["size"] == len(
+        SIGNED_PDF
+    )
+    brief = world.brief("ada", "dana", purpose="TREAT", confirmed="true")
+    assert brief.status_code == 200 and "Opioid dependence" in brief.text
+    revoke = browser.post(f"{world.harness.root}/console/consents/{consent_id.group(1)}/revoke", timeout=10,
+                          data={"csrf_token": csrf_of(saved.text), "effective": ""})  # fmt: skip
+    assert revoke.status_code == 200 and "revoked." in revoke.text and ">revoked<" in revoke.text
+    assert world.brief("ada", "dana", purpose="TREAT", confirmed="true").status_code == 404
+    with world.database().connect() as connection:
+        writes = connection.execute(select(audit_event.c.interaction).where(audit_event.c.recipient == "olive",
+                                    audit_event.c.interaction.in_(("create", "update")))).scalars().all()  # fmt: skip
+    assert writes == ["update", "update"]  # saved (a PUT that creates) and revoked, through the router, each audited
+
+
+def test_an_invalid_consent_names_each_missing_element_and_nothing_is_saved(world: World) -> None:
+    browser, _ = signed_in(world)
+    incomplete = [(k, v) for k, v in DANA_FOR_THE_CRISIS_TEAM if k not in ("signed", "statements", "purposes")]
+    refused = intake(browser, world, incomplete, pdf=None)
+    assert refused.status_code == 400 and "cannot be saved yet" in refused.text
+    for element in ("2.31(a)(9): the date signed", "2.31(a)(8): the signed form", "2.31(a)(5): the purpose",
+                    "2.31(a)(6): the statement of the right to revoke"):  # fmt: skip
+        assert element in refused.text
+    assert 'value="Patient/dana"' in refused.text  # what was typed stays
+    not_a_pdf = intake(browser, world, DANA_FOR_THE_CRISIS_TEAM, pdf=b"MZ\x90\x00 an executable")
+    assert not_a_pdf.status_code == 400 and "must be a PDF" in not_a_pdf.text
+    too_big = intake(browser, world, DANA_FOR_THE_CRISIS_TEAM, pdf=b"%PDF-1.4\n" + b"0" * (5 * 1024 * 1024) + b"%%EOF")
+    assert too_big.status_code == 400 and "larger than 5 MB" in too_big.text
+    nobody = intake(browser, world, [("patient", "Patient/nobody"), *DANA_FOR_THE_CRISIS_TEAM[1:]])
+    assert nobody.status_code == 400 and "No person Patient/nobody is on file" in nobody.text
+    stored = world.harness.app.extensions["fhir_engine"].store
+    with stored.unit_of_work(False) as (repository, _):
+        assert not [c for c in repository.compartment("dana", ["Consent"])]
+
+
+def test_a_consent_replaced_by_a_new_one_is_revoked_and_says_by_which(world: World) -> None:
+    browser, _ = signed_in(world)
+    first = intake(browser, world, DANA_FOR_THE_CRISIS_TEAM)
+    old = re.search(r"Consent/([0-9a-f-]{36}) saved", first.text)
+    assert old
+    second = intake(browser, world, [*DANA_FOR_THE_CRISIS_TEAM, ("supersedes", f"Consent/{old.group(1)}"),
+                                     ("classes", "LAB")])  # fmt: skip
+    new = re.search(r"Consent/([0-9a-f-]{36}) saved", second.text)
+    assert new and new.group(1) != old.group(1)
+    stored = world.harness.app.extensions["fhir_engine"].store
+    with stored.unit_of_work(False) as (repository, _):
+        content = repository.read("Consent", old.group(1)).content
+    assert content["status"] == "inactive"
+    assert {"url": "https://crisis-fhir-gateway.org/fhir/StructureDefinition/consent-superseded-by",
+            "valueReference": {"reference": f"Consent/{new.group(1)}"}} in content["extension"]  # fmt: skip
