@@ -218,19 +218,20 @@ def _phones(resource: dict[str, Any]) -> list[str]:
     return [f"{t.get('value')}{' (24/7)' if all_day and i == 0 else ''}" for i, t in enumerate(ordered)]
 
 
-def _name(resource: dict[str, Any] | None) -> str:
+def display_name(resource: dict[str, Any] | None, missing: str = "unknown") -> str:
+    """A person's or organization's name for people to read: the official name first."""
     if not resource:
-        return "unknown"
+        return missing
     names = resource.get("name")
     if isinstance(names, str):
-        return names
-    for name in names or []:
-        if isinstance(name, dict):
-            if name.get("text"):
-                return str(name["text"])
-            parts = [*name.get("prefix", []), *name.get("given", []), name.get("family", "")]
-            return " ".join(p for p in parts if p)
-    return "unknown"
+        return names or missing
+    found = [n for n in names or [] if isinstance(n, dict)]
+    for name in sorted(found, key=lambda n: n.get("use") != "official"):
+        if name.get("text"):
+            return str(name["text"])
+        parts = [*name.get("prefix", []), *name.get("given", []), name.get("family", "")]
+        return " ".join(p for p in parts if p) or missing
+    return missing
 
 
 class _Index:
@@ -257,7 +258,7 @@ def _identity(patient: dict[str, Any] | None, section: _Section, context: BriefC
     for name in patient.get("name") or []:
         if isinstance(name, dict):
             label = {"nickname": "goes by", "old": "formerly", "usual": "known as"}.get(str(name.get("use")), "")
-            names.append(f"{label + ' ' if label else ''}{_name({'name': [name]})}")
+            names.append(f"{label + ' ' if label else ''}{display_name({'name': [name]})}")
     section.lines.append("Name: " + "; ".join(names) if names else "Name: not recorded")
     section.lines.append(f"Age: {_age(patient.get('birthDate'), context.as_of)}")
     if patient.get("gender"):
@@ -296,7 +297,7 @@ def _safety(index: _Index, section: _Section, context: BriefContext) -> None:
     for flag in index.of("Flag"):
         if flag.get("status") != "active" or not _active_period(flag.get("period"), context.as_of):
             continue  # expired alerts are dropped
-        author = _name(index.get(flag.get("author"))) if flag.get("author") else "author not recorded"
+        author = display_name(index.get(flag.get("author"))) if flag.get("author") else "author not recorded"
         section.lines.append(f"Alert: {_text(flag.get('code'), 'alert')} (by {author}){_freshness(flag, context)}")
         section.entries.append(_ref(flag))
     for plan in index.of("CarePlan"):
@@ -363,13 +364,17 @@ def _contacts(index: _Index, section: _Section) -> None:
             )
             if not phones and organization:
                 phones = _phones(organization)
-            section.lines.append(f"{role}: {_name(person)} — {', '.join(phones) if phones else 'no phone on file'}")
+            section.lines.append(
+                f"{role}: {display_name(person)} — {', '.join(phones) if phones else 'no phone on file'}"
+            )
             section.entries.append(_ref(member))
     for related in index.of("RelatedPerson"):
         codes = {code for concept in related.get("relationship") or [] for _, code in _codes(concept)}
         label = "Guardian or agent" if codes & GUARDIAN_CODES else "Family or support"
         phones = _phones(related)
-        section.lines.append(f"{label}: {_name(related)} — {', '.join(phones) if phones else 'no phone on file'}")
+        section.lines.append(
+            f"{label}: {display_name(related)} — {', '.join(phones) if phones else 'no phone on file'}"
+        )
         section.entries.append(_ref(related))
 
 
@@ -385,9 +390,9 @@ def _treatment(index: _Index, section: _Section, context: BriefContext) -> None:
             (ref or {}).get("reference") == _ref(episode) for ref in e.get("episodeOfCare") or [])]  # fmt: skip
         last = max((_parse_date((e.get("period") or {}).get("end") or (e.get("period") or {}).get("start"))
                     for e in visits), default=None, key=lambda d: d or datetime.min)  # fmt: skip
-        line = f"{program} at {_name(organization) if organization else 'unknown organization'}, since {since}"
+        line = f"{program} at {display_name(organization) if organization else 'unknown organization'}, since {since}"
         if manager:
-            line += f"; case manager {_name(manager)}"
+            line += f"; case manager {display_name(manager)}"
         if visits:
             line += f"; last seen {_ago(last, context.as_of)}"
         section.lines.append(line + _freshness(episode, context))
@@ -461,7 +466,7 @@ def _history(index: _Index, section: _Section, context: BriefContext) -> None:
             program = next((_text(t) for t in episode.get("type") or [] if _text(t)), "Program")
             organization = index.get(episode.get("managingOrganization"))
             until = (episode.get("period") or {}).get("end", "date unknown")
-            where = _name(organization) if organization else "unknown organization"
+            where = display_name(organization) if organization else "unknown organization"
             section.lines.append(f"Past treatment: {program} at {where} ({episode.get('status')}, until {until})")
             section.entries.append(_ref(episode))
     for kind in ("MedicationStatement", "MedicationRequest"):
@@ -477,7 +482,7 @@ def _history(index: _Index, section: _Section, context: BriefContext) -> None:
     for team in index.of("CareTeam"):
         if not _current(team, ("active", None)):
             organization = index.get((team.get("managingOrganization") or [None])[0])
-            section.lines.append(f"Former care team{' at ' + _name(organization) if organization else ''}")
+            section.lines.append(f"Former care team{' at ' + display_name(organization) if organization else ''}")
             section.entries.append(_ref(team))
     for plan in index.of("CarePlan"):
         if not _is_safety_plan(plan) and not _current(plan, ("active", "draft", "on-hold", None)):

@@ -12,6 +12,8 @@ from typing import Any
 import requests
 from lxml import etree, html
 
+from mappings.brief import display_name
+
 TIMEOUT = 15
 FHIR_JSON = "application/fhir+json"
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
@@ -132,7 +134,7 @@ def _candidate(entry: dict[str, Any]) -> Candidate:
     birth = patient.get("birthDate")
     return Candidate(
         patient_id=str(patient.get("id")),
-        name=display_name(patient),
+        name=_person_name(patient),
         grade=str(grade),
         birth_date=birth,
         age=_age(birth),
@@ -144,11 +146,8 @@ def _candidate(entry: dict[str, Any]) -> Candidate:
     )
 
 
-def display_name(patient: dict[str, Any]) -> str:
-    names = patient.get("name") or []
-    chosen = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
-    text = chosen.get("text") or " ".join([*chosen.get("given", []), chosen.get("family", "")]).strip()
-    return str(text or "Name not on file")
+def _person_name(patient: dict[str, Any]) -> str:
+    return display_name(patient, "Name not on file")
 
 
 def _age(birth: Any) -> int | None:
@@ -198,7 +197,7 @@ def _brief(document: dict[str, Any]) -> Brief:
     composition: dict[str, Any] = next((r for r in entries if r.get("resourceType") == "Composition"), {})
     patient: dict[str, Any] = next((r for r in entries if r.get("resourceType") == "Patient"), {})
     labels = {c.get("code") for c in document.get("meta", {}).get("security", [])}
-    brief = Brief(display_name(patient), part2="42CFRPart2" in labels)
+    brief = Brief(_person_name(patient), part2="42CFRPart2" in labels)
     for section in composition.get("section", []):
         div = str((section.get("text") or {}).get("div") or "")
         body = _safe(div)

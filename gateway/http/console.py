@@ -54,7 +54,9 @@ from gateway.http.compliance_api import (
     review_key,
     review_rows,
 )
+from gateway.http.letters import disclosure_letter
 from mappings import consent_form
+from mappings.brief import display_name
 from mappings.consent_form import consent_resource, recipient_class, revoked
 
 console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
@@ -187,6 +189,26 @@ def patient_disclosures_csv() -> Response:
         return _page("console_message.html", 400, title="Which person?", message="Give the person's id.")
     rows = decided_rows(g.officer, _disclosures(reference), "disclosures", disclosure_key, lambda r: r["patient"])
     return csv_response(rows, f"disclosures-{reference.removeprefix('Patient/')}")
+
+
+@console.get("/patient/disclosures.pdf")
+def patient_disclosures_pdf() -> Response:
+    """The same list as a letter to the person (42 CFR 2.25), PDF."""
+    reference = _patient_reference()
+    if reference is None:
+        return _page("console_message.html", 400, title="Which person?", message="Give the person's id.")
+    now = _now()
+    rows = decided_rows(g.officer, _disclosures(reference), "disclosures", disclosure_key, lambda r: r["patient"])
+    names = _organization_names(r.get(k) for r in rows for k in ("recipient_organization", "discloser"))
+    with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
+        found = repository.read("Patient", reference.removeprefix("Patient/"))
+    person = display_name(found.content if found is not None and not found.deleted else None, "the person")
+    policy = current_app.extensions["consent_release"].policy
+    letter = disclosure_letter(person, reference, list(reversed(rows)), names, now - ACCOUNTING_PERIOD, now,
+                               g.officer.display_name, policy.gateway_name)  # fmt: skip
+    filename = f"disclosures-{reference.removeprefix('Patient/')}.pdf"
+    return Response(letter, mimetype="application/pdf", headers={
+        **NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
 
 
 @console.get("/reviews")

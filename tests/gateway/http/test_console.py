@@ -11,6 +11,7 @@ import re
 import pyotp
 import pytest
 import requests
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from gateway.store.schema import audit_event
@@ -82,11 +83,20 @@ def test_who_saw_this_record_and_every_view_of_it_audited(world: World) -> None:
     rows = list(csv.DictReader(io.StringIO(spreadsheet.text)))
     assert len(rows) == len(disclosed) and {r["recipient_user"] for r in rows} == {"ada"}
     assert {r["item"] for r in rows} >= {"Condition/maria-oud", "MedicationStatement/maria-bup"}
+    letter = browser.get(f"{world.harness.root}/console/patient/disclosures.pdf", params={"patient": "maria"},
+                         timeout=10)  # fmt: skip
+    assert letter.headers["Content-Type"] == "application/pdf" and letter.headers["Cache-Control"] == "no-store"
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(letter.content)).pages)
+    text = " ".join(text.split())
+    assert "Disclosures of your substance-use treatment records" in text and "For Maria Rivera (Patient/maria)" in text
+    assert "Opioid dependence" in text and "Eastside Recovery Services (OTP)" in text
+    assert f"{len(rows)} disclosures in all" in text
     with world.database().connect() as connection:
         views = connection.execute(select(audit_event.c.interaction, audit_event.c.patient)
                                    .where(audit_event.c.recipient == "olive")).all()  # fmt: skip
     assert ("compliance-patient", "Patient/maria") in views
     assert ("compliance-patient_disclosures_csv", "Patient/maria") in views
+    assert ("compliance-patient_disclosures_pdf", "Patient/maria") in views
     refused = browser.get(f"{world.harness.root}/console/patient", params={"patient": "../etc"}, timeout=10)
     assert refused.status_code == 400 and "Give the person" in refused.text
 
