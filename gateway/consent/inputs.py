@@ -126,16 +126,22 @@ class DecisionInputs:
         ).first()  # fmt: skip
         if user is None or user.disabled:
             return None
-        organization = str(user.organization or "")
+        return self.person(repository, requester.username, str(user.display_name), str(user.role),
+                           str(user.organization or ""), user.practitioner)  # fmt: skip
+
+    def person(self, repository: Repository, username: str, name: str, role: str, organization: str,
+               practitioner: str | None = None) -> Recipient:  # fmt: skip
+        """A person as a recipient: their role, and their organization as stored (a provider or not,
+        its name and identifiers). Also for someone imagined: "a police officer of Metro PD"."""
         content = self._organization(repository, organization)
         return Recipient(
-            user=requester.username,
-            name=str(user.display_name),
-            role=str(user.role),
-            medical=_medical(str(user.role)),
+            user=username,
+            name=name,
+            role=role,
+            medical=_medical(role),
             organization=organization,
-            organization_is_provider=_is_provider(content),
-            practitioner=user.practitioner,
+            organization_is_provider=is_provider(content),
+            practitioner=practitioner,
             organization_name=str((content or {}).get("name") or ""),
             aliases=identifier_tokens((content or {}).get("identifier")),
         )
@@ -202,7 +208,7 @@ def _medical(role: str) -> bool:
         return False  # a role since removed from config/roles.toml: nobody's medical personnel
 
 
-def _is_provider(organization: dict[str, Any] | None) -> bool:
+def is_provider(organization: dict[str, Any] | None) -> bool:
     """Organization.type includes `prov` (a health-care provider)."""
     return any(
         isinstance(coding, dict) and coding.get("code") == "prov"

@@ -202,6 +202,28 @@ class ConsentRelease:
                             repository, now)  # fmt: skip
         return list(decided.released)
 
+    def simulate(
+        self,
+        recipient: Recipient,
+        purpose: str,
+        patient_id: str,
+        record: list[dict[str, Any]],
+        repository: Repository,
+        now: datetime,
+    ) -> Release:
+        """What a brief of this record would release to this recipient (a person imagined by role
+        and organization) for this purpose, identity confirmed: the release function itself, with
+        nothing disclosed, ledgered or alerted. `record` is the patient's resources with their
+        Consents (a consent not yet saved may be among them: "try this consent")."""
+        context = self.inputs.context(repository, record)
+        items = tuple(dict.fromkeys(item_from_resource(r) for r in record if r.get("resourceType") != "Consent"
+                                    and is_patient_data(str(r.get("resourceType", "")))))  # fmt: skip
+        decision = ReleaseRequest(recipient=recipient, purpose=purpose, patient=f"Patient/{patient_id}",
+                                  operation=Operation.BRIEF, identity_confirmed=True)  # fmt: skip
+        facts = Record(patient=f"Patient/{patient_id}", items=items, treating_organizations=context.treating,
+                       episodes=context.episodes, facts=context.facts)  # fmt: skip
+        return release(decision, facts, context.consents, History(), self.policy, now, context.orders)
+
     def decide_report(
         self, requester: Requester, items: dict[str, list[Item]], repository: Repository, now: datetime
     ) -> list[Release]:

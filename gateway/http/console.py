@@ -31,10 +31,13 @@ from flask import Blueprint, Response, current_app, g, redirect, render_template
 from consent_engine.fhir import consent_from_fhir, parse_datetime, patient_facts
 from consent_engine.signers import problems_at
 from gateway.auth.accounts import User
+from gateway.auth.roles import role as known_role
 from gateway.consent.audit import ACCOUNTING_PERIOD, AuditLog
+from gateway.consent.inputs import is_provider
 from gateway.fhir.context import FhirRequest, Requester
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import FhirError
+from gateway.fhir.everything import patient_record
 from gateway.fhir.ids import new_id
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import parse_search
@@ -151,9 +154,15 @@ def patient() -> Response:
     # The page's one audit record names the person (the request's patient parameter).
     shown = decided_rows(g.officer, rows, "console-patient", lambda r: by_kind[r["_kind"]](r), lambda r: r["patient"])
     disclosures = [r for r in shown if r["_kind"] == "disclosure"]
+    treating, police = _preview_organizations(reference.removeprefix("Patient/"))
     return _page(
         "console_patient.html",
         patient=reference,
+        preview=_who_can_see(reference.removeprefix("Patient/"), treating, police, None),
+        treating=treating,
+        police=police,
+        providers=_organizations(True),
+        departments=_organizations(False),
         names=_organization_names(r.get(k) for r in disclosures for k in ("recipient_organization", "discloser")),
         consents=[r for r in shown if r["_kind"] == "consent"],
         disclosures=list(reversed(disclosures)),
@@ -239,19 +248,76 @@ def _officer_writer(user: User) -> Requester:
                      organization=user.organization, scopes=("user/Consent.cru",))  # fmt: skip
 
 
-def _organizations() -> list[tuple[str, str]]:
-    """Every stored Organization as (reference, name), by name: whom a consent may name."""
+def _organizations(providers: bool | None = None) -> list[tuple[str, str]]:
+    """The stored Organizations as (reference, name), by name: whom a consent may name; with
+    `providers`, only health-care providers (True) or only the others (False)."""
     settings = current_app.config["GATEWAY_SETTINGS"]
     query = parse_search("Organization", [("_count", "1000")], base_url=settings.base_url, strict=True,
                          default_count=1000, max_count=1000)  # fmt: skip
     with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
         found, _ = repository.search(query)
-    named = [(f"Organization/{o.id}", str((o.content or {}).get("name") or o.id)) for o in found]
+    named = [(f"Organization/{o.id}", str((o.content or {}).get("name") or o.id)) for o in found
+             if providers is None or is_provider(o.content) == providers]  # fmt: skip
     return sorted(named, key=lambda pair: pair[1].lower())
 
 
-def _intake_page(status: int, kind: str | None, form: dict[str, Any], errors: list[str] | None = None) -> Response:
-    return _page("console_consent_form.html", status, kind=kind, form=form, errors=errors or [],
+# -- who can see this person: the release function, nothing disclosed ----------------------------
+# The responder roles previewed, each with the purpose it asks with and where it works.
+PREVIEW_ROLES = (("crisis-clinician", "TREAT", "treating"), ("peer-specialist", "TREAT", "treating"),
+                 ("ems", "TREAT", "treating"), ("ed-physician", "TREAT", "treating"),
+                 ("dispatcher", "TREAT", "treating"), ("police-officer", "crisis-coordination", "police"))  # fmt: skip
+CLASS_LABELS = {"DEMOGRAPHICS": "Who the person is", **consent_form.DATA_CLASSES}
+
+
+def _who_can_see(patient_id: str, treating: str, police: str, candidate: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """For each responder role, what a brief of this person would release to someone of that
+    role (of the treating organization, or of the police department) now: by kind of
+    information, with how much is withheld. `candidate` is a consent not yet saved."""
+    engine = current_app.extensions["fhir_engine"]
+    door = current_app.extensions["consent_release"]
+    rows = []
+    with engine.store.unit_of_work(False) as (repository, now):
+        record = [r.content for r in patient_record(repository, engine.config.base_url, patient_id) if r.content]
+        if candidate is not None:
+            record.append(candidate)
+        for role, purpose, where in PREVIEW_ROLES:
+            organization = police if where == "police" else treating
+            recipient = door.inputs.person(repository, f"preview:{role}", role, role, organization)
+            decided = door.simulate(recipient, purpose, patient_id, record, repository, now)
+            shown = Counter(r.item.data_class for r in decided.released if not r.accompanies)
+            rows.append({"role": role, "role_name": known_role(role).display, "purpose": purpose,
+                         "organization": recipient.organization_name or organization,
+                         "classes": [(CLASS_LABELS.get(c, c), n) for c, n in sorted(shown.items())],
+                         "withheld": len(decided.withheld), "part2": decided.notice is not None})  # fmt: skip
+    return rows
+
+
+def _preview_organizations(patient_id: str, candidate: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Where the preview's people work: the treating organization asked for, else one a consent
+    (the one being tried first) names as recipient, else the one whose crisis team is with the
+    person now, else the first provider; and the police department asked for, else the first."""
+    providers = [r for r, _ in _organizations(True)]
+    police = [r for r, _ in _organizations(False)]
+    treating = request.args.get("treating") or request.form.get("treating") or ""
+    if treating not in providers:
+        with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
+            stored = [r.content for r in repository.compartment(patient_id, ["Encounter", "Consent"]) if r.content]
+        named = [str((actor.get("reference") or {}).get("reference"))
+                 for consent in ([candidate] if candidate else []) + [r for r in stored if r["resourceType"] == "Consent"]
+                 for actor in (consent.get("provision") or {}).get("actor") or []]  # fmt: skip
+        current = [str((e.get("serviceProvider") or {}).get("reference")) for e in stored
+                   if e["resourceType"] == "Encounter" and e.get("status") == "in-progress"]  # fmt: skip
+        treating = next((r for r in [*named, *current] if r in providers), providers[0] if providers else "")
+    department = request.args.get("police") or request.form.get("police") or ""
+    if department not in police:
+        department = police[0] if police else ""
+    return treating, department
+
+
+def _intake_page(status: int, kind: str | None, form: dict[str, Any], errors: list[str] | None = None,
+                 **preview: Any) -> Response:  # fmt: skip
+    return _page("console_consent_form.html", status, kind=kind, form=form, errors=errors or [], **preview,
+                 providers=_organizations(True), departments=_organizations(False),
                  kinds=consent_form.KINDS, organizations=_organizations(), purposes=consent_form.PURPOSES,
                  classes=consent_form.DATA_CLASSES, recipient_classes=consent_form.RECIPIENT_CLASSES,
                  statements={k: consent_form.STATEMENTS[k][1] for k in consent_form.STATEMENTS_BY_KIND.get(kind or "", ())},
@@ -331,8 +397,7 @@ def save_consent() -> Response:
         errors.append("Give who signed for the person as RelatedPerson/<id> (a parent, guardian or representative).")
     attachment = _signed_form(errors)
     consent_id = new_id()
-    resource = consent_resource(
-        consent_id, f"Patient/{patient_id}", kind,
+    elements: dict[str, Any] = dict(
         disclosers=form["disclosers"],
         recipients=[*({"reference": r} for r in form["recipients"]),
                     *(recipient_class(c) for c in form["recipient_classes"] if c in consent_form.RECIPIENT_CLASSES)],
@@ -347,8 +412,21 @@ def save_consent() -> Response:
         attachment=attachment,
         intermediary=form["intermediary"] if kind == "part2-intermediary" and form["intermediary"] in known else None,
     )  # fmt: skip
+    resource = consent_resource(consent_id, f"Patient/{patient_id}", kind, **elements)
     if not errors:
         errors.extend(_missing_elements(resource, patient_id))
+    if request.form.get("action") == "preview" and ID_PATTERN.match(patient_id):
+        # "Try this consent": what each role would see with it, before anything is saved. Its
+        # scope is previewed as if the paperwork were complete (a date, the statements, the form).
+        treating, police = _preview_organizations(patient_id, resource)
+        paperwork = {"signed": elements["signed"] or instant(_now()), "statements": None,
+                     "expiry_event": elements["expiry_event"] or (None if elements["expires"] else
+                                                                  consent_form.END_OF_TREATMENT),
+                     "signers": elements["signers"] or [(f"Patient/{patient_id}", "patient")],
+                     "attachment": attachment or {"contentType": "application/pdf", "url": "urn:preview"}}  # fmt: skip
+        candidate = consent_resource(consent_id, f"Patient/{patient_id}", kind, **{**elements, **paperwork})
+        return _intake_page(200, kind, form, errors, preview=_who_can_see(patient_id, treating, police, candidate),
+                            treating=treating, police=police)  # fmt: skip
     if errors:
         return _intake_page(400, kind, form, errors)
     supersedes = form["supersedes"].removeprefix("Consent/")

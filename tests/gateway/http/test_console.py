@@ -14,7 +14,7 @@ import requests
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from gateway.store.schema import audit_event
+from gateway.store.schema import audit_event, disclosure
 from tests.conftest import LiveServer
 from tests.gateway.auth.harness import PASSWORD, Harness
 from tests.gateway.consent import world as county
@@ -216,3 +216,46 @@ def test_a_consent_replaced_by_a_new_one_is_revoked_and_says_by_which(world: Wor
     assert content["status"] == "inactive"
     assert {"url": "https://crisis-fhir-gateway.org/fhir/StructureDefinition/consent-superseded-by",
             "valueReference": {"reference": f"Consent/{new.group(1)}"}} in content["extension"]  # fmt: skip
+
+
+def preview_rows(page: str) -> dict[str, str]:
+    """The preview table: each role's name and what it would see (tags stripped)."""
+    table = page[page.index('<table class="preview">') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r'<th scope="row">(.*?)<br>.*?</th>\s*<td>(.*?)</td>', table, re.S)
+    return {name: re.sub(r"<[^>]+>", " ", seen) for name, seen in rows}
+
+
+def test_who_can_see_this_person_now_by_role(world: World) -> None:
+    browser, _ = signed_in(world)
+    page = browser.get(f"{world.harness.root}/console/patient", params={"patient": "maria"}, timeout=10)
+    seen = preview_rows(page.text)
+    assert "Diagnoses: " in seen["Crisis clinician"] and "Medications: " in seen["Crisis clinician"]
+    assert "Diagnoses" not in seen["Peer support specialist"]  # minimum necessary: the role's classes
+    assert "Nothing" in seen["Police officer"]  # no consent names the police
+    omar = preview_rows(browser.get(f"{world.harness.root}/console/patient", params={"patient": "omar"},
+                                    timeout=10).text)  # fmt: skip
+    assert "Whether and where the person is in treatment" in omar["Police officer"]  # a consent names them
+    assert "Diagnoses" not in omar["Police officer"]
+    with world.database().connect() as connection:  # a simulation discloses nothing: no ledger rows for it
+        ledger = connection.execute(select(disclosure.c.recipient)).scalars().all()
+    assert not [r for r in ledger if r.startswith("preview:")]
+
+
+def test_try_this_consent_before_saving_it(world: World) -> None:
+    browser, _ = signed_in(world)
+    form = browser.get(f"{world.harness.root}/console/consents/new", params={"kind": "part2-specific"}, timeout=10)
+    fields = [("patient", "Patient/dana"), ("disclosers", OTP), ("recipients", county.CRISIS), ("purposes", "TREAT"),
+              ("classes", "DX"), ("classes", "MED"), ("action", "preview")]  # fmt: skip
+    tried = browser.post(f"{world.harness.root}/console/consents/new", timeout=10,
+                         data=[("csrf_token", csrf_of(form.text)), ("kind", "part2-specific"), *fields])  # fmt: skip
+    assert tried.status_code == 200 and "With this consent, each role would see" in tried.text
+    seen = preview_rows(tried.text)
+    assert "Diagnoses: " in seen["Crisis clinician"] and "Medications: " in seen["Crisis clinician"]
+    assert "Lab results" not in seen["Crisis clinician"]  # not among the classes it names
+    assert "Nothing" in seen["Police officer"]
+    assert "2.31(a)(9)" in tried.text  # and what is still missing before it can be saved
+    stored = world.harness.app.extensions["fhir_engine"].store
+    with stored.unit_of_work(False) as (repository, _):
+        assert not list(repository.compartment("dana", ["Consent"]))  # nothing saved
+    assert world.brief("ada", "dana", purpose="TREAT", confirmed="true").status_code == 404
