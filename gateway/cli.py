@@ -392,10 +392,25 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def audit_verify(as_json: bool) -> None:
+@click.option("--file", "package_file", type=click.Path(exists=True, dir_okay=False),
+              help="Check an audit package (from the compliance console) offline, without the store.")  # fmt: skip
+def audit_verify(as_json: bool, package_file: str | None) -> None:
     """Check the hash chains; report the first broken link of each. Exit 1 if one is broken."""
     from gateway.consent.audit import AuditLog  # noqa: PLC0415
 
+    if package_file:
+        from gateway.consent.package import verify_package  # noqa: PLC0415
+
+        try:
+            package = json.loads(Path(package_file).read_bytes())
+        except ValueError as error:
+            raise click.ClickException(f"{package_file} is not JSON: {error}") from None
+        held, problems = verify_package(package)
+        _emit(as_json, {"verified": not problems, "held": held, "problems": problems},
+              [*held, *(f"PROBLEM: {p}" for p in problems)] or ["the package holds no records"])  # fmt: skip
+        if problems:
+            sys.exit(1)
+        return
     with _accounts() as accounts:
         reports = AuditLog(accounts.database).verify()
     _emit(

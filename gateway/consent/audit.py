@@ -42,15 +42,15 @@ CHAINED = {
 }
 
 
-def _canonical(row: dict[str, Any]) -> bytes:
+def canonical(row: dict[str, Any]) -> bytes:
     return orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NAIVE_UTC, default=str)
 
 
 def chain_hash(previous: str, row: dict[str, Any]) -> str:
-    return hashlib.sha256(previous.encode() + _canonical(row)).hexdigest()
+    return hashlib.sha256(previous.encode() + canonical(row)).hexdigest()
 
 
-def _chained(table: str, row: Any) -> dict[str, Any]:
+def chained_content(table: str, row: Any) -> dict[str, Any]:
     """The columns a row's hash covers; a column added later counts only where it is set, so
     that earlier rows still verify."""
     return {
@@ -316,7 +316,7 @@ class AuditLog:
                 "body": record.body,
                 "interaction": record.interaction,
             }
-            digest = chain_hash(previous, _chained("audit_event", row))
+            digest = chain_hash(previous, chained_content("audit_event", row))
             seq = int(connection.execute(_INSERT_EVENT, {**row, "prev_hash": previous, "hash": digest}).scalar_one())
             sequences.append(seq)
             previous = digest
@@ -414,7 +414,7 @@ class AuditLog:
                 previous, count, broken = GENESIS, 0, None
                 for row in connection.execute(select(table).order_by(table.c.seq)).mappings():
                     count += 1
-                    content = _chained(table.name, row)
+                    content = chained_content(table.name, row)
                     if broken is None and (
                         row["prev_hash"] != previous or chain_hash(previous, content) != row["hash"]
                     ):

@@ -26,6 +26,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
 from consent_engine.fhir import consent_from_fhir, parse_datetime, patient_facts
@@ -34,6 +35,7 @@ from gateway.auth.accounts import User
 from gateway.auth.roles import role as known_role
 from gateway.consent.audit import ACCOUNTING_PERIOD, AuditLog
 from gateway.consent.inputs import is_provider
+from gateway.consent.package import build_package
 from gateway.fhir.context import FhirRequest, Requester
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import FhirError
@@ -130,6 +132,44 @@ def verify_audit() -> Response:
     return _page("console_message.html", title="Audit trail", reports=reports,
                  message="Every audit record and every ledger row is chained to the one before it by its "
                          "hash; a change to any of them breaks the chain from there on.")  # fmt: skip
+
+
+@console.get("/audit/package")
+def audit_package() -> Response:
+    """One person's or one period's audit records and ledger rows with their hash-chain proof, as
+    a file an auditor checks offline (`gateway audit verify --file`)."""
+    reference = _patient_reference()
+    errors: list[str] = []
+    since = _day_argument("since", errors)
+    until = _day_argument("until", errors)
+    if request.args.get("patient") and reference is None:
+        errors.append("Give the person's id, e.g. Patient/123.")
+    if errors or not (reference or since or until):
+        return _page("console_message.html", 400, title="Which records?",
+                     message=" ".join(errors) or "Give a person, a period, or both.")  # fmt: skip
+    database = current_app.extensions["database"]
+    with database.connect() as connection:
+        package = build_package(connection, reference, since, until, _now())
+    # The package carries patient data (the records' bodies): its release is decided and audited
+    # like any report, by the patients it names.
+    events = package["chains"]["audit_event"]["rows"]
+    rows = [{"seq": r["seq"], "patient": r["content"].get("patient")} for r in events]
+    decided_rows(g.officer, rows, "audit-package", lambda r: f"AuditEvent/{r['seq']}", lambda r: r["patient"])
+    name = "-".join(p for p in ("audit-package", (reference or "").removeprefix("Patient/"),
+                                request.args.get("since", ""), request.args.get("until", "")) if p)  # fmt: skip
+    body = orjson.dumps(package, option=orjson.OPT_INDENT_2)
+    return Response(body, mimetype="application/json",
+                    headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}.json"'})  # fmt: skip
+
+
+def _day_argument(name: str, errors: list[str]) -> datetime | None:
+    given = request.args.get(name, "").strip()
+    if not given:
+        return None
+    found = parse_datetime(given) if len(given) == 10 else None
+    if found is None:
+        errors.append(f"{name} must be a date (YYYY-MM-DD).")
+    return found
 
 
 def _patient_reference() -> str | None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -259,3 +262,43 @@ def test_try_this_consent_before_saving_it(world: World) -> None:
     with stored.unit_of_work(False) as (repository, _):
         assert not list(repository.compartment("dana", ["Consent"]))  # nothing saved
     assert world.brief("ada", "dana", purpose="TREAT", confirmed="true").status_code == 404
+
+
+def test_an_audit_package_verifies_offline_and_shows_tampering(world: World, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    assert world.brief("ada", "maria", purpose="TREAT", confirmed="true").status_code == 200
+    assert world.brief("ada", "june", purpose="TREAT", confirmed="true").status_code in (200, 404)  # someone else
+    browser, _ = signed_in(world)
+    answer = browser.get(f"{world.harness.root}/console/audit/package", params={"patient": "maria"}, timeout=10)
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    package = answer.json()
+    events = package["chains"]["audit_event"]["rows"]
+    # Each names maria: alone, or among the people a request was about (an officer's dashboard).
+    assert events and all(e["content"]["patient"] == "Patient/maria" or "Patient/maria" in
+                          e["content"]["body"].get("patients", []) for e in events)  # fmt: skip
+    ledger = package["chains"]["disclosure"]["rows"]
+    assert ledger and {r["content"]["patient"] for r in ledger} == {"Patient/maria"}
+    skeleton = package["chains"]["audit_event"]["skeleton"]
+    assert len(skeleton) > len(events)  # the stretch of chain between, without other people's content
+    path = tmp_path / "package.json"
+
+    def verify(content: dict[str, Any]) -> Any:
+        path.write_text(json.dumps(content))
+        return CliRunner().invoke(main, ["audit", "verify", "--file", str(path)])
+
+    good = verify(package)
+    assert good.exit_code == 0 and "selected records verify; the chain is unbroken" in good.output, good.output
+    changed = json.loads(json.dumps(package))
+    changed["chains"]["disclosure"]["rows"][0]["content"]["recipient"] = "someone-else"
+    assert verify(changed).exit_code == 1 and "does not match its hash" in verify(changed).output
+    removed = json.loads(json.dumps(package))
+    del removed["chains"]["audit_event"]["skeleton"][1]
+    assert verify(removed).exit_code == 1 and "the chain breaks" in verify(removed).output
+    assert browser.get(f"{world.harness.root}/console/audit/package", timeout=10).status_code == 400
+    with world.database().connect() as connection:
+        shown = connection.execute(select(audit_event.c.interaction).where(audit_event.c.recipient == "olive",
+                                   audit_event.c.patient == "Patient/maria")).scalars().all()  # fmt: skip
+    assert "compliance-audit_package" in shown  # the package's release is itself audited
