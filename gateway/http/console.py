@@ -35,6 +35,12 @@ from gateway.auth.accounts import User
 from gateway.auth.roles import role as known_role
 from gateway.consent.audit import ACCOUNTING_PERIOD, AuditLog
 from gateway.consent.inputs import is_provider
+from gateway.consent.oversight import (
+    PROBABLE_VIEWS_FLAGGED,
+    lookups_without_dispatch,
+    part2_coverage,
+    probable_match_views,
+)
 from gateway.consent.package import build_package
 from gateway.fhir.context import FhirRequest, Requester
 from gateway.fhir.dates import instant, utc_now
@@ -107,6 +113,7 @@ def dashboard() -> Response:
     reviews = [r for r in shown if r["_kind"] == "review"]
     alerts = [r for r in shown if r["_kind"] == "alert"]
     consents = [r for r in shown if r["_kind"] == "consent"]
+    watch = _watched(now - timedelta(days=EXPIRING_DAYS), now)
     soon = f"{now + timedelta(days=EXPIRING_DAYS):%Y-%m-%d}"
     today = f"{now:%Y-%m-%d}"
     return _page(
@@ -121,7 +128,31 @@ def dashboard() -> Response:
         standing_counts=Counter(str(c["standing"]) for c in consents).most_common(),
         days=EXPIRING_DAYS,
         verified=None,
+        **watch,
     )
+
+
+def _watched(since: datetime, now: datetime) -> dict[str, Any]:
+    """The dashboard's patterns (gateway.consent.oversight), decided and audited like its other rows."""
+    engine = current_app.extensions["fhir_engine"]
+    server = current_app.extensions["smart_server"]
+    teams = frozenset(u.organization for u in server.accounts.users() if u.organization and u.treating)
+    with engine.store.unit_of_work(False) as (repository, _):
+        probable = probable_match_views(repository.connection, since)
+        undispatched = lookups_without_dispatch(repository.connection, repository, since)
+        coverage = part2_coverage(repository, engine.config.base_url, server.accounts.part2_programs(), teams, now)
+    rows = [*({**r, "_kind": "undispatched"} for r in undispatched)]
+    shown = decided_rows(
+        g.officer, rows, "console-oversight", lambda r: f"AuditEvent/{r['seq']}", lambda r: r["patient"]
+    )
+    names = _organization_names([c["program"] for c in coverage] + [r["organization"] for r in shown])
+    return {
+        "probable": probable,
+        "undispatched": shown[:20],
+        "coverage": coverage,
+        "names": names,
+        "probable_threshold": PROBABLE_VIEWS_FLAGGED,
+    }
 
 
 @console.post("/audit/verify")

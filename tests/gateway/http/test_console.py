@@ -302,3 +302,27 @@ def test_an_audit_package_verifies_offline_and_shows_tampering(world: World, tmp
         shown = connection.execute(select(audit_event.c.interaction).where(audit_event.c.recipient == "olive",
                                    audit_event.c.patient == "Patient/maria")).scalars().all()  # fmt: skip
     assert "compliance-audit_package" in shown  # the package's release is itself audited
+
+
+def test_the_dashboard_watches_patterns_and_consent_coverage(world: World) -> None:
+    token = world.token("ada")
+    for _ in range(3):  # the same unconfirmed look-up, again and again
+        found = requests.post(f"{world.harness.base}/Patient/$responder-match", params={"purpose": "TREAT"}, timeout=10,
+                              json={"resourceType": "Parameters", "parameter": [
+                                  {"name": "given", "valueString": "Maria"}, {"name": "family", "valueString": "Rivera"}]},
+                              headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})  # fmt: skip
+        assert found.status_code == 200 and "probable" in found.text, found.text[:300]
+    assert world.brief("ada", "maria", purpose="TREAT", confirmed="true").status_code == 200  # the team is on scene
+    assert (
+        world.brief("ada", "dana", purpose="BTG", reason="overdose", confirmed="true").status_code == 200
+    )  # no dispatch
+    _, dashboard = signed_in(world)
+    text = dashboard.text
+    probable = text[text.index("Repeated probable-match views") : text.index("Look-ups with no dispatch")]
+    assert re.search(r"<td>ada</td><td>3</td><td>1</td>", probable), probable
+    undispatched = text[text.index("Look-ups with no dispatch") : text.index("Consent coverage per Part 2 program")]
+    assert "Patient/dana" in undispatched and "Patient/maria" not in undispatched
+    coverage = re.search(r"<td>Eastside Recovery Services \(OTP\)</td><td>(\d+)</td><td>(\d+)</td>", text)
+    assert coverage, text[text.index("Consent coverage") :][:1500]
+    people, covered = int(coverage.group(1)), int(coverage.group(2))
+    assert 1 <= covered < people  # maria's TPO consent covers her; dana has none
