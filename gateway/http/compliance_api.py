@@ -195,6 +195,37 @@ def intermediary_disclosures() -> Response:
     return _report(user, rows, "intermediary-disclosures", disclosure_key, lambda r: r["patient"])
 
 
+# 45 CFR 164.528: disclosures the individual may have accounted for over six years are those not for
+# treatment, payment or operations and not on their own authorisation: here, those on a court
+# order (164.512(e)) and to a medical examiner (164.512(g)).
+HIPAA_ACCOUNTED_BASES = frozenset({"court-order", "cause-of-death"})
+HIPAA_ACCOUNTING_PERIOD = timedelta(days=6 * 365)
+
+
+def hipaa_accounting_rows(patient: str, since: datetime | None) -> list[Row]:
+    """A person's disclosures that HIPAA's accounting lists (164.528), oldest first."""
+    rows: list[Row] = []
+    for record in reversed(_audit_rows(patient, since, 100_000)):
+        requester = record["body"].get("requester") or {}
+        for decision in record["body"].get("decisions", []):
+            if decision.get("patient") != patient:
+                continue
+            for released in decision.get("released", []):
+                basis = released.get("basis") or {}
+                if basis.get("kind") in HIPAA_ACCOUNTED_BASES:
+                    rows.append({"audit_seq": record["seq"], "disclosed_at": record["recorded_at"].isoformat() + "Z",
+                                 "patient": patient, "item": released.get("item"),
+                                 "description": released.get("description"), "recipient": requester.get("name"),
+                                 "recipient_user": record["recipient"], "recipient_organization": requester.get("organization"),
+                                 "purpose": record["purpose"], "basis": basis.get("kind"),
+                                 "citation": basis.get("citation"), "order": basis.get("order")})  # fmt: skip
+    return rows
+
+
+def hipaa_key(row: Row) -> str:
+    return f"AuditEvent/{row['audit_seq']}"  # one record may stand for several rows
+
+
 def review_rows(status: str) -> list[Row]:
     """Emergency accesses (`pending`, `reviewed` or `all`), oldest first."""
     with _database().connect() as connection:

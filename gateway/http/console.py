@@ -52,6 +52,7 @@ from gateway.fhir.search import parse_search
 from gateway.fhir.validation import ID_PATTERN
 from gateway.http.auth_api import csrf_token, signed_in_user, valid_csrf
 from gateway.http.compliance_api import (
+    HIPAA_ACCOUNTING_PERIOD,
     Row,
     alert_key,
     alert_rows,
@@ -60,6 +61,8 @@ from gateway.http.compliance_api import (
     csv_response,
     decided_rows,
     disclosure_key,
+    hipaa_accounting_rows,
+    hipaa_key,
     ledger_rows,
     record_review,
     review_key,
@@ -218,9 +221,10 @@ def patient() -> Response:
     if reference is None:
         return _page("console_patient.html", 400 if request.args.get("patient") else 200, patient=None,
                      error="Give the person's id, e.g. Patient/123." if request.args.get("patient") else None)  # fmt: skip
-    by_kind = {"consent": consent_key, "disclosure": disclosure_key, "review": review_key}
+    by_kind = {"consent": consent_key, "disclosure": disclosure_key, "review": review_key, "hipaa": hipaa_key}
     rows = [*({**r, "_kind": "consent"} for r in consent_rows(reference)),
             *({**r, "_kind": "disclosure"} for r in _disclosures(reference)),
+            *({**r, "_kind": "hipaa"} for r in hipaa_accounting_rows(reference, _now() - HIPAA_ACCOUNTING_PERIOD)),
             *({**r, "_kind": "review"} for r in review_rows("all") if r["patient"] == reference)]  # fmt: skip
     # The page's one audit record names the person (the request's patient parameter).
     shown = decided_rows(g.officer, rows, "console-patient", lambda r: by_kind[r["_kind"]](r), lambda r: r["patient"])
@@ -234,7 +238,8 @@ def patient() -> Response:
         police=police,
         providers=_organizations(True),
         departments=_organizations(False),
-        names=_organization_names(r.get(k) for r in disclosures for k in ("recipient_organization", "discloser")),
+        names=_organization_names(r.get(k) for r in shown for k in ("recipient_organization", "discloser")),
+        accounting=[r for r in shown if r["_kind"] == "hipaa"],
         consents=[r for r in shown if r["_kind"] == "consent"],
         disclosures=list(reversed(disclosures)),
         intermediary=[r for r in disclosures if r.get("intermediary")],

@@ -326,3 +326,30 @@ def test_the_dashboard_watches_patterns_and_consent_coverage(world: World) -> No
     assert coverage, text[text.index("Consent coverage") :][:1500]
     people, covered = int(coverage.group(1)), int(coverage.group(2))
     assert 1 <= covered < people  # maria's TPO consent covers her; dana has none
+
+
+def test_the_hipaa_accounting_lists_what_went_out_on_a_court_order(world: World) -> None:
+    from gateway.fhir.context import FhirRequest, Requester
+    from tests.gateway.consent.test_part2_rest import COUNSEL_OFFICE, court_order
+
+    world.harness.add_user("kerr", role="legal-counsel", organization=COUNSEL_OFFICE, practitioner=None)
+    officer = Requester(source="user:olive", username="olive", role="compliance-officer", scopes=("user/Consent.cru",))
+    engine = world.harness.app.extensions["fhir_engine"]
+    engine.handle(
+        FhirRequest(
+            "PUT",
+            "Consent/order-118",
+            body=court_order("order-118"),
+            requester=officer,
+            headers={"prefer": "return=minimal"},
+        )
+    )
+    read = world.harness.get("Condition", world.token("kerr"), params={"patient": "Patient/maria"},
+                             headers={"X-Purpose-Of-Use": "legal-proceeding"})  # fmt: skip
+    assert "maria-oud" in read.text
+    assert world.brief("ada", "maria", purpose="TREAT", confirmed="true").status_code == 200  # treatment: not listed
+    browser, _ = signed_in(world)
+    page = browser.get(f"{world.harness.root}/console/patient", params={"patient": "maria"}, timeout=10).text
+    accounting = page[page.index("HIPAA accounting") : page.index("Through an intermediary")]
+    assert "court-order (Consent/order-118)" in accounting and "Condition: Opioid dependence" in accounting
+    assert accounting.count("<tr><td>") == 1  # the one item on the order; the clinician's brief is treatment
