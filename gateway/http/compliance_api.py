@@ -283,6 +283,41 @@ def record_review(user: User, seq: int, note: str) -> bool:
     return bool(changed)
 
 
+def subpoena_rows(status: str, with_documents: bool = False) -> list[Row]:
+    """Submitted subpoenas (`pending`, `answered` or `all`), oldest first."""
+    query = select(subpoena).order_by(subpoena.c.received_at)
+    if status != "all":
+        query = query.where(subpoena.c.status == status)
+    with _database().connect() as connection:
+        found = connection.execute(query).mappings().all()
+    return [
+        {"receipt": row["id"], "received_at": row["received_at"].isoformat() + "Z", "submitted_by": row["submitted_by"],
+         "organization": row["organization"], **row["body"], "status": row["status"],
+         "handled_at": row["handled_at"].isoformat() + "Z" if row["handled_at"] else None,
+         "handled_by": row["handled_by"], "note": row["note"]}
+        | ({"document": row["document"]} if with_documents else {})
+        for row in found
+    ]  # fmt: skip
+
+
+def subpoena_key(row: Row) -> str:
+    return f"Subpoena/{row['receipt']}"
+
+
+def answer_subpoena_with(user: User, receipt: str, note: str) -> bool:
+    """Record how a pending subpoena was answered, with its audit record; False if none such."""
+    with _unit() as (repository, now):
+        changed = repository.connection.execute(
+            update(subpoena)
+            .where(subpoena.c.id == receipt, subpoena.c.status == "pending")
+            .values(status="answered", handled_at=now, handled_by=user.username, note=note)
+        ).rowcount
+        if changed:
+            record = audit_record(_requested(user), [], 200, None, now)
+            AuditLog(_database()).append(repository.connection, [record])
+    return bool(changed)
+
+
 @compliance_api.get("/subpoenas")
 def subpoenas() -> Response:
     """The queue of submitted subpoenas (42 CFR 2.61: none authorises anything by itself):
@@ -291,22 +326,9 @@ def subpoenas() -> Response:
     status = request.args.get("status", "pending")
     if status not in ("pending", "answered", "all"):
         raise Refused(400, "invalid_request", "status must be pending, answered or all")
-    query = select(subpoena).order_by(subpoena.c.received_at)
-    if status != "all":
-        query = query.where(subpoena.c.status == status)
-    with _database().connect() as connection:
-        found = connection.execute(query).mappings().all()
-    with_documents = request.args.get("document") == "true"
-    rows = [
-        {"receipt": row["id"], "received_at": row["received_at"].isoformat() + "Z", "submitted_by": row["submitted_by"],
-         "organization": row["organization"], **row["body"], "status": row["status"],
-         "handled_at": row["handled_at"].isoformat() + "Z" if row["handled_at"] else None,
-         "handled_by": row["handled_by"], "note": row["note"]}
-        | ({"document": row["document"]} if with_documents else {})
-        for row in found
-    ]  # fmt: skip
+    rows = subpoena_rows(status, request.args.get("document") == "true")
     # Not about a stored patient: nothing links a subpoena to one (audited as such).
-    return _report(user, rows, "subpoenas", lambda r: f"Subpoena/{r['receipt']}", lambda r: None)
+    return _report(user, rows, "subpoenas", subpoena_key, lambda r: None)
 
 
 @compliance_api.post("/subpoenas/<receipt>")
@@ -317,16 +339,7 @@ def answer_subpoena(receipt: str) -> Response:
     note = body.get("note") if isinstance(body, dict) else None
     if not isinstance(note, str) or not note.strip():
         raise Refused(400, "invalid_request", 'send {"note": "..."}: how the subpoena was answered')
-    with _unit() as (repository, now):
-        changed = repository.connection.execute(
-            update(subpoena)
-            .where(subpoena.c.id == receipt, subpoena.c.status == "pending")
-            .values(status="answered", handled_at=now, handled_by=user.username, note=note.strip())
-        ).rowcount
-        if changed:
-            record = audit_record(_requested(user), [], 200, None, now)
-            AuditLog(_database()).append(repository.connection, [record])
-    if not changed:
+    if not answer_subpoena_with(user, receipt, note.strip()):
         raise Refused(409, "invalid_request", "no pending subpoena with that receipt")
     return jsonify({"receipt": receipt, "status": "answered"})
 

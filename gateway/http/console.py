@@ -56,6 +56,7 @@ from gateway.http.compliance_api import (
     Row,
     alert_key,
     alert_rows,
+    answer_subpoena_with,
     consent_key,
     consent_rows,
     csv_response,
@@ -67,6 +68,8 @@ from gateway.http.compliance_api import (
     record_review,
     review_key,
     review_rows,
+    subpoena_key,
+    subpoena_rows,
 )
 from gateway.http.letters import disclosure_letter
 from mappings import consent_form
@@ -294,6 +297,45 @@ def patient_disclosures_pdf() -> Response:
     filename = f"disclosures-{reference.removeprefix('Patient/')}.pdf"
     return Response(letter, mimetype="application/pdf", headers={
         **NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
+
+
+# -- orders and requests ---------------------------------------------------------------------------
+REQUEST_ALERTS = ("police-request", "legal-purpose", "court-order-release")
+
+
+@console.get("/requests")
+def requests_queue() -> Response:
+    """Subpoenas awaiting an answer, and the police and legal requests of the last 90 days."""
+    subpoenas = decided_rows(g.officer, subpoena_rows("pending"), "subpoenas", subpoena_key, lambda r: None)
+    alerts = [r for r in alert_rows(_now() - timedelta(days=90)) if r["alert"] in REQUEST_ALERTS]
+    shown = decided_rows(g.officer, alerts, "requests", alert_key, lambda r: r["patient"])
+    return _page("console_requests.html", subpoenas=subpoenas, requests=list(reversed(shown)),
+                 done=request.args.get("done"), error=None)  # fmt: skip
+
+
+@console.get("/subpoenas/<receipt>/document")
+def subpoena_document(receipt: str) -> Response:
+    """The subpoena as submitted (a PDF or an image), to read before answering it."""
+    found = [r for r in subpoena_rows("all", with_documents=True) if r["receipt"] == receipt]
+    if not found:
+        return _page("console_message.html", 404, title="No such subpoena", message="That receipt is not on file.")
+    row = decided_rows(g.officer, found, "subpoena-document", subpoena_key, lambda r: None)[0]
+    return Response(base64.b64decode(row["document"]), mimetype=str(row["contentType"]), headers={
+        **NO_STORE, "Content-Disposition": f'attachment; filename="subpoena-{receipt}"'})  # fmt: skip
+
+
+@console.post("/subpoenas/<receipt>")
+def answer_subpoena(receipt: str) -> Response:
+    note = " ".join(request.form.get("note", "").split())[:1000]
+    if not valid_csrf():
+        return redirect(url_for("console.requests_queue"), 303)
+    if not note:
+        return _page("console_message.html", 400, title="How was it answered?",
+                     message="Say how the subpoena was answered (an objection, a request for a court order, ...).")  # fmt: skip
+    if not answer_subpoena_with(g.officer, receipt, note):
+        return _page("console_message.html", 409, title="Already answered",
+                     message="That subpoena is not awaiting an answer.")  # fmt: skip
+    return redirect(url_for("console.requests_queue", done=receipt), 303)
 
 
 @console.get("/reviews")

@@ -353,3 +353,28 @@ def test_the_hipaa_accounting_lists_what_went_out_on_a_court_order(world: World)
     accounting = page[page.index("HIPAA accounting") : page.index("Through an intermediary")]
     assert "court-order (Consent/order-118)" in accounting and "Condition: Opioid dependence" in accounting
     assert accounting.count("<tr><td>") == 1  # the one item on the order; the clinician's brief is treatment
+
+
+def test_subpoenas_are_answered_and_police_requests_listed(world: World) -> None:
+    import base64
+
+    document = b"%PDF-1.4 subpoena duces tecum %%EOF"
+    submitted = requests.post(f"{world.harness.root}/legal/subpoenas", timeout=10, json={
+        "document": {"contentType": "application/pdf", "data": base64.b64encode(document).decode()},
+        "person": {"name": "Maria Rivera", "birthDate": "1988-04-12"}, "issuer": "Superior Court of Bay County",
+        "case": "CV-2026-0042", "due": "2026-12-20"}, headers={"Authorization": f"Bearer {world.token('lee')}"})  # fmt: skip
+    assert submitted.status_code == 202, submitted.text
+    receipt = submitted.json()["receipt"]
+    world.brief("lee", "maria", purpose="crisis-coordination", confirmed="true")  # a police request, alerted
+    browser, _ = signed_in(world)
+    queue = browser.get(f"{world.harness.root}/console/requests", timeout=10)
+    assert queue.status_code == 200 and "Superior Court of Bay County, case CV-2026-0042" in queue.text
+    assert "police-request" in queue.text and "Patient/maria" in queue.text
+    opened = browser.get(f"{world.harness.root}/console/subpoenas/{receipt}/document", timeout=10)
+    assert opened.content == document and opened.headers["Content-Type"] == "application/pdf"
+    answered = browser.post(f"{world.harness.root}/console/subpoenas/{receipt}", timeout=10, data={
+        "csrf_token": csrf_of(queue.text), "note": "Objected: a subpoena alone cannot compel Part 2 records."})  # fmt: skip
+    assert answered.status_code == 200 and "answered." in answered.text and "No subpoena awaits" in answered.text
+    again = browser.post(f"{world.harness.root}/console/subpoenas/{receipt}", timeout=10,
+                         data={"csrf_token": csrf_of(queue.text), "note": "again"})  # fmt: skip
+    assert again.status_code == 409

@@ -48,5 +48,12 @@ def test_an_officer_reviews_an_emergency_and_reads_who_saw_a_record(world: World
     page.get_by_role("button", name="Sign off").click()
     page.get_by_role("status").wait_for()
     assert "signed off" in page.get_by_role("status").inner_text()
+    page.get_by_role("link", name="Orders and requests").click()
+    page.get_by_role("heading", name="Orders and requests").wait_for()
+    assert serious_violations(page) == []
+    page.screenshot(path=str(SCREENSHOTS / "console-requests-desktop.png"), full_page=True)
+    page.goto(f"{world.harness.root}/console/patient?patient=Patient/maria")
+    page.get_by_role("heading", name="Who can see this person now").wait_for()
+    assert serious_violations(page) == []
     assert refused == []
     context.close()
