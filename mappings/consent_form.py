@@ -181,3 +181,82 @@ def revoked(consent: dict[str, Any], at: str, superseded_by: str | None = None) 
         extensions.append({"url": SUPERSEDED_BY, "valueReference": {"reference": superseded_by}})
     changed = {k: v for k, v in consent.items() if k not in ("meta", "text")}
     return {**changed, "status": "inactive", "extension": extensions}
+
+
+# -- court orders (42 CFR 2.61-2.67), registered by compliance officers -----------------------------
+ORDER_SECTIONS: dict[str, str] = {
+    "2.64": "2.64: for non-criminal purposes (a civil proceeding, an agency's audit)",
+    "2.65": "2.65: to investigate or prosecute the patient (criminal)",
+    "2.66": "2.66: to investigate or prosecute a program or a person holding records",
+}
+ORDER_PURPOSES: dict[str, str] = {
+    "legal-proceeding": "The proceeding the order is for",
+    "law-enforcement": "A criminal investigation or prosecution",
+}
+ORDER_GROUNDS: dict[str, str] = {
+    "threat-to-life": "A threat to life or of serious bodily injury (2.63(a)(1))",
+    "extremely-serious-crime": "An extremely serious crime (2.63(a)(2))",
+    "patient-testimony": "The patient's own testimony or evidence (2.63(a)(3))",
+}
+
+
+def court_order_resource(
+    order_id: str,
+    patient: str,
+    *,
+    court: str,
+    section: str | None,
+    holders: list[str],
+    recipients: list[str],
+    purposes: list[str],
+    classes: list[str],
+    issued: str | None,
+    expires: str | None,
+    findings: bool,
+    notice: bool,
+    confidential_communications: bool = False,
+    ground: str | None = None,
+    attachment: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A court order as the profile has it (a Consent of kind court-order): what the officer
+    read in the signed order, nothing made up, so that `order_from_fhir` names what is missing."""
+    extensions: list[dict[str, Any]] = []
+    if section:
+        extensions.append({"url": f"{P}/StructureDefinition/court-order-section", "valueCode": section})
+    if findings:
+        extensions.append({"url": f"{P}/StructureDefinition/court-order-findings", "valueBoolean": True})
+    if notice:
+        extensions.append({"url": f"{P}/StructureDefinition/court-order-notice", "valueBoolean": True})
+    if confidential_communications:
+        extensions.append({"url": f"{P}/StructureDefinition/court-order-confidential-communications",
+                           "valueBoolean": True})  # fmt: skip
+    if ground:
+        extensions.append({"url": f"{P}/StructureDefinition/court-order-2-63-ground", "valueCode": ground})
+    provision: dict[str, Any] = {"type": "permit"}
+    if issued or expires:
+        provision["period"] = {k: v for k, v in (("start", issued[:10] if issued else None), ("end", expires)) if v}
+    if recipients:
+        provision["actor"] = [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                                    "code": "IRCP"}]}, "reference": {"reference": r}} for r in recipients]  # fmt: skip
+    if purposes:
+        provision["purpose"] = [{"system": f"{P}/CodeSystem/purpose-of-use", "code": p} for p in purposes]
+    if classes:
+        provision["code"] = [{"coding": [{"system": f"{P}/CodeSystem/data-class", "code": c} for c in classes]}]
+    order: dict[str, Any] = {
+        "resourceType": "Consent", "id": order_id, "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": f"{P}/CodeSystem/consent-kind", "code": "court-order"}]}],
+        "patient": {"reference": patient},
+    }  # fmt: skip
+    if issued:
+        order["dateTime"] = issued
+    if court:
+        order["performer"] = [{"display": court}]
+    if holders:
+        order["organization"] = [{"reference": h} for h in holders]
+    if attachment:
+        order["sourceAttachment"] = attachment
+    if extensions:
+        order["extension"] = extensions
+    order["provision"] = provision
+    return order

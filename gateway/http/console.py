@@ -16,6 +16,8 @@ page's one audit record commits before it is shown), and is `no-store`.
 - GET  /console/consents/new[?kind=]     take in a signed consent: a template, then its form
 - POST /console/consents/new             save it, or say what is missing (each 42 CFR 2.31 element)
 - POST /console/consents/<id>/revoke     revoke from an effective time
+- GET|POST /console/orders/new           register a court order (42 CFR 2.61-2.67), or say what it lacks
+- GET  /console/requests, POST /console/subpoenas/<receipt>   the subpoena queue; police and legal requests
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
-from consent_engine.fhir import consent_from_fhir, parse_datetime, patient_facts
+from consent_engine.fhir import consent_from_fhir, order_from_fhir, parse_datetime, patient_facts
 from consent_engine.signers import problems_at
 from gateway.auth.accounts import User
 from gateway.auth.roles import role as known_role
@@ -74,7 +76,7 @@ from gateway.http.compliance_api import (
 from gateway.http.letters import disclosure_letter
 from mappings import consent_form
 from mappings.brief import display_name
-from mappings.consent_form import consent_resource, recipient_class, revoked
+from mappings.consent_form import consent_resource, court_order_resource, recipient_class, revoked
 
 console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 OFFICER = "compliance-officer"
@@ -604,3 +606,71 @@ def revoke_consent(consent_id: str) -> Response:
 
     current_app.extensions["fhir_engine"].write_about_patient(patient_reference.removeprefix("Patient/"), plan)
     return redirect(url_for("console.patient", patient=patient_reference, revoked=f"Consent/{consent_id}"), 303)
+
+
+# -- court orders ----------------------------------------------------------------------------------
+def _order_page(status: int, form: dict[str, Any], errors: list[str] | None = None) -> Response:
+    return _page("console_order_form.html", status, form=form, errors=errors or [], organizations=_organizations(),
+                 sections=consent_form.ORDER_SECTIONS, purposes=consent_form.ORDER_PURPOSES,
+                 grounds=consent_form.ORDER_GROUNDS, classes=consent_form.DATA_CLASSES,
+                 max_mb=consent_form.SIGNED_FORM_MAX_BYTES // (1024 * 1024))  # fmt: skip
+
+
+@console.get("/orders/new")
+def new_order() -> Response:
+    form = {"patient": request.args.get("patient", ""), "court": "", "section": "", "holders": [], "recipients": [],
+            "purposes": ["legal-proceeding"], "classes": [], "issued": "", "expires": "", "findings": False,
+            "notice": False, "confidential": False, "ground": ""}  # fmt: skip
+    return _order_page(200, form)
+
+
+@console.post("/orders/new")
+def save_order() -> Response:
+    if not valid_csrf():
+        return redirect(url_for("console.new_order"), 303)
+    form: dict[str, Any] = {
+        name: request.form.getlist(name) for name in ("holders", "recipients", "purposes", "classes")
+    }
+    for name in ("patient", "court", "section", "issued", "expires", "ground"):
+        form[name] = request.form.get(name, "").strip()[:200]
+    for name in ("findings", "notice", "confidential"):
+        form[name] = request.form.get(name) == "yes"
+    errors: list[str] = []
+    patient_id = form["patient"].removeprefix("Patient/")
+    if not ID_PATTERN.match(patient_id):
+        errors.append("Give the person's id, e.g. Patient/123.")
+    known = {reference for reference, _ in _organizations()}
+    if [r for r in (*form["holders"], *form["recipients"]) if r not in known]:
+        errors.append("Pick organizations from the lists.")
+    issued = _day(form["issued"], "The date of the order", errors)
+    expires = _day(form["expires"], "The end of the order", errors)
+    attachment = _signed_form(errors)
+    order_id = new_id()
+    order = court_order_resource(
+        order_id, f"Patient/{patient_id}", court=form["court"],
+        section=form["section"] if form["section"] in consent_form.ORDER_SECTIONS else None,
+        holders=form["holders"], recipients=form["recipients"],
+        purposes=[p for p in form["purposes"] if p in consent_form.ORDER_PURPOSES],
+        classes=[c for c in form["classes"] if c in consent_form.DATA_CLASSES],
+        issued=f"{issued}T12:00:00Z" if issued else None, expires=expires, findings=form["findings"],
+        notice=form["notice"], confidential_communications=form["confidential"],
+        ground=form["ground"] if form["ground"] in consent_form.ORDER_GROUNDS else None, attachment=attachment,
+    )  # fmt: skip
+    if not form["court"]:
+        errors.append("Name the court and the case, as the order gives them.")
+    if not errors:
+        errors.extend(order_from_fhir(order).problems)
+    if errors:
+        return _order_page(400, form, errors)
+
+    def plan(repository: Repository, now: datetime) -> list[FhirRequest]:
+        return [FhirRequest("PUT", f"Consent/{order_id}", body=order, requester=_officer_writer(g.officer),
+                            headers={"prefer": "return=minimal"})]  # fmt: skip
+
+    try:
+        written = current_app.extensions["fhir_engine"].write_about_patient(patient_id, plan)
+    except FhirError as error:
+        return _order_page(400, form, [f"The gateway refused the order: {error}"])
+    if written is None:
+        return _order_page(400, form, [f"No person Patient/{patient_id} is on file."])
+    return redirect(url_for("console.patient", patient=f"Patient/{patient_id}", saved=f"Consent/{order_id}"), 303)

@@ -378,3 +378,32 @@ def test_subpoenas_are_answered_and_police_requests_listed(world: World) -> None
     again = browser.post(f"{world.harness.root}/console/subpoenas/{receipt}", timeout=10,
                          data={"csrf_token": csrf_of(queue.text), "note": "again"})  # fmt: skip
     assert again.status_code == 409
+
+
+def test_a_court_order_registered_on_a_page_releases_its_scope_to_its_recipient(world: World) -> None:
+    from tests.gateway.consent.test_part2_rest import COUNSEL_OFFICE
+
+    world.push("crisis", county.organization(COUNSEL_OFFICE, "Office of the County Counsel", provider=False))
+    world.harness.add_user("kerr", role="legal-counsel", organization=COUNSEL_OFFICE, practitioner=None)
+
+    def counsel_reads() -> str:
+        return world.harness.get("Condition", world.token("kerr"), params={"patient": "Patient/maria"},
+                                 headers={"X-Purpose-Of-Use": "legal-proceeding"}).text  # fmt: skip
+
+    assert "maria-oud" not in counsel_reads()
+    browser, _ = signed_in(world)
+    form = browser.get(f"{world.harness.root}/console/orders/new", params={"patient": "Patient/maria"}, timeout=10)
+    fields = [("csrf_token", csrf_of(form.text)), ("patient", "Patient/maria"),
+              ("court", "Superior Court of Bay County, case 26-CV-118"), ("section", "2.64"), ("holders", OTP),
+              ("recipients", COUNSEL_OFFICE), ("purposes", "legal-proceeding"), ("classes", "DX"),
+              ("issued", "2026-11-01"), ("expires", "2027-02-01")]  # fmt: skip
+    lacking = browser.post(f"{world.harness.root}/console/orders/new", data=fields, timeout=10)
+    assert lacking.status_code == 400
+    for missing in ("the required findings are not recorded", "no notice and opportunity", "the signed order"):
+        assert missing in lacking.text
+    saved = browser.post(f"{world.harness.root}/console/orders/new", timeout=10,
+                         data=[*fields, ("findings", "yes"), ("notice", "yes")],
+                         files={"signed_form": ("order.pdf", SIGNED_PDF, "application/pdf")})  # fmt: skip
+    assert saved.status_code == 200 and "saved." in saved.text and "court-order" in saved.text
+    released = counsel_reads()
+    assert "maria-oud" in released and "maria-bup" not in released  # exactly its scope: the OTP's diagnoses
