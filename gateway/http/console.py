@@ -17,6 +17,7 @@ page's one audit record commits before it is shown), and is `no-store`.
 - POST /console/consents/new             save it, or say what is missing (each 42 CFR 2.31 element)
 - POST /console/consents/<id>/revoke     revoke from an effective time
 - GET|POST /console/orders/new           register a court order (42 CFR 2.61-2.67), or say what it lacks
+- GET|POST /console/recipients/new       register a one-off recipient (an organization a consent names)
 - GET  /console/requests, POST /console/subpoenas/<receipt>   the subpoena queue; police and legal requests
 """
 
@@ -674,3 +675,49 @@ def save_order() -> Response:
     if written is None:
         return _order_page(400, form, [f"No person Patient/{patient_id} is on file."])
     return redirect(url_for("console.patient", patient=f"Patient/{patient_id}", saved=f"Consent/{order_id}"), 303)
+
+
+# -- one-off recipients ----------------------------------------------------------------------------
+NPI = "http://hl7.org/fhir/sid/us-npi"
+
+
+@console.route("/recipients/new", methods=["GET", "POST"])
+def new_recipient() -> Response:
+    """An organization a consent or an order names that the gateway does not know yet (a
+    family-practice clinic, a court, an attorney's office): stored as an Organization, so that
+    consents can name it and decisions can recognise it (by reference, or by its NPI)."""
+    form = {name: request.form.get(name, "").strip()[:200] for name in ("name", "npi", "phone", "provider")}
+    if request.method == "GET":
+        return _page("console_recipient_form.html", form=form, errors=[])
+    if not valid_csrf():
+        return redirect(url_for("console.new_recipient"), 303)
+    errors = []
+    if len(form["name"]) < 3 or not form["name"].isprintable():
+        errors.append("Give the organization's name.")
+    if form["npi"] and not (form["npi"].isdigit() and len(form["npi"]) == 10):
+        errors.append("An NPI has 10 digits.")
+    if form["phone"] and not all(c.isdigit() or c in " +-().x" for c in form["phone"]):
+        errors.append("Give the phone number in digits.")
+    if errors:
+        return _page("console_recipient_form.html", 400, form=form, errors=errors)
+    organization: dict[str, Any] = {"resourceType": "Organization", "active": True, "name": form["name"]}
+    if form["provider"] == "yes":
+        organization["type"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                                             "code": "prov"}]}]  # fmt: skip
+    if form["npi"]:
+        organization["identifier"] = [{"system": NPI, "value": form["npi"]}]
+    if form["phone"]:
+        organization["telecom"] = [{"system": "phone", "value": form["phone"], "use": "work"}]
+    writer = Requester(source=f"user:{g.officer.username}", username=g.officer.username, role=g.officer.role,
+                       organization=g.officer.organization, scopes=("user/Organization.c",))  # fmt: skip
+    try:
+        created = current_app.extensions["fhir_engine"].handle(
+            FhirRequest(
+                "POST", "Organization", body=organization, requester=writer, headers={"prefer": "return=minimal"}
+            )
+        )
+    except FhirError as error:
+        return _page("console_recipient_form.html", 400, form=form, errors=[f"The gateway refused it: {error}"])
+    reference = "/".join((created.location or "").split("/_history")[0].rsplit("/", 2)[-2:])
+    return _page("console_message.html", 201, title="Recipient registered",
+                 message=f"{form['name']} is registered as {reference}: consents and court orders can now name it.")  # fmt: skip

@@ -407,3 +407,19 @@ def test_a_court_order_registered_on_a_page_releases_its_scope_to_its_recipient(
     assert saved.status_code == 200 and "saved." in saved.text and "court-order" in saved.text
     released = counsel_reads()
     assert "maria-oud" in released and "maria-bup" not in released  # exactly its scope: the OTP's diagnoses
+
+
+def test_a_one_off_recipient_is_registered_and_offered_to_consents(world: World) -> None:
+    browser, _ = signed_in(world)
+    form = browser.get(f"{world.harness.root}/console/recipients/new", timeout=10)
+    bad = browser.post(f"{world.harness.root}/console/recipients/new", timeout=10,
+                       data={"csrf_token": csrf_of(form.text), "name": "Dr. Osei's family practice", "npi": "12345"})  # fmt: skip
+    assert bad.status_code == 400 and "10 digits" in bad.text
+    made = browser.post(f"{world.harness.root}/console/recipients/new", timeout=10, data={
+        "csrf_token": csrf_of(form.text), "name": "Dr. Osei's family practice", "npi": "1234567893",
+        "provider": "yes", "phone": "555-0777"})  # fmt: skip
+    assert made.status_code == 201 and "is registered as Organization/" in made.text
+    consent_form = browser.get(
+        f"{world.harness.root}/console/consents/new", params={"kind": "part2-specific"}, timeout=10
+    )
+    assert "Dr. Osei&#39;s family practice" in consent_form.text
