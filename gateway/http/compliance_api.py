@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from consent_engine import Item, Release
 from consent_engine.consents import standing
@@ -38,7 +38,7 @@ from gateway.fhir.dates import utc_now
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import parse_search
 from gateway.http.token_user import Refused, refused, token_user
-from gateway.store.schema import subpoena
+from gateway.store.schema import audit_event, request_decision, subpoena
 
 compliance_api = Blueprint("compliance_api", __name__, url_prefix="/compliance")
 Row = dict[str, Any]
@@ -316,6 +316,38 @@ def answer_subpoena_with(user: User, receipt: str, note: str) -> bool:
             record = audit_record(_requested(user), [], 200, None, now)
             AuditLog(_database()).append(repository.connection, [record])
     return bool(changed)
+
+
+REQUEST_ALERTS = ("police-request", "legal-purpose", "court-order-release")
+
+
+def request_rows(since: datetime | None) -> list[Row]:
+    """Police and legal requests (their alerts) since then, newest first, each with the officer's
+    decision if one was recorded."""
+    rows = [r for r in alert_rows(since) if r["alert"] in REQUEST_ALERTS]
+    with _database().connect() as connection:
+        decided = {row.audit_seq: row for row in connection.execute(select(request_decision))}
+    for row in rows:
+        found = decided.get(row["audit_seq"])
+        row["decided_by"] = found.decided_by if found else None
+        row["decision"] = found.note if found else None
+    return list(reversed(rows))
+
+
+def record_request_decision(user: User, seq: int, note: str) -> bool:
+    """The officer's decision on a police or legal request, with its audit record; False when
+    the record is not such a request or was decided already."""
+    with _unit() as (repository, now):
+        body = repository.connection.execute(select(audit_event.c.body).where(audit_event.c.seq == seq)).scalar()
+        codes = {a.get("code") for a in (body or {}).get("alerts", [])}
+        taken = repository.connection.execute(select(request_decision.c.audit_seq)
+                                              .where(request_decision.c.audit_seq == seq)).first()  # fmt: skip
+        if not codes & set(REQUEST_ALERTS) or taken is not None:
+            return False
+        repository.connection.execute(insert(request_decision).values(audit_seq=seq, decided_at=now,
+                                                                       decided_by=user.username, note=note))  # fmt: skip
+        AuditLog(_database()).append(repository.connection, [audit_record(_requested(user), [], 200, None, now)])
+    return True
 
 
 @compliance_api.get("/subpoenas")

@@ -68,7 +68,9 @@ from gateway.http.compliance_api import (
     hipaa_accounting_rows,
     hipaa_key,
     ledger_rows,
+    record_request_decision,
     record_review,
+    request_rows,
     review_key,
     review_rows,
     subpoena_key,
@@ -136,6 +138,7 @@ def dashboard() -> Response:
         ],
         standing_counts=Counter(str(c["standing"]) for c in consents).most_common(),
         days=EXPIRING_DAYS,
+        awaiting=len([r for r in request_rows(now - timedelta(days=90)) if not r["decision"]]),
         verified=None,
         **watch,
     )
@@ -303,17 +306,29 @@ def patient_disclosures_pdf() -> Response:
 
 
 # -- orders and requests ---------------------------------------------------------------------------
-REQUEST_ALERTS = ("police-request", "legal-purpose", "court-order-release")
-
-
 @console.get("/requests")
 def requests_queue() -> Response:
-    """Subpoenas awaiting an answer, and the police and legal requests of the last 90 days."""
+    """Subpoenas awaiting an answer, and the police and legal requests of the last 90 days with
+    the decisions recorded on them."""
     subpoenas = decided_rows(g.officer, subpoena_rows("pending"), "subpoenas", subpoena_key, lambda r: None)
-    alerts = [r for r in alert_rows(_now() - timedelta(days=90)) if r["alert"] in REQUEST_ALERTS]
-    shown = decided_rows(g.officer, alerts, "requests", alert_key, lambda r: r["patient"])
-    return _page("console_requests.html", subpoenas=subpoenas, requests=list(reversed(shown)),
-                 done=request.args.get("done"), error=None)  # fmt: skip
+    rows = request_rows(_now() - timedelta(days=90))
+    shown = decided_rows(g.officer, rows, "requests", alert_key, lambda r: r["patient"])
+    return _page("console_requests.html", subpoenas=subpoenas, requests=shown, done=request.args.get("done"),
+                 decided=request.args.get("decided"), error=None)  # fmt: skip
+
+
+@console.post("/requests/<int:seq>")
+def decide_request(seq: int) -> Response:
+    note = " ".join(request.form.get("note", "").split())[:1000]
+    if not valid_csrf():
+        return redirect(url_for("console.requests_queue"), 303)
+    if not note:
+        return _page("console_message.html", 400, title="What did you decide?",
+                     message="Say what was decided (no action, a consent asked for, a court order needed, ...).")  # fmt: skip
+    if not record_request_decision(g.officer, seq, note):
+        return _page("console_message.html", 409, title="Already decided",
+                     message="That request is not awaiting a decision.")  # fmt: skip
+    return redirect(url_for("console.requests_queue", decided=seq), 303)
 
 
 @console.get("/subpoenas/<receipt>/document")

@@ -273,6 +273,16 @@ disclosure = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# A compliance officer's decision on a police or legal request (the audit record that raised it).
+request_decision = Table(
+    "request_decision",
+    metadata,
+    Column("audit_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("decided_at", DateTime(), nullable=False),
+    Column("decided_by", String(100), nullable=False),
+    Column("note", Text, nullable=False),
+)
+
 emergency_review = Table(
     "emergency_review",
     metadata,

@@ -378,6 +378,17 @@ def test_subpoenas_are_answered_and_police_requests_listed(world: World) -> None
     again = browser.post(f"{world.harness.root}/console/subpoenas/{receipt}", timeout=10,
                          data={"csrf_token": csrf_of(queue.text), "note": "again"})  # fmt: skip
     assert again.status_code == 409
+    dashboard = browser.get(f"{world.harness.root}/console/", timeout=10).text
+    assert re.search(r"<strong>1</strong> police and legal request awaiting a decision", dashboard)
+    decide = re.search(r'action="(/console/requests/\d+)"', queue.text)
+    assert decide
+    decided = browser.post(world.harness.root + decide.group(1), timeout=10, data={
+        "csrf_token": csrf_of(queue.text), "note": "No action: the police were told nothing; no consent names them."})  # fmt: skip
+    assert decided.status_code == 200 and "olive: No action" in decided.text
+    assert browser.post(world.harness.root + decide.group(1), data={"csrf_token": csrf_of(queue.text), "note": "x"},
+                        timeout=10).status_code == 409  # fmt: skip
+    assert "<strong>0</strong> police and legal requests awaiting" in browser.get(f"{world.harness.root}/console/",
+                                                                                   timeout=10).text  # fmt: skip
 
 
 def test_a_court_order_registered_on_a_page_releases_its_scope_to_its_recipient(world: World) -> None:
