@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import Server, free_port  # noqa: E402
+from ingest import Server, free_port, wait_until_up  # noqa: E402
 from joserfc.jwk import ECKey  # noqa: E402
 
 from gateway.auth.accounts import Accounts  # noqa: E402
@@ -86,13 +86,7 @@ class App:
              "--no-control-socket", "--log-level", "warning", "smart_app.app:create_app()"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        for _ in range(300):
-            try:
-                requests.get(f"{self.base}/", timeout=1).raise_for_status()
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("the responder app did not start")
+        wait_until_up(f"{self.base}/", "the responder app")
 
     def stop(self) -> None:
         self.process.terminate()

@@ -71,6 +71,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_up(url: str, what: str) -> None:
+    """Poll `url` until it answers 2xx (30 s at most)."""
+    for _ in range(300):
+        try:
+            requests.get(url, timeout=1).raise_for_status()
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start")
+
+
 class Server:
     """`gateway serve` (gunicorn, one worker) on its own store."""
 
@@ -86,13 +97,7 @@ class Server:
         self.process = subprocess.Popen(
             [gateway, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        for _ in range(300):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).raise_for_status()
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("gateway serve did not start")
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", "gateway serve")
 
     def pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")

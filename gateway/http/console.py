@@ -319,16 +319,21 @@ def requests_queue() -> Response:
 
 @console.post("/requests/<int:seq>")
 def decide_request(seq: int) -> Response:
+    return _noted(lambda note: record_request_decision(g.officer, seq, note),
+                  ("What did you decide?", "Say what was decided (no action, a consent asked for, a court order needed, ...)."),
+                  ("Already decided", "That request is not awaiting a decision."), decided=seq)  # fmt: skip
+
+
+def _noted(record: Any, missing: tuple[str, str], taken: tuple[str, str], **done: Any) -> Response:
+    """An officer's note on a queue item (an answer, a decision): CSRF, a note, recorded once."""
     note = " ".join(request.form.get("note", "").split())[:1000]
     if not valid_csrf():
         return redirect(url_for("console.requests_queue"), 303)
     if not note:
-        return _page("console_message.html", 400, title="What did you decide?",
-                     message="Say what was decided (no action, a consent asked for, a court order needed, ...).")  # fmt: skip
-    if not record_request_decision(g.officer, seq, note):
-        return _page("console_message.html", 409, title="Already decided",
-                     message="That request is not awaiting a decision.")  # fmt: skip
-    return redirect(url_for("console.requests_queue", decided=seq), 303)
+        return _page("console_message.html", 400, title=missing[0], message=missing[1])
+    if not record(note):
+        return _page("console_message.html", 409, title=taken[0], message=taken[1])
+    return redirect(url_for("console.requests_queue", **done), 303)
 
 
 @console.get("/subpoenas/<receipt>/document")
@@ -344,16 +349,9 @@ def subpoena_document(receipt: str) -> Response:
 
 @console.post("/subpoenas/<receipt>")
 def answer_subpoena(receipt: str) -> Response:
-    note = " ".join(request.form.get("note", "").split())[:1000]
-    if not valid_csrf():
-        return redirect(url_for("console.requests_queue"), 303)
-    if not note:
-        return _page("console_message.html", 400, title="How was it answered?",
-                     message="Say how the subpoena was answered (an objection, a request for a court order, ...).")  # fmt: skip
-    if not answer_subpoena_with(g.officer, receipt, note):
-        return _page("console_message.html", 409, title="Already answered",
-                     message="That subpoena is not awaiting an answer.")  # fmt: skip
-    return redirect(url_for("console.requests_queue", done=receipt), 303)
+    return _noted(lambda note: answer_subpoena_with(g.officer, receipt, note),
+                  ("How was it answered?", "Say how the subpoena was answered (an objection, a request for a court order, ...)."),
+                  ("Already answered", "That subpoena is not awaiting an answer."), done=receipt)  # fmt: skip
 
 
 @console.get("/reviews")
