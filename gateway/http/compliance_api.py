@@ -381,12 +381,13 @@ def _audit_rows(patient: str | None, since: datetime | None, limit: int) -> list
         return AuditLog.events(connection, patient, since, limit)
 
 
-def alert_rows(since: datetime | None) -> list[Row]:
-    """Alerts raised since then (police requests, conflicts, emergency accesses, ...), oldest first."""
+def alert_rows(since: datetime | None, patient: str | None = None) -> list[Row]:
+    """Alerts raised since then (police requests, conflicts, emergency accesses, ...), all or one
+    person's, oldest first."""
     return [
         {"audit_seq": row["seq"], "recorded_at": row["recorded_at"].isoformat() + "Z", "recipient": row["recipient"],
          "patient": row["patient"], "alert": alert["code"], "detail": alert["detail"]}
-        for row in reversed(_audit_rows(None, since, 10_000))
+        for row in reversed(_audit_rows(patient, since, 10_000))
         for alert in row["body"].get("alerts", [])
     ]  # fmt: skip
 

@@ -230,10 +230,17 @@ def patient() -> Response:
     if reference is None:
         return _page("console_patient.html", 400 if request.args.get("patient") else 200, patient=None,
                      error="Give the person's id, e.g. Patient/123." if request.args.get("patient") else None)  # fmt: skip
-    by_kind = {"consent": consent_key, "disclosure": disclosure_key, "review": review_key, "hipaa": hipaa_key}
+    by_kind = {
+        "consent": consent_key,
+        "disclosure": disclosure_key,
+        "review": review_key,
+        "hipaa": hipaa_key,
+        "alert": alert_key,
+    }
     rows = [*({**r, "_kind": "consent"} for r in consent_rows(reference)),
             *({**r, "_kind": "disclosure"} for r in _disclosures(reference)),
             *({**r, "_kind": "hipaa"} for r in hipaa_accounting_rows(reference, _now() - HIPAA_ACCOUNTING_PERIOD)),
+            *({**r, "_kind": "alert"} for r in alert_rows(_now() - ACCOUNTING_PERIOD, reference)),
             *({**r, "_kind": "review"} for r in review_rows("all") if r["patient"] == reference)]  # fmt: skip
     # The page's one audit record names the person (the request's patient parameter).
     shown = decided_rows(g.officer, rows, "console-patient", lambda r: by_kind[r["_kind"]](r), lambda r: r["patient"])
@@ -249,6 +256,7 @@ def patient() -> Response:
         departments=_organizations(False),
         names=_organization_names(r.get(k) for r in shown for k in ("recipient_organization", "discloser")),
         accounting=[r for r in shown if r["_kind"] == "hipaa"],
+        alerts=list(reversed([r for r in shown if r["_kind"] == "alert"])),
         consents=[r for r in shown if r["_kind"] == "consent"],
         disclosures=list(reversed(disclosures)),
         intermediary=[r for r in disclosures if r.get("intermediary")],
@@ -395,6 +403,17 @@ def _organizations(providers: bool | None = None) -> list[tuple[str, str]]:
     return sorted(named, key=lambda pair: pair[1].lower())
 
 
+def _people() -> list[tuple[str, str]]:
+    """The stored Practitioners as (reference, name), by name: individuals a consent may name."""
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    query = parse_search("Practitioner", [("_count", "1000")], base_url=settings.base_url, strict=True,
+                         default_count=1000, max_count=1000)  # fmt: skip
+    with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
+        found, _ = repository.search(query)
+    named = [(f"Practitioner/{p.id}", display_name(p.content, p.id)) for p in found]
+    return sorted(named, key=lambda pair: pair[1].lower())
+
+
 # -- who can see this person: the release function, nothing disclosed ----------------------------
 # The responder roles previewed, each with the purpose it asks with and where it works.
 PREVIEW_ROLES = (("crisis-clinician", "TREAT", "treating"), ("peer-specialist", "TREAT", "treating"),
@@ -451,6 +470,7 @@ def _preview_organizations(patient_id: str, candidate: dict[str, Any] | None = N
 def _intake_page(status: int, kind: str | None, form: dict[str, Any], errors: list[str] | None = None,
                  **preview: Any) -> Response:  # fmt: skip
     return _page("console_consent_form.html", status, kind=kind, form=form, errors=errors or [], **preview,
+                 people=_people(),
                  providers=_organizations(True), departments=_organizations(False),
                  kinds=consent_form.KINDS, organizations=_organizations(), purposes=consent_form.PURPOSES,
                  classes=consent_form.DATA_CLASSES, recipient_classes=consent_form.RECIPIENT_CLASSES,
@@ -519,8 +539,8 @@ def save_consent() -> Response:
     if not ID_PATTERN.match(patient_id):
         errors.append("Give the person's id, e.g. Patient/123 (2.31(a)(1)).")
     known = {reference for reference, _ in _organizations()}
-    chosen = [r for r in (*form["disclosers"], *form["recipients"]) if r not in known]
-    if chosen:
+    people = {reference for reference, _ in _people()}
+    if [r for r in form["disclosers"] if r not in known] or [r for r in form["recipients"] if r not in known | people]:
         errors.append("Pick organizations from the lists.")
     signed = _day(form["signed"], "The date signed", errors)
     expires = _day(form["expires"], "The expiry date", errors)
@@ -559,6 +579,9 @@ def save_consent() -> Response:
                      "signers": elements["signers"] or [(f"Patient/{patient_id}", "patient")],
                      "attachment": attachment or {"contentType": "application/pdf", "url": "urn:preview"}}  # fmt: skip
         candidate = consent_resource(consent_id, f"Patient/{patient_id}", kind, **{**elements, **paperwork})
+        # What each role would see is about the person: this view is audited like any other.
+        decided_rows(g.officer, [{"consent": f"Consent/{consent_id}", "patient": f"Patient/{patient_id}"}],
+                     "consent-preview", consent_key, lambda r: r["patient"])  # fmt: skip
         return _intake_page(200, kind, form, errors, preview=_who_can_see(patient_id, treating, police, candidate),
                             treating=treating, police=police)  # fmt: skip
     if errors:

@@ -262,6 +262,9 @@ def test_try_this_consent_before_saving_it(world: World) -> None:
     with stored.unit_of_work(False) as (repository, _):
         assert not list(repository.compartment("dana", ["Consent"]))  # nothing saved
     assert world.brief("ada", "dana", purpose="TREAT", confirmed="true").status_code == 404
+    with world.database().connect() as connection:  # the preview is a view of dana's record: audited
+        assert connection.execute(select(audit_event.c.seq).where(audit_event.c.recipient == "olive",
+                                  audit_event.c.patient == "Patient/dana")).first() is not None  # fmt: skip
 
 
 def test_an_audit_package_verifies_offline_and_shows_tampering(world: World, tmp_path: Path) -> None:
@@ -434,3 +437,21 @@ def test_a_one_off_recipient_is_registered_and_offered_to_consents(world: World)
         f"{world.harness.root}/console/consents/new", params={"kind": "part2-specific"}, timeout=10
     )
     assert "Dr. Osei&#39;s family practice" in consent_form.text
+
+
+def test_a_consent_may_name_a_person_and_a_persons_alerts_are_on_their_record(world: World) -> None:
+    world.push(
+        "crisis", {"resourceType": "Practitioner", "id": "ada", "name": [{"family": "Lovelace", "given": ["Ada"]}]}
+    )
+    browser, _ = signed_in(world)
+    form = browser.get(f"{world.harness.root}/console/consents/new", params={"kind": "part2-specific"}, timeout=10)
+    assert 'value="Practitioner/ada"' in form.text and "Or people by name" in form.text
+    named = [(k, v) for k, v in DANA_FOR_THE_CRISIS_TEAM if k != "recipients"] + [("recipients", "Practitioner/ada")]
+    saved = intake(browser, world, named)
+    assert saved.status_code == 200 and "saved." in saved.text, saved.text[-1200:]
+    assert world.brief("ada", "dana", purpose="TREAT", confirmed="true").status_code == 200  # named: Ada herself
+    assert world.brief("eve", "dana", purpose="TREAT", confirmed="true").status_code == 404  # another clinician
+    world.brief("lee", "dana", purpose="crisis-coordination", confirmed="true")
+    page = browser.get(f"{world.harness.root}/console/patient", params={"patient": "dana"}, timeout=10).text
+    alerts = page[page.index("Alerts about this person") :]
+    assert "police-request" in alerts and "lee" in alerts

@@ -55,5 +55,10 @@ def test_an_officer_reviews_an_emergency_and_reads_who_saw_a_record(world: World
     page.goto(f"{world.harness.root}/console/patient?patient=Patient/maria")
     page.get_by_role("heading", name="Who can see this person now").wait_for()
     assert serious_violations(page) == []
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright: wide tables scroll in place
+    for path in ("/console/", "/console/patient?patient=Patient/maria", "/console/consents/new?kind=part2-tpo"):
+        page.goto(f"{world.harness.root}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        assert serious_violations(page) == []
     assert refused == []
     context.close()
