@@ -203,6 +203,127 @@ def _read_jwks(value: str | None) -> dict[str, Any] | None:
 
 
 @main.group()
+def source() -> None:
+    """EHRs the gateway pulls from, as a SMART Backend Services client (docs/pull.md)."""
+
+
+@contextmanager
+def _sources() -> Iterator[tuple[Any, Settings]]:
+    from gateway.pull.sources import Sources  # noqa: PLC0415
+    from gateway.store.database import open_database  # noqa: PLC0415
+
+    settings = _settings()
+    database = open_database(settings.database_url)
+    try:
+        yield Sources(database), settings
+    finally:
+        database.dispose()
+
+
+@source.command("add")
+@click.argument("source_id")
+@click.option("--base-url", required=True, help="The EHR's FHIR base URL.")
+@click.option("--client-id", required=True, help="The client id the EHR registered the gateway under.")
+@click.option("--organization", required=True, help="The source Organization (its data is labelled as it sends it).")
+@click.option(
+    "--part2", is_flag=True, help="The source is a 42 CFR Part 2 program: everything it sends is Part 2 data."
+)
+@click.option("--types", default=",".join(("Patient", "EpisodeOfCare", "CareTeam", "Condition", "MedicationStatement",
+                                           "CarePlan", "Flag")), show_default=True, help="Resource types to pull.")  # fmt: skip
+@click.option("--every", "every_minutes", type=click.IntRange(1, 1440), default=15, show_default=True,
+              help="Minutes between runs.")  # fmt: skip
+@click.option("--alg", type=click.Choice(["ES384", "RS384"]), default="ES384", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def source_add(source_id: str, base_url: str, client_id: str, organization: str, part2: bool, types: str,
+               every_minutes: int, alg: str, as_json: bool) -> None:  # fmt: skip
+    """Add a source; prints the JWKS URL to register at the EHR."""
+    from gateway.clock import SYSTEM_CLOCK  # noqa: PLC0415
+    from gateway.fhir.dates import utc_now  # noqa: PLC0415
+    from gateway.pull.sources import SourceError  # noqa: PLC0415
+
+    with _sources() as (sources, settings):
+        try:
+            added = sources.add(source_id, base_url=base_url, client_id=client_id, organization=organization,
+                                part2_program=part2, resource_types=tuple(t.strip() for t in types.split(",") if t.strip()),
+                                every_minutes=every_minutes, algorithm=alg, now=utc_now(SYSTEM_CLOCK))  # fmt: skip
+        except SourceError as error:
+            raise click.ClickException(str(error)) from None
+    jwks_url = f"{settings.base_url.removesuffix('/fhir')}/auth/sources/{source_id}/jwks.json"
+    _emit(as_json, {**added.public_view(), "jwks_url": jwks_url},
+          [f"source {source_id} added; register the gateway at the EHR as client {client_id} with the JWKS at",
+           f"  {jwks_url}", f"and the scope {added.scope}"])  # fmt: skip
+
+
+@source.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def source_list(as_json: bool) -> None:
+    """Each source and how its last run went."""
+    with _sources() as (sources, _):
+        found = sources.all()
+    _emit(as_json, [s.public_view() for s in found],
+          [f"{s.source_id}: {s.base_url} {'(disabled) ' if s.disabled else ''}last success "
+           f"{s.last_success_at or 'never'}; "
+           + (f"FAILING since {s.last_error_at}: {s.last_error}" if s.last_error_at and
+              (s.last_success_at is None or s.last_error_at > s.last_success_at) else "no error since")
+           + f"; {len(s.refused)} refused on the last run" for s in found] or ["no sources"])  # fmt: skip
+
+
+@source.command("show")
+@click.argument("source_id")
+@click.option("--json", "as_json", is_flag=True)
+def source_show(source_id: str, as_json: bool) -> None:
+    """One source, with the resources refused on its last run and why."""
+    with _sources() as (sources, _):
+        found = sources.get(source_id)
+        cursors = {t: sources.cursor(source_id, t) for t in found.resource_types} if found else {}
+    if found is None:
+        raise click.ClickException(f"no source {source_id!r}")
+    view = {**found.public_view(), "cursors": cursors}
+    _emit(as_json, view, [f"{k}: {v}" for k, v in view.items()])
+
+
+@source.command("disable")
+@click.argument("source_id")
+def source_disable(source_id: str) -> None:
+    """Stop pulling from a source (its data stays)."""
+    from gateway.pull.sources import SourceError  # noqa: PLC0415
+
+    with _sources() as (sources, _):
+        try:
+            sources.set_disabled(source_id)
+        except SourceError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"source {source_id} disabled")
+
+
+@source.command("run")
+@click.argument("source_id")
+@click.option("--json", "as_json", is_flag=True)
+def source_run(source_id: str, as_json: bool) -> None:
+    """Pull what changed at the source now. Exit 1 if the run failed."""
+    from gateway.app import build_engine  # noqa: PLC0415
+    from gateway.clock import SYSTEM_CLOCK  # noqa: PLC0415
+    from gateway.fhir.dates import utc_now  # noqa: PLC0415
+    from gateway.pull.client import SourceClient  # noqa: PLC0415
+    from gateway.pull.sync import sync_source  # noqa: PLC0415
+
+    with _sources() as (sources, settings):
+        found = sources.get(source_id)
+        if found is None:
+            raise click.ClickException(f"no source {source_id!r}")
+        if found.disabled:
+            raise click.ClickException(f"source {source_id} is disabled")
+        engine = build_engine(settings, sources.database, operator=True)
+        result = sync_source(engine, sources, found, SourceClient(found), utc_now(SYSTEM_CLOCK))
+    _emit(as_json, {"source": source_id, "pages": result.pages, "imported": result.summary.line(),
+                    "refused": result.refused, "error": result.error},
+          [f"{source_id}: {result.pages} pages; {result.summary.line()}",
+           *(f"refused: {r}" for r in result.refused), *([f"ERROR: {result.error}"] if result.error else [])])  # fmt: skip
+    if result.error:
+        sys.exit(1)
+
+
+@main.group()
 def client() -> None:
     """Register, list and disable SMART clients (apps, EHRs, dispatch systems)."""
 

@@ -145,6 +145,18 @@ def jwks() -> Response:
     return _json(_server().keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
+@auth_api.get("/auth/sources/<source_id>/jwks.json")
+def source_jwks(source_id: str) -> Response:
+    """The public key the gateway signs its client assertions with when it pulls from this source:
+    the URL an EHR registers for the gateway's Backend Services client."""
+    from gateway.pull.sources import Sources  # noqa: PLC0415
+
+    found = Sources(current_app.extensions["database"]).get(source_id)
+    if found is None:
+        return _json({"error": "not_found", "error_description": "no such source"}, 404)
+    return _json(found.public_jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
 @auth_api.get("/auth/smart-style.json")
 def smart_style() -> Response:
     return _json(SMART_STYLE, headers={"Cache-Control": "public, max-age=3600"})

@@ -273,6 +273,36 @@ disclosure = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# -- Pulling from EHRs that cannot push (docs/pull.md) ------------------------------------------
+pull_source = Table(
+    "pull_source",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("base_url", String(500), nullable=False),
+    Column("client_id", String(200), nullable=False),  # as the EHR registered the gateway
+    Column("private_jwk", Text, nullable=False),  # the gateway's key for this source (ES384 or RS384)
+    Column("scope", String(1000), nullable=False),
+    Column("resource_types", Text, nullable=False),  # JSON list
+    Column("every_minutes", Integer, nullable=False),
+    Column("organization", String(200), nullable=False),  # the source Organization: it labels what it sends
+    Column("part2_program", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    Column("last_success_at", DateTime(), nullable=True),
+    Column("last_error_at", DateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("refused", Text, nullable=True),  # JSON list: the resources refused on the last run, and why
+)
+
+pull_cursor = Table(
+    "pull_cursor",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("last_updated", String(40), nullable=False),  # the newest meta.lastUpdated committed
+    Column("advanced_at", DateTime(), nullable=False),
+)
+
 # A compliance officer's decision on a police or legal request (the audit record that raised it).
 request_decision = Table(
     "request_decision",

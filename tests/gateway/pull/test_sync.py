@@ -1,0 +1,181 @@
+"""Pulling from an EHR that cannot push, over real HTTP: the EHR is a second gateway (SMART Backend
+Services, the consent engine's own-records rule) holding an opioid treatment program's records;
+the pulling gateway has a store of its own. Nothing lost, nothing duplicated, labels from the
+source, the cursor resumable, a `next` link off the source refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from gateway.app import build_engine
+from gateway.fhir.engine import Engine
+from gateway.fhir.search import parse_search
+from gateway.pull.client import SourceClient
+from gateway.pull.sources import Source, Sources
+from gateway.pull.sync import sync_source
+from gateway.settings import load_settings
+from gateway.store.database import make_engine, open_database, upgrade
+from tests.conftest import LiveServer
+from tests.gateway.auth.harness import Harness
+
+OTP = "Organization/eastside-otp"
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def records(n: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for i in range(n):
+        found += [
+            {"resourceType": "Patient", "id": f"p{i}", "name": [{"family": f"Family{i}", "given": ["Given"]}],
+             "birthDate": "1980-01-01", "gender": "female"},
+            {"resourceType": "EpisodeOfCare", "id": f"eoc{i}", "status": "active", "type": [{"text": "Methadone"}],
+             "patient": {"reference": f"Patient/p{i}"}, "managingOrganization": {"reference": OTP}},
+            {"resourceType": "Condition", "id": f"c{i}", "subject": {"reference": f"Patient/p{i}"},
+             "code": {"coding": [{"system": ICD10, "code": "F11.20", "display": "Opioid dependence"}]}},
+        ]  # fmt: skip
+    return found
+
+
+@dataclass
+class Pull:
+    ehr: Harness
+    sources: Sources
+    engine: Engine
+    source: Source
+
+    def run(self, client: SourceClient | None = None) -> Any:
+        fresh = self.sources.get(self.source.source_id)
+        assert fresh is not None
+        return sync_source(self.engine, self.sources, fresh, client or SourceClient(fresh, sleep=lambda _: None),
+                           datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
+
+    def stored(self, resource_type: str) -> dict[str, tuple[int, dict[str, Any]]]:
+        with self.engine.store.unit_of_work(False) as (repository, _):
+            query = parse_search(resource_type, [("_count", "1000")], base_url=self.engine.config.base_url,
+                                 strict=True, default_count=1000, max_count=1000)  # fmt: skip
+            found, _ = repository.search(query)
+        return {r.id: (r.version, r.content or {}) for r in found}
+
+
+def pulling_store(tmp_path: Path) -> str:
+    """The pulling gateway's own store: SQLite, or on a PostgreSQL run a second database beside the
+    EHR's (the same server, another database: the two gateways share nothing)."""
+    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+    server = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = 'test_pull'")).first():
+            connection.execute(text("CREATE DATABASE test_pull"))
+    server.dispose()
+    pulled = url.rsplit("/", 1)[0] + "/test_pull"
+    engine = make_engine(pulled)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+    engine.dispose()
+    return pulled
+
+
+@pytest.fixture()
+def pull(smart_server: LiveServer, tmp_path: Path) -> Iterator[Pull]:
+    ehr = Harness(smart_server.base_url, smart_server.server.app)
+    ehr.push("eastside-otp-ehr", *records(3), part2=True, organization=OTP)
+    url = pulling_store(tmp_path)
+    settings = load_settings(database_url=url, base_url="http://127.0.0.1:9/fhir")
+    database = open_database(url)
+    sources = Sources(database)
+    source = sources.add("eastside-otp", base_url=smart_server.base_url, client_id="crisis-gateway",
+                         organization=OTP, part2_program=True,
+                         resource_types=("Patient", "EpisodeOfCare", "Condition"), now=datetime(2026, 12, 6))  # fmt: skip
+    # The EHR registers the gateway as a Backend Services client with the JWKS it publishes.
+    ehr.accounts.add_client(client_id="crisis-gateway", name="County crisis gateway", kind="asymmetric", purpose="ehr",
+                            scope=source.scope, jwks=source.public_jwks(), organization=OTP)  # fmt: skip
+    yield Pull(ehr, sources, build_engine(settings, database, operator=True), source)
+    database.dispose()
+
+
+def test_a_source_is_pulled_with_its_labels_and_pulled_again_without_duplicates(pull: Pull) -> None:
+    first = pull.run()
+    assert first.error is None and first.refused == [], (first.error, first.refused)
+    conditions = pull.stored("Condition")
+    assert sorted(conditions) == ["c0", "c1", "c2"] and sorted(pull.stored("Patient")) == ["p0", "p1", "p2"]
+    security = {c["code"] for c in conditions["c0"][1]["meta"]["security"]}
+    assert "42CFRPart2" in security  # labelled as the Part 2 program's data, as if it had pushed it
+    again = pull.run()
+    assert again.error is None and pull.stored("Condition") == conditions  # versions unchanged: no duplicates
+    changed = copy.deepcopy(records(3)[5])  # c1, now in remission
+    changed["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                             "code": "remission"}]}  # fmt: skip
+    pull.ehr.push("eastside-otp-ehr", changed, part2=True, organization=OTP)
+    assert pull.run().error is None
+    after = pull.stored("Condition")
+    assert (
+        after["c1"][0] == conditions["c1"][0] + 1
+        and after["c1"][1]["clinicalStatus"]["coding"][0]["code"] == "remission"
+    )
+    assert after["c0"][0] == conditions["c0"][0]
+    shown = pull.sources.get("eastside-otp")
+    assert shown is not None and shown.last_success_at is not None and shown.last_error is None
+    assert pull.sources.cursor("eastside-otp", "Condition")
+
+
+def test_pages_are_followed_and_a_next_link_off_the_source_is_refused(pull: Pull) -> None:
+    pull.ehr.push("eastside-otp-ehr", *records(450)[9:], part2=True, organization=OTP)  # 450 people: 3 pages each
+    result = pull.run()
+    assert result.error is None and result.pages >= 9
+    assert len(pull.stored("Patient")) == 450
+
+    class OffHost(SourceClient):
+        def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+            page = super().get(url, params)
+            page["link"] = [{"relation": "next", "url": "https://evil.example/fhir/Patient?page=2"}]
+            return page
+
+    fresh = pull.sources.get("eastside-otp")
+    assert fresh is not None
+    refused = pull.run(OffHost(fresh, sleep=lambda _: None))
+    assert refused.error is not None and "next link leads off the source" in refused.error
+    status = pull.sources.get("eastside-otp")
+    assert status is not None and status.last_error and "off the source" in status.last_error
+
+
+def test_the_cli_adds_lists_and_runs_a_source(smart_server: LiveServer, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from gateway.cli import main
+
+    ehr = Harness(smart_server.base_url, smart_server.server.app)
+    ehr.push("eastside-otp-ehr", *records(2), part2=True, organization=OTP)
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    runner = CliRunner()
+    added = runner.invoke(main, ["source", "add", "eastside-otp", "--base-url", smart_server.base_url,
+                                 "--client-id", "crisis-gateway", "--organization", OTP, "--part2",
+                                 "--types", "Patient,Condition", "--json"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    view = json.loads(added.output)
+    assert view["jwks_url"].endswith("/auth/sources/eastside-otp/jwks.json") and view["part2_program"] is True
+    failed = runner.invoke(main, ["source", "run", "eastside-otp"])  # not registered at the EHR yet
+    assert failed.exit_code == 1 and "ERROR" in failed.output
+    database = open_database(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    source = Sources(database).get("eastside-otp")
+    database.dispose()
+    assert source is not None
+    ehr.accounts.add_client(client_id="crisis-gateway", name="County crisis gateway", kind="asymmetric", purpose="ehr",
+                            scope=source.scope, jwks=source.public_jwks(), organization=OTP)  # fmt: skip
+    ran = runner.invoke(main, ["source", "run", "eastside-otp"])
+    assert ran.exit_code == 0 and "4 created" in ran.output, ran.output
+    listed = json.loads(runner.invoke(main, ["source", "list", "--json"]).output)[0]
+    assert listed["last_success_at"] > listed["last_error_at"]  # the failure stays on record, with its time
+    assert "no enabled asymmetric client" in listed["last_error"]
