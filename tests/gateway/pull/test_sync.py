@@ -28,6 +28,7 @@ from gateway.settings import load_settings
 from gateway.store.database import make_engine, open_database, upgrade
 from tests.conftest import LiveServer
 from tests.gateway.auth.harness import Harness
+from tests.gateway.pull.faults import FaultyProxy
 
 OTP = "Organization/eastside-otp"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -179,3 +180,48 @@ def test_the_cli_adds_lists_and_runs_a_source(smart_server: LiveServer, tmp_path
     listed = json.loads(runner.invoke(main, ["source", "list", "--json"]).output)[0]
     assert listed["last_success_at"] > listed["last_error_at"]  # the failure stays on record, with its time
     assert "no enabled asymmetric client" in listed["last_error"]
+
+
+@pytest.fixture()
+def faulty(pull: Pull) -> Iterator[tuple[Pull, FaultyProxy]]:
+    """The same source, reached through a faulty network."""
+    proxy = FaultyProxy(pull.ehr.base)
+    database = pull.sources.database
+    with database.begin() as connection:
+        connection.execute(text("UPDATE pull_source SET base_url = :url"), {"url": proxy.base})
+    yield pull, proxy
+    proxy.stop()
+
+
+def versions(pull: Pull, resource_type: str) -> dict[str, int]:
+    return {k: v for k, (v, _) in pull.stored(resource_type).items()}
+
+
+def test_storms_of_429_and_500_are_ridden_out(faulty: tuple[Pull, FaultyProxy]) -> None:
+    pull, proxy = faulty
+    proxy.plan = ["429", "429", "429", "500", "ok", "401", "cut"]  # and a token refused mid-sync, a page cut off
+    result = pull.run()
+    assert result.error is None, result.error
+    assert sorted(versions(pull, "Condition")) == ["c0", "c1", "c2"] and set(versions(pull, "Patient").values()) == {1}
+    assert proxy.plan == [] and proxy.searches == 3 + 6  # three pages; each of the six faults cost one retry
+
+
+def test_a_run_that_fails_mid_sync_resumes_with_nothing_lost_and_nothing_twice(
+    faulty: tuple[Pull, FaultyProxy],
+) -> None:
+    pull, proxy = faulty
+    pull.ehr.push("eastside-otp-ehr", *records(250)[9:], part2=True, organization=OTP)  # Patient: two pages
+    proxy.plan = ["ok", "malformed"]  # the second page of Patients is not JSON
+    failed = pull.run()
+    assert failed.error is not None and "not JSON" in failed.error
+    halfway = versions(pull, "Patient")
+    assert len(halfway) == 200  # the first page is in, and its cursor with it
+    status = pull.sources.get("eastside-otp")
+    assert status is not None and status.last_error_at is not None
+    proxy.plan = ["500"] * 5  # then the source is down: retried, then given up
+    down = pull.run()
+    assert down.error is not None and "500 after 5 tries" in down.error
+    assert pull.run().error is None  # back up: resumes
+    after = versions(pull, "Patient")
+    assert len(after) == 250 and set(after.values()) == {1}  # none lost, none written twice
+    assert len(versions(pull, "Condition")) == 250
