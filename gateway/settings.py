@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_page_size: int = Field(1000, ge=1)
     default_search_handling: Literal["lenient", "strict"] = "lenient"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Pull from the sources (`gateway source`) on their schedules, inside `gateway serve`'s workers.
+    pull_scheduler: bool = True
+    pull_tick_seconds: float = Field(30.0, ge=0.2, le=3600)  # how often each worker looks for due sources
     # Set by `gateway serve --demo` (never in production): demo-only pages such as /demo/dispatch.
     demo: bool = False
     # The county's time zone (IANA name): times written for people to read, such as the hour in

@@ -59,7 +59,16 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         from gateway.app import create_app  # noqa: PLC0415
 
         util.write_error = write_operation_outcome  # in this worker: gunicorn's own errors as FHIR
-        return create_app(self.settings, upgrade_sqlite=False)
+        app = create_app(self.settings, upgrade_sqlite=False)
+        if self.settings.pull_scheduler:
+            from gateway.app import build_engine  # noqa: PLC0415
+            from gateway.pull.scheduler import Scheduler  # noqa: PLC0415
+
+            # Each worker has one; the lease in the store lets one of them pull (docs/pull.md).
+            database = app.extensions["database"]
+            Scheduler(database, build_engine(self.settings, database, operator=True), app.extensions["clock"],
+                      tick_seconds=self.settings.pull_tick_seconds).start()  # fmt: skip
+        return app
 
 
 def run_gunicorn(settings: Settings) -> None:

@@ -303,6 +303,15 @@ pull_cursor = Table(
     Column("advanced_at", DateTime(), nullable=False),
 )
 
+# One worker among all the gateway's workers pulls: the one holding this lease (gateway/pull/scheduler.py).
+pull_lease = Table(
+    "pull_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+)
+
 # A compliance officer's decision on a police or legal request (the audit record that raised it).
 request_decision = Table(
     "request_decision",

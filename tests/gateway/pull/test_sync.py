@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -225,3 +227,50 @@ def test_a_run_that_fails_mid_sync_resumes_with_nothing_lost_and_nothing_twice(
     after = versions(pull, "Patient")
     assert len(after) == 250 and set(after.values()) == {1}  # none lost, none written twice
     assert len(versions(pull, "Condition")) == 250
+
+
+def test_one_worker_leads_and_pulls_what_is_due_and_another_takes_over_when_it_dies(pull: Pull) -> None:
+    from datetime import timedelta
+
+    from gateway.clock import SYSTEM_CLOCK
+    from gateway.pull.scheduler import Scheduler
+
+    def worker() -> Scheduler:
+        return Scheduler(pull.sources.database, pull.engine, SYSTEM_CLOCK, lease_seconds=120,
+                         client=lambda s: SourceClient(s, sleep=lambda _: None))  # fmt: skip
+
+    first, second = worker(), worker()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    # Both try at once: exactly one pulls.
+    results: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda w=w: results.append(w.tick(now))) for w in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert sorted(pull.stored("Condition")) == ["c0", "c1", "c2"]
+    assert first.tick(now + timedelta(minutes=1)) == {} and second.tick(now + timedelta(minutes=1)) == {}  # not due
+    leader = first if first.lead(now + timedelta(minutes=1)) else second
+    follower = second if leader is first else first
+    assert not follower.lead(now + timedelta(minutes=1))
+    # The leader dies (stops renewing): when its lease runs out, the other takes over and pulls.
+    later = now + timedelta(minutes=16)
+    assert set(follower.tick(later)) == {"eastside-otp"}
+    assert not leader.lead(later)
+
+
+def test_gateway_serve_pulls_on_schedule_with_one_of_its_workers(pull: Pull, tmp_path: Path) -> None:
+    from tests.gateway.test_serve import _free_port, _gateway_serve
+
+    port = _free_port()
+    env = {**os.environ, "GATEWAY_DATABASE_URL": str(pull.sources.database.url.render_as_string(hide_password=False)),
+           "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": "2", "GATEWAY_PULL_TICK_SECONDS": "0.3"}  # fmt: skip
+    with _gateway_serve(env, probe=f"http://127.0.0.1:{port}/healthz"):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(pull.stored("Condition")) < 3:
+            time.sleep(0.2)
+    assert sorted(pull.stored("Condition")) == ["c0", "c1", "c2"]
+    assert set(versions(pull, "Patient").values()) == {1}  # two workers, one puller: each written once
+    shown = pull.sources.get("eastside-otp")
+    assert shown is not None and shown.last_success_at is not None

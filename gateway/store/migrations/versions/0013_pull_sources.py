@@ -1,5 +1,5 @@
-"""Sources the gateway pulls from (SMART Backend Services clients of EHRs that cannot push), and a
-cursor per source and resource type.
+"""Sources the gateway pulls from (SMART Backend Services clients of EHRs that cannot push), a
+cursor per source and resource type, and the lease that makes one worker the puller.
 
 Revision ID: 0013
 Revises: 0012
@@ -43,6 +43,15 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "pull_lease",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("holder", sa.String(200), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("pull_lease")
     op.drop_table("pull_cursor")
     op.drop_table("pull_source")
