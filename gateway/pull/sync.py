@@ -73,6 +73,40 @@ def _sync_type(sources: Sources, source: Source, client: SourceClient, importer:
         result.pages += 1
         url = _next(page, source.base_url)
         params = None
+    if cursor:
+        _deletions(source, client, importer, resource_type, cursor, result)
+
+
+def _deletions(source: Source, client: SourceClient, importer: Importer, resource_type: str, since: str,
+               result: SyncResult) -> None:  # fmt: skip
+    """Deletions at the source since the cursor this run started from (a deletion comes after the
+    last update the gateway saw), from the type's `_history`: applied here to what this source
+    sent, never to anyone else's records. Deleting again what is deleted changes nothing."""
+    url: str | None = f"{source.base_url}/{resource_type}/_history"
+    params: dict[str, str] | None = {"_since": since, "_count": str(PAGE)}
+    deleted: list[str] = []
+    while url:
+        page = client.get(url, params)
+        if page.get("resourceType") != "Bundle":
+            raise PullError(f"{url}: a history answered with {page.get('resourceType')!r}, not a Bundle")
+        for entry in page.get("entry") or []:
+            request = entry.get("request") if isinstance(entry, dict) else None
+            target = str((request or {}).get("url") or "")
+            if (
+                isinstance(request, dict)
+                and request.get("method") == "DELETE"
+                and target.startswith(f"{resource_type}/")
+            ):
+                deleted.append(target.split("/_history")[0])
+        result.pages += 1
+        url = _next(page, source.base_url)
+        params = None
+    ours = f"pull:{source.source_id}"
+    with importer.engine.store.unit_of_work(False) as (repository, _):
+        found = [repository.read(resource_type, d.split("/", 1)[1]) for d in dict.fromkeys(deleted)]
+    mine = [f"{resource_type}/{f.id}" for f in found if f is not None and not f.deleted and f.source == ours]
+    importer.run_entries([{"request": {"method": "DELETE", "url": d}} for d in mine],
+                         f"{source.source_id} {resource_type} deletions", True)  # fmt: skip
 
 
 def _as_received(resource: dict[str, Any]) -> dict[str, Any]:

@@ -274,3 +274,25 @@ def test_gateway_serve_pulls_on_schedule_with_one_of_its_workers(pull: Pull, tmp
     assert set(versions(pull, "Patient").values()) == {1}  # two workers, one puller: each written once
     shown = pull.sources.get("eastside-otp")
     assert shown is not None and shown.last_success_at is not None
+
+
+def test_a_deletion_at_the_source_is_applied_to_what_it_sent_and_only_that(pull: Pull) -> None:
+    import requests
+
+    assert pull.run().error is None
+    # The same id, written here by someone else (an operator's import): not the source's to delete.
+    from gateway.fhir.context import FhirRequest, Requester
+
+    pull.engine.handle(FhirRequest("PUT", "Condition/c2", requester=Requester(source="import:local"),
+                                   body={**records(3)[8], "note": [{"text": "entered here"}]}))  # fmt: skip
+    token = pull.ehr.backend_token(pull.ehr._backends["eastside-otp-ehr"], "system/*.cruds")
+    for doomed in ("c1", "c2"):
+        gone = requests.delete(f"{pull.ehr.base}/Condition/{doomed}", headers={"Authorization": f"Bearer {token}"},
+                               timeout=10)  # fmt: skip
+        assert gone.status_code in (200, 204), gone.text
+    result = pull.run()
+    assert result.error is None, result.error
+    left = pull.stored("Condition")
+    assert "c1" not in left and "c0" in left  # deleted here as at the source
+    assert "c2" in left and left["c2"][1]["note"][0]["text"] == "entered here"  # not the source's record
+    assert pull.run().error is None and "c1" not in pull.stored("Condition")  # again: nothing changes
