@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 import requests
 from joserfc import jwt
 
@@ -86,8 +87,8 @@ class SourceClient:
             if answer.status_code >= 400:
                 raise PullError(f"{url}: {answer.status_code} {answer.text[:300]}")
             try:
-                found = answer.json()
-            except ValueError:
+                found = orjson.loads(answer.content)  # pages are large: the fast parser
+            except orjson.JSONDecodeError:
                 raise PullError(f"{url}: the answer is not JSON") from None
             if not isinstance(found, dict):
                 raise PullError(f"{url}: the answer is not a JSON object")

@@ -93,7 +93,8 @@ def pulling_store(tmp_path: Path) -> str:
 
 
 @pytest.fixture()
-def pull(smart_server: LiveServer, tmp_path: Path) -> Iterator[Pull]:
+def pull(smart_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pull]:
+    monkeypatch.setattr("gateway.pull.sync.PAGE", 200)  # pages of 200: a few hundred people make several
     ehr = Harness(smart_server.base_url, smart_server.server.app)
     ehr.push("eastside-otp-ehr", *records(3), part2=True, organization=OTP)
     url = pulling_store(tmp_path)

@@ -1,7 +1,7 @@
 """XML against JSON, over HTTP through `gateway serve`: the same resource read both ways, and
 written both ways. Prints its figures; asserts nothing.
 
-  .venv/bin/python bench/xml.py [--sizes 10,1000,30000] [--repeat 5]
+  .venv/bin/python bench/xml_speed.py [--sizes 10,1000,30000] [--repeat 5]
 
 For each size, a Patient with that many extensions (and a narrative) is stored; then the median
 of `--repeat` reads as JSON and as XML (`_format`), and of as many writes (PUT) of each form.
