@@ -37,6 +37,7 @@ from gateway.http.console import console
 from gateway.http.fhir_api import fhir_api
 from gateway.http.fhir_api import http_error as fhir_http_error
 from gateway.http.legal_api import legal_api
+from gateway.http.operator import operator
 from gateway.http.pages import pages
 from gateway.http.public_health_api import public_health_api
 from gateway.http.responder_api import responder_api
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None, *, upgrade_sqlite: bool = True)
     app.register_blueprint(public_health_api)
     app.register_blueprint(responder_api)
     app.register_blueprint(console)
+    app.register_blueprint(operator)
     app.register_blueprint(fhir_api, url_prefix="/fhir")
     if settings.demo:
         from gateway.http.demo_api import demo_api  # noqa: PLC0415

@@ -122,7 +122,11 @@ def _message(title: str, message: str, status: int) -> Response:
 
 def _safe_next(target: str | None) -> str:
     """Only our own authorize page or the console: never an open redirect."""
-    if target and target.startswith(("/auth/authorize", "/console/", "/console?")) and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith(("/auth/authorize", "/console/", "/console?", "/operator/"))
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("auth_api.manage")
 

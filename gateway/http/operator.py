@@ -1,0 +1,38 @@
+"""Pages for the gateway's operators (role `admin`), signed in at `/auth/login`:
+
+- GET /operator/sources   each source the gateway pulls from: its schedule, when it last
+                          succeeded, whether it is failing and since when, its cursors, and the
+                          resources refused on its last run with why (docs/pull.md)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+
+from gateway.http.auth_api import csrf_token, signed_in_user
+from gateway.pull.sources import Sources
+
+operator = Blueprint("operator", __name__, url_prefix="/operator", template_folder="templates")
+
+
+@operator.get("/sources")
+def sources() -> Response:
+    user = signed_in_user()
+    if user is None:
+        return redirect(url_for("auth_api.login", next=request.full_path.rstrip("?")), 303)  # type: ignore[return-value]
+    if user.role != "admin":
+        body = render_template("console_message.html", title="For operators", csrf_token=csrf_token(), officer=None,
+                               message=f"These pages are for the gateway's operators. Your role is {user.role}.")  # fmt: skip
+        return Response(body, status=403, headers={"Cache-Control": "no-store"})
+    store = Sources(current_app.extensions["database"])
+    rows: list[dict[str, Any]] = []
+    for source in store.all():
+        failing = source.last_error_at is not None and (
+            source.last_success_at is None or source.last_error_at > source.last_success_at
+        )
+        rows.append({"source": source, "failing": failing,
+                     "cursors": {t: store.cursor(source.source_id, t) for t in source.resource_types}})  # fmt: skip
+    body = render_template("operator_sources.html", rows=rows, csrf_token=csrf_token(), user=user)
+    return Response(body, headers={"Cache-Control": "no-store"})
