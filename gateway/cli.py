@@ -378,6 +378,40 @@ def client_add(client_id: str, name: str, kind: str, purpose: str, scope: str, r
     _emit(as_json, view, lines)
 
 
+@client.command("invite")
+@click.option(
+    "--organization", required=True, help="The organization the EHR sends for, e.g. Organization/eastside-otp."
+)
+@click.option("--part2", is_flag=True, help="It is a 42 CFR Part 2 program: everything it sends is Part 2 data.")
+@click.option(
+    "--hours", type=click.IntRange(1, 24 * 30), default=72, show_default=True, help="How long it may be used."
+)
+def client_invite(organization: str, part2: bool, hours: int) -> None:
+    """An initial access token for an EHR integrator to register their client with (RFC 7591),
+    once; printed once (docs/integrators.md)."""
+    from gateway.auth.registration import RegistrationError, invite  # noqa: PLC0415
+    from gateway.clock import SYSTEM_CLOCK  # noqa: PLC0415
+    from gateway.fhir.dates import utc_now  # noqa: PLC0415
+
+    with _accounts() as accounts:
+        try:
+            token = invite(accounts.database, organization, part2, utc_now(SYSTEM_CLOCK), hours)
+        except RegistrationError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(token)
+
+
+@client.command("approve")
+@click.argument("client_id")
+def client_approve(client_id: str) -> None:
+    """Let a client registered with an invitation (pending) get tokens."""
+    with _accounts() as accounts:
+        if accounts.client(client_id) is None:
+            raise click.ClickException(f"no client {client_id!r}")
+        accounts.set_client_disabled(client_id, False)
+    click.echo(f"client {client_id} approved")
+
+
 @client.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def client_list(as_json: bool) -> None:

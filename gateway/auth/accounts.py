@@ -15,6 +15,7 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import Engine, delete, insert, select, update
 
 from gateway.auth.roles import role as known_role
@@ -191,6 +192,10 @@ def _check_jwks(jwks: dict[str, Any]) -> None:
             raise AccountError(f"key {key.get('kid')!r}: only RSA and EC keys are accepted")
         if any(private in key for private in ("d", "p", "q")):
             raise AccountError(f"key {key.get('kid')!r} contains private key material; register the public key")
+        try:  # a key the gateway could never verify with is refused now, not at the first token request
+            (ECKey if key["kty"] == "EC" else RSAKey).import_key(key)
+        except (ValueError, TypeError, KeyError) as error:
+            raise AccountError(f"key {key.get('kid')!r} is not a valid {key['kty']} public key: {error}") from None
 
 
 class Accounts:

@@ -42,6 +42,7 @@ def endpoints(root: str) -> dict[str, str]:
         "introspect": f"{root}/auth/introspect",
         "revoke": f"{root}/auth/revoke",
         "manage": f"{root}/auth/manage",
+        "register": f"{root}/auth/register",
     }
 
 
@@ -55,6 +56,7 @@ def smart_configuration(issuer: str, root: str) -> dict[str, Any]:
         "introspection_endpoint": urls["introspect"],
         "revocation_endpoint": urls["revoke"],
         "management_endpoint": urls["manage"],
+        "registration_endpoint": urls["register"],  # RFC 7591, with an operator's initial access token
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "response_types_supported": ["code"],
         "token_endpoint_auth_methods_supported": [

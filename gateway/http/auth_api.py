@@ -18,7 +18,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from gateway.auth.accounts import Client, LoginRefused, User
+from gateway.auth.accounts import Client, LoginRefused, User, utcnow
 from gateway.auth.bearer import requester_for
 from gateway.auth.discovery import openid_configuration, smart_configuration
 from gateway.auth.scopes import ScopeError, ScopeSet
@@ -147,6 +147,23 @@ def openid_config() -> Response:
 @auth_api.get("/auth/jwks.json")
 def jwks() -> Response:
     return _json(_server().keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+@auth_api.post("/auth/register")
+def register_client() -> Response:
+    """OAuth 2.0 Dynamic Client Registration (RFC 7591) for EHRs, with an operator's initial
+    access token (docs/integrators.md)."""
+    from gateway.auth.registration import RegistrationError, register  # noqa: PLC0415
+
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    server = _server()
+    try:
+        answer = register(server.accounts, request.headers.get("Authorization"), request.get_json(silent=True),
+                          utcnow(server.clock), settings.sandbox)  # fmt: skip
+    except RegistrationError as error:
+        headers = {**NO_STORE, **({"WWW-Authenticate": 'Bearer error="invalid_token"'} if error.status == 401 else {})}
+        return _json({"error": error.error, "error_description": str(error)}, error.status, headers)
+    return _json(answer, 201, NO_STORE)
 
 
 @auth_api.get("/auth/sources/<source_id>/jwks.json")

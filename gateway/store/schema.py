@@ -303,6 +303,18 @@ pull_cursor = Table(
     Column("advanced_at", DateTime(), nullable=False),
 )
 
+# An initial access token for Dynamic Client Registration (RFC 7591), stored as its SHA-256.
+registration_invite = Table(
+    "registration_invite",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("organization", String(200), nullable=False),
+    Column("part2_program", Boolean, nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("used_by", String(100), nullable=True),  # the client it registered: one use
+)
+
 # One worker among all the gateway's workers pulls: the one holding this lease (gateway/pull/scheduler.py).
 pull_lease = Table(
     "pull_lease",

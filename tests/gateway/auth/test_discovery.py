@@ -41,6 +41,7 @@ def test_capability_statement_carries_the_same_endpoints(smart: Harness) -> None
         "introspect": config["introspection_endpoint"],
         "revoke": config["revocation_endpoint"],
         "manage": config["management_endpoint"],
+        "register": config["registration_endpoint"],
     }
 
 
