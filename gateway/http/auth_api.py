@@ -166,6 +166,27 @@ def register_client() -> Response:
     return _json(answer, 201, NO_STORE)
 
 
+@auth_api.get("/auth/conformance")
+def conformance() -> Response:
+    """A backend client's own recent pushes: accepted or refused (and why), and what was written
+    with the labels applied (docs/integrators.md)."""
+    from gateway.auth.conformance import conformance_report  # noqa: PLC0415
+
+    server = _server()
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    try:
+        caller = requester_for(request.headers.get("Authorization"), server.tokens, settings.base_url)
+    except FhirError as error:
+        return _json({"error": "invalid_token", "error_description": str(error)}, 401, error.headers)
+    client = server.accounts.client(caller.client_id) if caller.client_id and not caller.username else None
+    if client is None:
+        return _json({"error": "insufficient_scope", "error_description": "a backend client's token shows its own pushes"},
+                     403)  # fmt: skip
+    report = conformance_report(current_app.extensions["database"], client.client_id)
+    report.update(organization=client.organization, part2_program=client.part2_program)
+    return _json(report, 200, NO_STORE)
+
+
 @auth_api.get("/auth/sources/<source_id>/jwks.json")
 def source_jwks(source_id: str) -> Response:
     """The public key the gateway signs its client assertions with when it pulls from this source:

@@ -19,7 +19,7 @@ from joserfc.jwk import ECKey
 
 from gateway.auth.registration import invite
 from tests.conftest import LiveServer
-from tests.gateway.auth.harness import Harness
+from tests.gateway.auth.harness import PASSWORD, Harness
 
 PAGE = Path(__file__).resolve().parents[3] / "docs" / "integrators.md"
 OTP = "Organization/eastside-otp"
@@ -43,7 +43,7 @@ def test_the_integrators_page_takes_an_ehr_from_a_fresh_key_to_an_accepted_bundl
     token = invite(smart_server.server.app.extensions["database"], OTP, True, datetime.utcnow())
     env = {**os.environ, "GATEWAY": harness.root, "INVITE": token, "PYTHON": sys.executable}
     steps = blocks()
-    assert len(steps) == 3, "make a key, register, get a token and push"
+    assert len(steps) == 4, "make a key, register, get a token and push, see how it went"
     started = time.monotonic()
     assert "made ehr-private-key.json" in run(steps[0], env, tmp_path)
     registered = run(steps[1], env, tmp_path)
@@ -52,6 +52,8 @@ def test_the_integrators_page_takes_an_ehr_from_a_fresh_key_to_an_accepted_bundl
     harness.accounts.set_client_disabled(client_id, False)  # the operator: gateway client approve <client_id>
     pushed = run(steps[2], env, tmp_path)
     assert pushed.strip() == "200 transaction-response"
+    report = run(steps[3], env, tmp_path)
+    assert report.startswith("1 pushes, 1 accepted;") and "Patient/onboarding-1 (Part 2)" in report, report
     assert time.monotonic() - started < 60  # the machine's part of "under an hour"
     client = harness.accounts.client(client_id)
     assert client is not None and client.organization == OTP and client.part2_program and client.purpose == "ehr"
@@ -101,3 +103,31 @@ def test_on_a_sandbox_a_registered_client_works_at_once(sandbox_server: LiveServ
     client = harness.accounts.client(made.json()["client_id"])
     assert client is not None and not client.disabled
     assert json.loads(json.dumps(made.json()))["jwks"]["keys"][0]["kid"] == "k1"
+
+
+def test_the_conformance_report_shows_refusals_with_their_reason_to_the_client_and_its_operator(
+    smart_server: LiveServer,
+) -> None:
+    harness = Harness(smart_server.base_url, smart_server.server.app)
+    harness.push("eastside-otp-ehr", {"resourceType": "Patient", "id": "c-1", "name": [{"family": "Ito"}]}, part2=True,
+                 organization=OTP)  # fmt: skip
+    token = harness.backend_token(harness._backends["eastside-otp-ehr"], "system/*.cruds")
+    bad = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": "Patient/c-2"}, "resource": {"resourceType": "Patient", "id": "c-3"}}]}  # fmt: skip
+    assert requests.post(harness.base, json=bad, timeout=10, headers={"Authorization": f"Bearer {token}",
+                         "Content-Type": "application/fhir+json"}).status_code == 400  # fmt: skip
+    report = requests.get(f"{harness.root}/auth/conformance", headers={"Authorization": f"Bearer {token}"},
+                          timeout=10).json()  # fmt: skip
+    assert [p["accepted"] for p in report["pushes"]] == [False, True]
+    assert "must equal the id in the URL" in report["pushes"][0]["reason"]
+    assert report["written"][0]["resource"] == "Patient/c-1" and report["written"][0]["part2"] is True
+    assert requests.get(f"{harness.root}/auth/conformance", timeout=10).status_code == 401
+    harness.add_user("root", role="admin", practitioner=None, organization=None)
+    browser = requests.Session()
+    login = browser.get(f"{harness.root}/auth/login", timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+    assert csrf
+    browser.post(f"{harness.root}/auth/login", timeout=10, data={"csrf_token": csrf.group(1), "username": "root",
+                                                                 "password": PASSWORD})  # fmt: skip
+    page = browser.get(f"{harness.root}/operator/clients/eastside-otp-ehr/conformance", timeout=10)
+    assert page.status_code == 200 and "400 refused" in page.text and "Patient/c-1" in page.text

@@ -40,5 +40,11 @@ def test_operators_see_each_sources_status_and_others_do_not(smart_server: LiveS
         assert "failing" in text and "503 after 5 tries" in text and "Condition.subject is required" in text
         assert "a 42 CFR Part 2 program" in text
         assert serious_violations(page) == []
+        harness.push("eastside-otp-ehr", {"resourceType": "Patient", "id": "o-1", "name": [{"family": "Ito"}]},
+                     part2=True, organization="Organization/eastside-otp")  # fmt: skip
+        page.goto(f"{harness.root}/operator/clients/eastside-otp-ehr/conformance")
+        page.get_by_role("heading", name="What was written, with the labels applied").wait_for()
+        assert "Patient/o-1" in page.inner_text("main")
+        assert serious_violations(page) == []
     assert refused == []
     context.close()
