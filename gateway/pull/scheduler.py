@@ -63,11 +63,14 @@ class Scheduler:
         return False
 
     def due(self, now: datetime) -> list[Source]:
-        """Enabled sources whose last run (success or error) is older than their interval."""
+        """Enabled sources whose last run (success or error) is older than their interval, and
+        whose circuit is not open."""
         found = []
         for source in self.sources.all():
             last = max((t for t in (source.last_success_at, source.last_error_at) if t is not None), default=None)
-            if not source.disabled and (last is None or last + timedelta(minutes=source.every_minutes) <= now):
+            if source.disabled or (source.open_until is not None and source.open_until > now):
+                continue
+            if last is None or last + timedelta(minutes=source.every_minutes) <= now:
                 found.append(source)
         return found
 

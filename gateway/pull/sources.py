@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, RSAKey
@@ -15,6 +15,9 @@ from sqlalchemy import Engine, insert, select, update
 from gateway.store.database import writing
 from gateway.store.schema import pull_cursor, pull_source
 
+BREAKER_AFTER = 3  # failed runs in a row before the circuit opens
+BREAKER_FIRST = timedelta(minutes=5)
+BREAKER_LONGEST = timedelta(hours=6)
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 DEFAULT_TYPES = ("Patient", "EpisodeOfCare", "CareTeam", "Condition", "MedicationStatement", "CarePlan", "Flag")
 
@@ -39,6 +42,8 @@ class Source:
     last_error_at: datetime | None = None
     last_error: str | None = None
     refused: list[str] = field(default_factory=list)
+    failures: int = 0  # runs failed in a row
+    open_until: datetime | None = None  # the circuit breaker: no scheduled run before this
 
     @property
     def key(self) -> ECKey | RSAKey:
@@ -60,7 +65,8 @@ class Source:
                 "scope": self.scope, "resource_types": list(self.resource_types), "every_minutes": self.every_minutes,
                 "organization": self.organization, "part2_program": self.part2_program, "disabled": self.disabled,
                 "last_success_at": _iso(self.last_success_at), "last_error_at": _iso(self.last_error_at),
-                "last_error": self.last_error, "refused": self.refused}  # fmt: skip
+                "last_error": self.last_error, "refused": self.refused, "failures": self.failures,
+                "circuit_open_until": _iso(self.open_until)}  # fmt: skip
 
 
 class Sources:
@@ -110,9 +116,20 @@ class Sources:
             raise SourceError(f"no source {source_id!r}")
 
     def record_run(self, source_id: str, now: datetime, error: str | None, refused: list[str]) -> None:
+        """How a run went. After BREAKER_AFTER failures in a row the circuit opens: scheduled runs
+        wait, twice as long after each further failure (at most BREAKER_LONGEST), so that a source
+        that is down is not hammered; a success closes it."""
         values: dict[str, Any] = {"refused": json.dumps(refused[:200])}
-        values.update({"last_error_at": now, "last_error": error[:2000]} if error else {"last_success_at": now})
         with writing(self.database) as connection:
+            failures = int(connection.execute(select(pull_source.c.failures)
+                                              .where(pull_source.c.source_id == source_id)).scalar() or 0)  # fmt: skip
+            if error:
+                failures += 1
+                values.update(last_error_at=now, last_error=error[:2000], failures=failures)
+                if failures >= BREAKER_AFTER:
+                    values["open_until"] = now + min(BREAKER_LONGEST, BREAKER_FIRST * 2 ** (failures - BREAKER_AFTER))
+            else:
+                values.update(last_success_at=now, failures=0, open_until=None)
             connection.execute(update(pull_source).where(pull_source.c.source_id == source_id).values(**values))
 
     def cursor(self, source_id: str, resource_type: str) -> str | None:
@@ -128,7 +145,8 @@ def _source(row: Any) -> Source:
                   organization=row["organization"], part2_program=bool(row["part2_program"]),
                   disabled=bool(row["disabled"]), last_success_at=row["last_success_at"],
                   last_error_at=row["last_error_at"], last_error=row["last_error"],
-                  refused=json.loads(row["refused"]) if row["refused"] else [])  # fmt: skip
+                  refused=json.loads(row["refused"]) if row["refused"] else [], failures=int(row["failures"] or 0),
+                  open_until=row["open_until"])  # fmt: skip
 
 
 def _iso(moment: datetime | None) -> str | None:

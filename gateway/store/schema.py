@@ -292,6 +292,8 @@ pull_source = Table(
     Column("last_error_at", DateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("refused", Text, nullable=True),  # JSON list: the resources refused on the last run, and why
+    Column("failures", Integer, nullable=False, server_default="0"),  # runs failed in a row
+    Column("open_until", DateTime(), nullable=True),  # the circuit breaker: no scheduled run before this
 )
 
 pull_cursor = Table(

@@ -297,3 +297,32 @@ def test_a_deletion_at_the_source_is_applied_to_what_it_sent_and_only_that(pull:
     assert "c1" not in left and "c0" in left  # deleted here as at the source
     assert "c2" in left and left["c2"][1]["note"][0]["text"] == "entered here"  # not the source's record
     assert pull.run().error is None and "c1" not in pull.stored("Condition")  # again: nothing changes
+
+
+def test_a_source_that_keeps_failing_opens_its_circuit_and_a_success_closes_it(
+    faulty: tuple[Pull, FaultyProxy],
+) -> None:
+    from datetime import timedelta
+
+    from gateway.clock import SYSTEM_CLOCK
+    from gateway.pull.scheduler import Scheduler
+
+    pull, proxy = faulty
+    with pull.sources.database.begin() as connection:  # every minute: the breaker, not the interval, decides
+        connection.execute(text("UPDATE pull_source SET every_minutes = 1"))
+    scheduler = Scheduler(pull.sources.database, pull.engine, SYSTEM_CLOCK,
+                          client=lambda s: SourceClient(s, sleep=lambda _: None))  # fmt: skip
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for attempt in range(3):  # down: five 500s each run (past the retries)
+        proxy.plan = ["500"] * 5
+        ran = scheduler.tick(now + timedelta(minutes=2 * attempt))
+        assert ran["eastside-otp"].error
+    status = pull.sources.get("eastside-otp")
+    assert status is not None and status.failures == 3 and status.open_until is not None
+    assert status.open_until == now + timedelta(minutes=4) + timedelta(minutes=5)
+    assert scheduler.tick(now + timedelta(minutes=6)) == {}  # due, but the circuit is open: left alone
+    searches = proxy.searches
+    ran = scheduler.tick(now + timedelta(minutes=10))  # the circuit's wait is over: tried again, and it is back
+    assert ran["eastside-otp"].error is None and proxy.searches > searches
+    status = pull.sources.get("eastside-otp")
+    assert status is not None and status.failures == 0 and status.open_until is None

@@ -33,6 +33,8 @@ def upgrade() -> None:
         sa.Column("last_error_at", sa.DateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("refused", sa.Text(), nullable=True),
+        sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("open_until", sa.DateTime(), nullable=True),
     )
     op.create_table(
         "pull_cursor",
