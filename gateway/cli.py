@@ -298,14 +298,17 @@ def source_disable(source_id: str) -> None:
 
 @source.command("run")
 @click.argument("source_id")
+@click.option(
+    "--bulk", is_flag=True, help="Through the source's Bulk Data $export (a first load, or a large catch-up)."
+)
 @click.option("--json", "as_json", is_flag=True)
-def source_run(source_id: str, as_json: bool) -> None:
+def source_run(source_id: str, bulk: bool, as_json: bool) -> None:
     """Pull what changed at the source now. Exit 1 if the run failed."""
     from gateway.app import build_engine  # noqa: PLC0415
     from gateway.clock import SYSTEM_CLOCK  # noqa: PLC0415
     from gateway.fhir.dates import utc_now  # noqa: PLC0415
     from gateway.pull.client import SourceClient  # noqa: PLC0415
-    from gateway.pull.sync import sync_source  # noqa: PLC0415
+    from gateway.pull.sync import bulk_load, sync_source  # noqa: PLC0415
 
     with _sources() as (sources, settings):
         found = sources.get(source_id)
@@ -314,7 +317,8 @@ def source_run(source_id: str, as_json: bool) -> None:
         if found.disabled:
             raise click.ClickException(f"source {source_id} is disabled")
         engine = build_engine(settings, sources.database, operator=True)
-        result = sync_source(engine, sources, found, SourceClient(found), utc_now(SYSTEM_CLOCK))
+        run = bulk_load if bulk else sync_source
+        result = run(engine, sources, found, SourceClient(found), utc_now(SYSTEM_CLOCK))
     _emit(as_json, {"source": source_id, "pages": result.pages, "imported": result.summary.line(),
                     "refused": result.refused, "error": result.error},
           [f"{source_id}: {result.pages} pages; {result.summary.line()}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -48,6 +49,7 @@ from gateway.fhir.formats import (
     response_format,
 )
 from gateway.fhir.openapi import openapi_from_capability
+from gateway.http import bulk
 
 log = logging.getLogger("gateway.http")
 
@@ -139,6 +141,43 @@ def api_docs() -> Response:
         )
         current_app.extensions["openapi"] = document
     return Response(document, mimetype="application/json")
+
+
+def _backend_requester() -> Requester:
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    return requester_for(request.headers.get("Authorization"), current_app.extensions["smart_server"].tokens,
+                         settings.base_url)  # fmt: skip
+
+
+@fhir_api.get("/$export")
+def bulk_export() -> Response:
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    job = bulk.kick_off(_engine(), _backend_requester(), settings.base_url, request.args.get("_type"),
+                        request.args.get("_since"), request.headers.get("Prefer"))  # fmt: skip
+    response = Response(status=202)
+    response.headers["Content-Location"] = f"{settings.base_url}/$export-status/{job}"
+    return response
+
+
+@fhir_api.route("/$export-status/<job>", methods=["GET", "DELETE"])
+def bulk_status(job: str) -> Response:
+    requester = _backend_requester()
+    if request.method == "DELETE":
+        bulk.delete(requester, job)
+        return Response(status=202)
+    return Response(orjson.dumps(bulk.manifest(requester, job)), mimetype="application/json",
+                    headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+@fhir_api.get("/$export-file/<job>/<name>")
+def bulk_file(job: str, name: str) -> Response:
+    path = bulk.file(_backend_requester(), job, name)
+
+    def lines() -> Iterator[bytes]:
+        with path.open("rb") as opened:
+            yield from opened
+
+    return Response(lines(), mimetype="application/fhir+ndjson", headers={"Cache-Control": "no-store"})
 
 
 @fhir_api.route("/", methods=METHODS, defaults={"path": ""}, strict_slashes=False)

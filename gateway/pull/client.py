@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -62,6 +63,71 @@ class SourceClient:
 
     def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         return self._json("GET", url, auth=True, params=params)
+
+    # -- Bulk Data ($export): kick-off, status, files ----------------------------------------------
+    def kick_off(self, params: dict[str, str]) -> str:
+        """Start a system-level export; the status URL to poll."""
+        url = f"{self.source.base_url}/$export"
+        answer = self._send("GET", url, params=params, headers={"Prefer": "respond-async"})
+        location = answer.headers.get("Content-Location")
+        if answer.status_code != 202 or not location:
+            raise PullError(f"{url}: the export was not accepted ({answer.status_code} {answer.text[:200]})")
+        return location
+
+    def manifest(self, status_url: str, deadline_seconds: float = 3600) -> dict[str, Any]:
+        """Poll the export's status, waiting as long as the server's Retry-After asks (within reason)."""
+        waited = 0.0
+        while waited < deadline_seconds:
+            answer = self._send("GET", status_url)
+            if answer.status_code == 200:
+                found = orjson.loads(answer.content)
+                if not isinstance(found, dict) or not isinstance(found.get("output"), list):
+                    raise PullError(f"{status_url}: the export's manifest has no output list")
+                return found
+            if answer.status_code != 202:
+                raise PullError(f"{status_url}: {answer.status_code} {answer.text[:200]}")
+            retry = answer.headers.get("Retry-After", "")
+            pause = min(120.0, float(retry)) if retry.strip().isdigit() else 5.0
+            self.sleep(pause)
+            waited += pause
+        raise PullError(f"{status_url}: the export did not finish in time")
+
+    def lines(self, url: str) -> Iterator[bytes]:
+        """An NDJSON file, line by line as it arrives: never the whole file in memory."""
+        answer = self._send("GET", url, stream=True)
+        if answer.status_code != 200:
+            raise PullError(f"{url}: {answer.status_code}")
+        try:
+            for line in answer.iter_lines():
+                if line.strip():
+                    yield line
+        except requests.RequestException as error:
+            raise PullError(f"{url}: the file broke off ({type(error).__name__})") from None
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One authorised request with the same retries as `get` (429, 5xx, a refused token); the
+        raw answer, for the Bulk endpoints that are not plain JSON."""
+        extra = kwargs.pop("headers", {})
+        refreshed = False
+        for attempt in range(RETRIES + 1):
+            headers = {"Accept": "application/fhir+json", **extra, "Authorization": f"Bearer {self.token()}"}
+            try:
+                answer = self.session.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)
+            except requests.RequestException as error:
+                if attempt == RETRIES:
+                    raise PullError(f"{url}: no answer ({type(error).__name__})") from None
+                self._back_off(attempt, None)
+                continue
+            if answer.status_code == 401 and not refreshed:
+                self._token, refreshed = None, True
+                continue
+            if answer.status_code == 429 or answer.status_code >= 500:
+                if attempt == RETRIES:
+                    raise PullError(f"{url}: {answer.status_code} after {RETRIES + 1} tries")
+                self._back_off(attempt, answer.headers.get("Retry-After"))
+                continue
+            return answer
+        raise PullError(f"{url}: no answer")
 
     def _json(self, method: str, url: str, auth: bool, **kwargs: Any) -> dict[str, Any]:
         refreshed = False

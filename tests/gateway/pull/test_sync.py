@@ -326,3 +326,44 @@ def test_a_source_that_keeps_failing_opens_its_circuit_and_a_success_closes_it(
     assert ran["eastside-otp"].error is None and proxy.searches > searches
     status = pull.sources.get("eastside-otp")
     assert status is not None and status.failures == 0 and status.open_until is None
+
+
+def test_a_first_load_through_bulk_export_then_incremental_sync_goes_on(pull: Pull) -> None:
+    from gateway.pull.sync import bulk_load
+
+    pull.ehr.push("eastside-otp-ehr", *records(40)[9:], part2=True, organization=OTP)
+    fresh = pull.sources.get("eastside-otp")
+    assert fresh is not None
+    loaded = bulk_load(pull.engine, pull.sources, fresh, SourceClient(fresh, sleep=lambda _: None),
+                       datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
+    assert loaded.error is None and loaded.refused == [], loaded.error
+    assert len(pull.stored("Patient")) == 40 and len(pull.stored("Condition")) == 40
+    security = {c["code"] for c in pull.stored("Condition")["c7"][1]["meta"]["security"]}
+    assert "42CFRPart2" in security
+    assert pull.sources.cursor("eastside-otp", "Patient")  # the export's transactionTime
+    before = versions(pull, "Condition")
+    assert pull.run().error is None and versions(pull, "Condition") == before  # nothing new: nothing written
+
+
+def test_the_gateway_exports_in_bulk_only_what_the_client_may_have(pull: Pull) -> None:
+    import requests
+
+    harness = pull.ehr
+    token = harness.backend_token(harness._backends["eastside-otp-ehr"], "system/*.cruds")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{harness.base}/$export", headers=auth, timeout=10).status_code == 400  # no Prefer
+    other = harness.add_backend("harbor-cmhc-ehr", scope="system/*.cruds")
+    harness.push("harbor-cmhc-ehr", {"resourceType": "Condition", "id": "cmhc-1", "subject": {"reference": "Patient/p0"},
+                                     "code": {"text": "Depression"}}, organization="Organization/harbor-cmhc")  # fmt: skip
+    kicked = requests.get(f"{harness.base}/$export", params={"_type": "Condition"}, timeout=30,
+                          headers={**auth, "Prefer": "respond-async"})  # fmt: skip
+    assert kicked.status_code == 202
+    status = kicked.headers["Content-Location"]
+    manifest = requests.get(status, headers=auth, timeout=10).json()
+    assert manifest["requiresAccessToken"] is True and [o["type"] for o in manifest["output"]] == ["Condition"]
+    lines = requests.get(manifest["output"][0]["url"], headers=auth, timeout=10).text.splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == ["c0", "c1", "c2"]  # its own, not the CMHC's
+    stranger = harness.backend_token(other, "system/*.cruds")
+    assert requests.get(status, headers={"Authorization": f"Bearer {stranger}"}, timeout=10).status_code == 404
+    assert requests.delete(status, headers=auth, timeout=10).status_code == 202
+    assert requests.get(status, headers=auth, timeout=10).status_code == 404
