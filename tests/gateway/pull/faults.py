@@ -45,11 +45,16 @@ class FaultyProxy:
         if fault == "500":
             start_response("500 Internal Server Error", [("Content-Type", "application/json")])
             return [b'{"resourceType": "OperationOutcome"}']
+        if fault == "pending":  # a Bulk export's status: still running
+            start_response("202 Accepted", [("Retry-After", "7"), ("X-Progress", "in progress")])
+            return [b""]
         if fault == "401":
             start_response("401 Unauthorized", [("WWW-Authenticate", 'Bearer error="invalid_token"')])
             return [b""]
         headers = {
-            k: environ[f"HTTP_{k.upper()}"] for k in ("Authorization", "Accept") if f"HTTP_{k.upper()}" in environ
+            k: environ[f"HTTP_{k.upper()}"]
+            for k in ("Authorization", "Accept", "Prefer")
+            if f"HTTP_{k.upper()}" in environ
         }
         answer = requests.get(f"{self.target}{path}", params=query or None, headers=headers, timeout=30)
         body = answer.content.replace(self.target.encode(), self.base.encode())
@@ -58,7 +63,11 @@ class FaultyProxy:
         if fault == "cut":
             start_response("200 OK", [("Content-Type", "application/fhir+json"), ("Content-Length", str(len(body)))])
             return self._cut(body)
-        start_response(f"{answer.status_code} {answer.reason}", [("Content-Type", "application/fhir+json")])
+        passed = [("Content-Type", answer.headers.get("Content-Type", "application/fhir+json"))]
+        for name in ("Content-Location", "Retry-After"):
+            if name in answer.headers:
+                passed.append((name, answer.headers[name].replace(self.target, self.base)))
+        start_response(f"{answer.status_code} {answer.reason}", passed)
         return [body]
 
     @staticmethod

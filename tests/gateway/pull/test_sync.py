@@ -367,3 +367,48 @@ def test_the_gateway_exports_in_bulk_only_what_the_client_may_have(pull: Pull) -
     assert requests.get(status, headers={"Authorization": f"Bearer {stranger}"}, timeout=10).status_code == 404
     assert requests.delete(status, headers=auth, timeout=10).status_code == 202
     assert requests.get(status, headers=auth, timeout=10).status_code == 404
+
+
+def test_a_synthea_record_sent_to_the_ehr_is_pulled_whole_with_bulk_status_polled(
+    faulty: tuple[Pull, FaultyProxy],
+) -> None:
+    """Real data written by others (the shared Synthea fixtures), as the program's EHR holds it;
+    the first load through its Bulk export, whose status answers 'in progress' first."""
+    from collections import Counter
+
+    import requests
+
+    from gateway.pull.sync import bulk_load
+    from tests.conftest import load_fixture
+
+    pull, proxy = faulty
+    token = pull.ehr.backend_token(pull.ehr._backends["eastside-otp-ehr"], "system/*.cruds")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    for name in ("hospitalInformation1559319163815.json", "practitionerInformation1559319163815.json",
+                 "Buster_Hoeger_ad2e3fc5-2b5d-4cb9-8d03-9ea0f4ac8423.json"):  # fmt: skip
+        sent = requests.post(pull.ehr.base, json=load_fixture(f"synthea/{name}"), headers=headers, timeout=60)
+        assert sent.status_code == 200, sent.text[:300]
+    types = ("Patient", "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure", "Immunization")
+    scope = " ".join(f"system/{t}.rs" for t in types)
+    with pull.sources.database.begin() as connection:  # the operator widens the source, the EHR its grant
+        connection.execute(text("UPDATE pull_source SET resource_types = :types, scope = :scope"),
+                           {"types": json.dumps(types), "scope": scope})  # fmt: skip
+    with pull.ehr.app.extensions["database"].begin() as connection:
+        connection.execute(text("UPDATE oauth_client SET scope = :scope WHERE client_id = 'crisis-gateway'"),
+                           {"scope": scope})  # fmt: skip
+    at_the_ehr = Counter()
+    for resource_type in types:
+        page = requests.get(f"{pull.ehr.base}/{resource_type}", params={"_count": "1000"}, headers=headers,
+                            timeout=30).json()  # fmt: skip
+        at_the_ehr[resource_type] = sum(e["resource"]["resourceType"] == resource_type for e in page.get("entry") or [])
+    assert sum(at_the_ehr.values()) > 50 and at_the_ehr["Observation"] > 20  # a real record, not a toy
+    proxy.plan = ["ok", "pending", "pending"]  # the kick-off, then the status twice "in progress"
+    fresh = pull.sources.get("eastside-otp")
+    assert fresh is not None
+    waits: list[float] = []
+    loaded = bulk_load(pull.engine, pull.sources, fresh, SourceClient(fresh, sleep=waits.append),
+                       datetime.now(UTC).replace(tzinfo=None))  # fmt: skip
+    assert loaded.error is None and loaded.refused == [], (loaded.error, loaded.refused[:3])
+    assert waits == [7.0, 7.0]  # as long as each Retry-After asked
+    pulled = Counter({t: len(pull.stored(t)) for t in types})
+    assert pulled == at_the_ehr
