@@ -258,11 +258,15 @@ def source_add(source_id: str, base_url: str, client_id: str, organization: str,
 @click.option("--json", "as_json", is_flag=True)
 def source_list(as_json: bool) -> None:
     """Each source and how its last run went."""
+    from gateway.clock import SYSTEM_CLOCK  # noqa: PLC0415
+    from gateway.fhir.dates import utc_now  # noqa: PLC0415
+
+    now = utc_now(SYSTEM_CLOCK)
     with _sources() as (sources, _):
         found = sources.all()
-    _emit(as_json, [s.public_view() for s in found],
+    _emit(as_json, [s.public_view(now) for s in found],
           [f"{s.source_id}: {s.base_url} {'(disabled) ' if s.disabled else ''}last success "
-           f"{s.last_success_at or 'never'}; "
+           f"{s.last_success_at or 'never'} (lag {s.lag(now) or 'unknown'}); "
            + (f"FAILING since {s.last_error_at}: {s.last_error}" if s.last_error_at and
               (s.last_success_at is None or s.last_error_at > s.last_success_at) else "no error since")
            + f"; {len(s.refused)} refused on the last run" for s in found] or ["no sources"])  # fmt: skip

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from gateway.auth.accounts import User
 from gateway.auth.conformance import conformance_report
+from gateway.fhir.dates import utc_now
 from gateway.http.auth_api import csrf_token, signed_in_user
 from gateway.pull.sources import Sources
 
@@ -61,5 +62,9 @@ def sources() -> Response:
         )
         rows.append({"source": source, "failing": failing,
                      "cursors": {t: store.cursor(source.source_id, t) for t in source.resource_types}})  # fmt: skip
+    now = utc_now(current_app.extensions["clock"])
+    for row in rows:
+        lag = row["source"].lag(now)
+        row["lag"] = f"{int(lag.total_seconds() // 60)} min" if lag is not None else "never pulled"
     body = render_template("operator_sources.html", rows=rows, csrf_token=csrf_token(), user=user)
     return Response(body, headers={"Cache-Control": "no-store"})

@@ -60,13 +60,22 @@ class Source:
     def public_jwks(self) -> dict[str, Any]:
         return {"keys": [{**self.key.as_dict(private=False), "alg": self.algorithm, "use": "sig"}]}
 
-    def public_view(self) -> dict[str, Any]:
-        return {"source": self.source_id, "base_url": self.base_url, "client_id": self.client_id,
+    def lag(self, now: datetime) -> timedelta | None:
+        """How stale the gateway's copy may be: the time since the last successful run (None:
+        never pulled)."""
+        return now - self.last_success_at if self.last_success_at else None
+
+    def public_view(self, now: datetime | None = None) -> dict[str, Any]:
+        view: dict[str, Any] = {"source": self.source_id, "base_url": self.base_url, "client_id": self.client_id,
                 "scope": self.scope, "resource_types": list(self.resource_types), "every_minutes": self.every_minutes,
                 "organization": self.organization, "part2_program": self.part2_program, "disabled": self.disabled,
                 "last_success_at": _iso(self.last_success_at), "last_error_at": _iso(self.last_error_at),
                 "last_error": self.last_error, "refused": self.refused, "failures": self.failures,
                 "circuit_open_until": _iso(self.open_until)}  # fmt: skip
+        if now is not None:
+            lag = self.lag(now)
+            view["lag_seconds"] = int(lag.total_seconds()) if lag is not None else None
+        return view
 
 
 class Sources:

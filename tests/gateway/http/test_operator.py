@@ -38,7 +38,7 @@ def test_operators_see_each_sources_status_and_others_do_not(smart_server: LiveS
         page.get_by_role("heading", name="Sources the gateway pulls from").wait_for()
         text = page.inner_text("main")
         assert "failing" in text and "503 after 5 tries" in text and "Condition.subject is required" in text
-        assert "a 42 CFR Part 2 program" in text
+        assert "a 42 CFR Part 2 program" in text and "(lag: " in text
         assert serious_violations(page) == []
         harness.push("eastside-otp-ehr", {"resourceType": "Patient", "id": "o-1", "name": [{"family": "Ito"}]},
                      part2=True, organization="Organization/eastside-otp")  # fmt: skip

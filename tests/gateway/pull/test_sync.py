@@ -183,6 +183,7 @@ def test_the_cli_adds_lists_and_runs_a_source(smart_server: LiveServer, tmp_path
     listed = json.loads(runner.invoke(main, ["source", "list", "--json"]).output)[0]
     assert listed["last_success_at"] > listed["last_error_at"]  # the failure stays on record, with its time
     assert "no enabled asymmetric client" in listed["last_error"]
+    assert 0 <= listed["lag_seconds"] < 60  # just pulled
 
 
 @pytest.fixture()
