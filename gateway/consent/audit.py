@@ -386,11 +386,13 @@ class AuditLog:
         return list(connection.execute(query.limit(limit)).mappings().all())
 
     @staticmethod
-    def reviews(connection: Connection, status: str) -> list[Any]:
-        """§2.51 emergency accesses with their review: pending, reviewed or all."""
+    def reviews(connection: Connection, status: str, patient: str | None = None) -> list[Any]:
+        """§2.51 emergency accesses with their review: pending, reviewed or all; all or one person's."""
         query = select(emergency_review, audit_event.c.body).join(
             audit_event, audit_event.c.seq == emergency_review.c.audit_seq
         )
+        if patient:
+            query = query.where(emergency_review.c.patient == patient)
         if status == "pending":
             query = query.where(emergency_review.c.reviewed_at.is_(None))
         elif status == "reviewed":

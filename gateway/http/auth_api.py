@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -23,10 +24,12 @@ from gateway.auth.bearer import requester_for
 from gateway.auth.discovery import openid_configuration, smart_configuration
 from gateway.auth.scopes import ScopeError, ScopeSet
 from gateway.auth.server import SmartServer
+from gateway.consent.audit import AuditLog, Requested, audit_record
 from gateway.consent.encounters import start_crisis_encounter
 from gateway.fhir.context import Requester
 from gateway.fhir.errors import FhirError
 from gateway.fhir.validation import ID_PATTERN
+from gateway.http.token_user import Refused, refused
 
 auth_api = Blueprint("auth_api", __name__, template_folder="templates")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -172,17 +175,14 @@ def conformance() -> Response:
     with the labels applied (docs/integrators.md)."""
     from gateway.auth.conformance import conformance_report  # noqa: PLC0415
 
-    server = _server()
-    settings = current_app.config["GATEWAY_SETTINGS"]
-    try:
-        caller = requester_for(request.headers.get("Authorization"), server.tokens, settings.base_url)
-    except FhirError as error:
-        return _json({"error": "invalid_token", "error_description": str(error)}, 401, error.headers)
-    client = server.accounts.client(caller.client_id) if caller.client_id and not caller.username else None
-    if client is None:
-        return _json({"error": "insufficient_scope", "error_description": "a backend client's token shows its own pushes"},
-                     403)  # fmt: skip
-    report = conformance_report(current_app.extensions["database"], client.client_id)
+    client = _calling_backend(lambda c: True, "a backend client's token shows its own pushes")
+    database = current_app.extensions["database"]
+    report = conformance_report(database, client.client_id)
+    # What it wrote, back to the client that wrote it: still a request about records, so audited first.
+    requested = Requested(line=f"GET {request.path}", interaction="conformance-report", user=None,
+                          client=client.client_id, role=client.purpose, purpose=None)  # fmt: skip
+    with current_app.extensions["fhir_engine"].store.unit_of_work(True) as (repository, now):
+        AuditLog(database).append(repository.connection, [audit_record(requested, [], 200, None, now)])
     report.update(organization=client.organization, part2_program=client.part2_program)
     return _json(report, 200, NO_STORE)
 
@@ -476,16 +476,8 @@ def launch() -> Response:
     the answer is the URL to open (the app's launch URL with iss and launch)."""
     server = _server()
     settings = current_app.config["GATEWAY_SETTINGS"]
-    try:
-        caller = requester_for(request.headers.get("Authorization"), server.tokens, settings.base_url)
-    except FhirError as error:
-        return _json({"error": "invalid_token", "error_description": str(error)}, 401, error.headers)
-    backend = server.accounts.client(caller.client_id)
-    if backend is None or backend.purpose not in ("dispatch", "ehr") or caller.username:
-        return _json(
-            {"error": "insufficient_scope", "error_description": "only dispatch and EHR backend clients launch apps"},
-            403,
-        )
+    backend = _calling_backend(lambda c: c.purpose in ("dispatch", "ehr"),
+                               "only dispatch and EHR backend clients launch apps")  # fmt: skip
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _json({"error": "invalid_request", "error_description": "send a JSON object"}, 400)
@@ -538,6 +530,24 @@ def app_launch_url(launch_url: str, iss: str, launch_id: str) -> str:
     """The app's launch URL with `iss` and `launch` (SMART App Launch, EHR launch)."""
     separator = "&" if "?" in launch_url else "?"
     return f"{launch_url}{separator}{urlencode({'iss': iss, 'launch': launch_id})}"
+
+
+def _calling_backend(allowed: Callable[[Client], bool], why: str) -> Client:
+    """The backend client behind the request's bearer token: 401 without a valid one, 403 for a
+    user's token or a client that `allowed` refuses (`why` says why)."""
+    server = _server()
+    settings = current_app.config["GATEWAY_SETTINGS"]
+    try:
+        caller = requester_for(request.headers.get("Authorization"), server.tokens, settings.base_url)
+    except FhirError as error:
+        raise Refused(401, "invalid_token", str(error), error.headers) from None
+    client = server.accounts.client(caller.client_id) if caller.client_id and not caller.username else None
+    if client is None or not allowed(client):
+        raise Refused(403, "insufficient_scope", why)
+    return client
+
+
+auth_api.register_error_handler(Refused, refused)
 
 
 @auth_api.errorhandler(ScopeError)

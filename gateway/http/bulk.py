@@ -52,8 +52,21 @@ def kick_off(engine: Engine, requester: Requester, base_url: str, types: str | N
     job = uuid.uuid4().hex
     folder = EXPORTS / job
     folder.mkdir(parents=True)
+    try:
+        _write(engine, requester, base_url, chosen, since, folder, job)
+    except BaseException:  # a refusal half-way (a scope, a bad _since): no half-written job stays behind
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return job
+
+
+def _write(engine: Engine, requester: Requester, base_url: str, chosen: tuple[str, ...], since: str | None,
+           folder: Path, job: str) -> None:  # fmt: skip
+    # transactionTime is when the export starts: what changes while it runs is at or after it, so
+    # a client's next `_since` finds it again rather than missing it.
+    with engine.store.unit_of_work(False) as (_, now):
+        started = instant(now)
     output = []
-    started = None
     for resource_type in chosen:
         count = 0
         with (folder / f"{resource_type}.ndjson").open("wb") as file:
@@ -65,12 +78,9 @@ def kick_off(engine: Engine, requester: Requester, base_url: str, types: str | N
                            "count": count})  # fmt: skip
         else:
             (folder / f"{resource_type}.ndjson").unlink()
-    with engine.store.unit_of_work(False) as (_, now):
-        started = instant(now)
     manifest = {"transactionTime": started, "request": f"{base_url}/$export", "requiresAccessToken": True,
                 "output": output, "error": [], "owner": requester.client_id}  # fmt: skip
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    return job
 
 
 def _released(engine: Engine, requester: Requester, resource_type: str, since: str | None) -> Iterator[dict[str, Any]]:

@@ -226,10 +226,10 @@ def hipaa_key(row: Row) -> str:
     return f"AuditEvent/{row['audit_seq']}"  # one record may stand for several rows
 
 
-def review_rows(status: str) -> list[Row]:
-    """Emergency accesses (`pending`, `reviewed` or `all`), oldest first."""
+def review_rows(status: str, patient: str | None = None) -> list[Row]:
+    """Emergency accesses (`pending`, `reviewed` or `all`; all or one person's), oldest first."""
     with _database().connect() as connection:
-        found = AuditLog.reviews(connection, status)
+        found = AuditLog.reviews(connection, status, patient)
     return [
         {
             "audit_seq": row["audit_seq"],
@@ -415,6 +415,8 @@ def consent_rows(patient: str | None = None) -> list[Row]:
     rows: list[Row] = []
     with store.unit_of_work(False) as (repository, now):
         consents, _ = repository.search(query)
+        people = {str(((c.content or {}).get("patient") or {}).get("reference") or "") for c in consents}
+        repository.existing([("Patient", p.removeprefix("Patient/")) for p in people if p.startswith("Patient/")])
         for item in consents:
             content = item.content or {}
             if is_court_order(content):

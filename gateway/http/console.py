@@ -197,7 +197,12 @@ def audit_package() -> Response:
     # like any report, by the patients it names.
     events = package["chains"]["audit_event"]["rows"]
     rows = [{"seq": r["seq"], "patient": r["content"].get("patient")} for r in events]
-    decided_rows(g.officer, rows, "audit-package", lambda r: f"AuditEvent/{r['seq']}", lambda r: r["patient"])
+    released = decided_rows(
+        g.officer, rows, "audit-package", lambda r: f"AuditEvent/{r['seq']}", lambda r: r["patient"]
+    )
+    if len(released) != len(rows):  # all or nothing: a package with holes would not verify anyway
+        return _page("console_message.html", 403, title="Not yours to export",
+                     message="Some of these records may not be released to you; ask for a narrower package.")  # fmt: skip
     name = "-".join(p for p in ("audit-package", (reference or "").removeprefix("Patient/"),
                                 request.args.get("since", ""), request.args.get("until", "")) if p)  # fmt: skip
     body = orjson.dumps(package, option=orjson.OPT_INDENT_2)
@@ -277,6 +282,7 @@ def _organization_names(references: Any) -> dict[str, str]:
     wanted = {r for r in references if isinstance(r, str) and r.startswith("Organization/")}
     names: dict[str, str] = {}
     with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
+        repository.existing([("Organization", r.removeprefix("Organization/")) for r in wanted])  # one query
         for reference in wanted:
             found = repository.read("Organization", reference.removeprefix("Organization/"))
             name = (found.content or {}).get("name") if found is not None and not found.deleted else None
@@ -390,28 +396,30 @@ def _officer_writer(user: User) -> Requester:
                      organization=user.organization, scopes=("user/Consent.cru",))  # fmt: skip
 
 
+def _stored(resource_type: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The stored resources of a type as (reference, name, content), by name: what a form may
+    name. Read once per request, however many lists the page shows."""
+    cache: dict[str, list[tuple[str, str, dict[str, Any]]]] = g.setdefault("stored", {})
+    if resource_type not in cache:
+        settings = current_app.config["GATEWAY_SETTINGS"]
+        query = parse_search(resource_type, [("_count", "1000")], base_url=settings.base_url, strict=True,
+                             default_count=1000, max_count=1000)  # fmt: skip
+        with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
+            found, _ = repository.search(query)
+        named = [(f"{resource_type}/{r.id}", display_name(r.content, r.id), r.content or {}) for r in found]
+        cache[resource_type] = sorted(named, key=lambda item: item[1].lower())
+    return cache[resource_type]
+
+
 def _organizations(providers: bool | None = None) -> list[tuple[str, str]]:
-    """The stored Organizations as (reference, name), by name: whom a consent may name; with
-    `providers`, only health-care providers (True) or only the others (False)."""
-    settings = current_app.config["GATEWAY_SETTINGS"]
-    query = parse_search("Organization", [("_count", "1000")], base_url=settings.base_url, strict=True,
-                         default_count=1000, max_count=1000)  # fmt: skip
-    with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
-        found, _ = repository.search(query)
-    named = [(f"Organization/{o.id}", str((o.content or {}).get("name") or o.id)) for o in found
-             if providers is None or is_provider(o.content) == providers]  # fmt: skip
-    return sorted(named, key=lambda pair: pair[1].lower())
+    """Organizations as (reference, name); with `providers`, only health-care providers (True)
+    or only the others (False)."""
+    return [(r, n) for r, n, c in _stored("Organization") if providers is None or is_provider(c) == providers]
 
 
 def _people() -> list[tuple[str, str]]:
-    """The stored Practitioners as (reference, name), by name: individuals a consent may name."""
-    settings = current_app.config["GATEWAY_SETTINGS"]
-    query = parse_search("Practitioner", [("_count", "1000")], base_url=settings.base_url, strict=True,
-                         default_count=1000, max_count=1000)  # fmt: skip
-    with current_app.extensions["fhir_engine"].store.unit_of_work(False) as (repository, _):
-        found, _ = repository.search(query)
-    named = [(f"Practitioner/{p.id}", display_name(p.content, p.id)) for p in found]
-    return sorted(named, key=lambda pair: pair[1].lower())
+    """Practitioners as (reference, name): individuals a consent may name."""
+    return [(r, n) for r, n, _ in _stored("Practitioner")]
 
 
 # -- who can see this person: the release function, nothing disclosed ----------------------------
@@ -579,11 +587,12 @@ def save_consent() -> Response:
                      "signers": elements["signers"] or [(f"Patient/{patient_id}", "patient")],
                      "attachment": attachment or {"contentType": "application/pdf", "url": "urn:preview"}}  # fmt: skip
         candidate = consent_resource(consent_id, f"Patient/{patient_id}", kind, **{**elements, **paperwork})
-        # What each role would see is about the person: this view is audited like any other.
-        decided_rows(g.officer, [{"consent": f"Consent/{consent_id}", "patient": f"Patient/{patient_id}"}],
-                     "consent-preview", consent_key, lambda r: r["patient"])  # fmt: skip
-        return _intake_page(200, kind, form, errors, preview=_who_can_see(patient_id, treating, police, candidate),
-                            treating=treating, police=police)  # fmt: skip
+        # What each role would see is about the person: this view is decided and audited like any other.
+        if decided_rows(g.officer, [{"consent": f"Consent/{consent_id}", "patient": f"Patient/{patient_id}"}],
+                        "consent-preview", consent_key, lambda r: r["patient"]):  # fmt: skip
+            return _intake_page(200, kind, form, errors, preview=_who_can_see(patient_id, treating, police, candidate),
+                                treating=treating, police=police)  # fmt: skip
+        return _intake_page(403, kind, form, ["The preview of this person may not be shown to you."])
     if errors:
         return _intake_page(400, kind, form, errors)
     supersedes = form["supersedes"].removeprefix("Consent/")

@@ -80,8 +80,8 @@ class SourceClient:
         while waited < deadline_seconds:
             answer = self._send("GET", status_url)
             if answer.status_code == 200:
-                found = orjson.loads(answer.content)
-                if not isinstance(found, dict) or not isinstance(found.get("output"), list):
+                found = _object(answer, status_url)
+                if not isinstance(found.get("output"), list):
                     raise PullError(f"{status_url}: the export's manifest has no output list")
                 return found
             if answer.status_code != 202:
@@ -104,35 +104,20 @@ class SourceClient:
         except requests.RequestException as error:
             raise PullError(f"{url}: the file broke off ({type(error).__name__})") from None
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One authorised request with the same retries as `get` (429, 5xx, a refused token); the
-        raw answer, for the Bulk endpoints that are not plain JSON."""
+    def _json(self, method: str, url: str, auth: bool, **kwargs: Any) -> dict[str, Any]:
+        answer = self._send(method, url, auth=auth, **kwargs)
+        if answer.status_code >= 400:
+            raise PullError(f"{url}: {answer.status_code} {answer.text[:300]}")
+        return _object(answer, url)
+
+    def _send(self, method: str, url: str, auth: bool = True, **kwargs: Any) -> requests.Response:
+        """One request, retried on what a source may answer in passing: no answer, 429 and 5xx
+        (back-off with jitter, honouring Retry-After), and, when authorised, one 401 (a token
+        expired or revoked mid-sync gets one new token). The answer, whatever its status."""
         extra = kwargs.pop("headers", {})
         refreshed = False
         for attempt in range(RETRIES + 1):
-            headers = {"Accept": "application/fhir+json", **extra, "Authorization": f"Bearer {self.token()}"}
-            try:
-                answer = self.session.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)
-            except requests.RequestException as error:
-                if attempt == RETRIES:
-                    raise PullError(f"{url}: no answer ({type(error).__name__})") from None
-                self._back_off(attempt, None)
-                continue
-            if answer.status_code == 401 and not refreshed:
-                self._token, refreshed = None, True
-                continue
-            if answer.status_code == 429 or answer.status_code >= 500:
-                if attempt == RETRIES:
-                    raise PullError(f"{url}: {answer.status_code} after {RETRIES + 1} tries")
-                self._back_off(attempt, answer.headers.get("Retry-After"))
-                continue
-            return answer
-        raise PullError(f"{url}: no answer")
-
-    def _json(self, method: str, url: str, auth: bool, **kwargs: Any) -> dict[str, Any]:
-        refreshed = False
-        for attempt in range(RETRIES + 1):
-            headers = {"Accept": "application/fhir+json"}
+            headers = {"Accept": "application/fhir+json", **extra}
             if auth:
                 headers["Authorization"] = f"Bearer {self.token()}"
             try:
@@ -143,22 +128,14 @@ class SourceClient:
                 self._back_off(attempt, None)
                 continue
             if answer.status_code == 401 and auth and not refreshed:
-                self._token, refreshed = None, True  # expired or revoked mid-sync: one new token
+                self._token, refreshed = None, True
                 continue
             if answer.status_code == 429 or answer.status_code >= 500:
                 if attempt == RETRIES:
                     raise PullError(f"{url}: {answer.status_code} after {RETRIES + 1} tries")
                 self._back_off(attempt, answer.headers.get("Retry-After"))
                 continue
-            if answer.status_code >= 400:
-                raise PullError(f"{url}: {answer.status_code} {answer.text[:300]}")
-            try:
-                found = orjson.loads(answer.content)  # pages are large: the fast parser
-            except orjson.JSONDecodeError:
-                raise PullError(f"{url}: the answer is not JSON") from None
-            if not isinstance(found, dict):
-                raise PullError(f"{url}: the answer is not a JSON object")
-            return found
+            return answer
         raise PullError(f"{url}: no answer")
 
     def _back_off(self, attempt: int, retry_after: str | None) -> None:
@@ -166,3 +143,14 @@ class SourceClient:
         if retry_after and retry_after.strip().isdigit():
             wait = max(wait, min(300.0, float(retry_after)))
         self.sleep(wait)
+
+
+def _object(answer: requests.Response, url: str) -> dict[str, Any]:
+    """The answer's JSON object, or a PullError that says what came instead."""
+    try:
+        found = orjson.loads(answer.content)  # pages are large: the fast parser
+    except orjson.JSONDecodeError:
+        raise PullError(f"{url}: the answer is not JSON") from None
+    if not isinstance(found, dict):
+        raise PullError(f"{url}: the answer is not a JSON object")
+    return found

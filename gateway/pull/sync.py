@@ -185,6 +185,8 @@ def bulk_load(engine: Engine, sources: Sources, source: Source, client: SourceCl
     try:
         manifest = client.manifest(client.kick_off(params))
         for output in manifest["output"]:
+            if not isinstance(output, dict):
+                raise PullError("the export's manifest lists an output that is not an object")
             resource_type, url = str(output.get("type")), str(output.get("url"))
             if resource_type not in source.resource_types:
                 continue

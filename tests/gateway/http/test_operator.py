@@ -44,7 +44,8 @@ def test_operators_see_each_sources_status_and_others_do_not(smart_server: LiveS
                      part2=True, organization="Organization/eastside-otp")  # fmt: skip
         page.goto(f"{harness.root}/operator/clients/eastside-otp-ehr/conformance")
         page.get_by_role("heading", name="What was written, with the labels applied").wait_for()
-        assert "Patient/o-1" in page.inner_text("main")
+        written = page.inner_text("main")
+        assert "Patient\t1 (PUT)" in written and "Part 2" in written and "o-1" not in written  # by type, no ids
         assert serious_violations(page) == []
     assert refused == []
     context.close()
