@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from gateway.fhir.errors import BadRequest, Issue, PayloadTooLarge, Unprocessable
@@ -272,6 +273,34 @@ def control_character_at(node: Any, path: str) -> str | None:
     return _Scan(2**62).control_character_at(node, path)
 
 
+VALID_METAS_KEPT = 4096
+_valid_metas: dict[bytes, None] = {}
+
+
+def _validate_model(model: Any, resource: dict[str, Any]) -> None:
+    """The model's validation, with `meta` checked once per distinct shape: a load repeats the same
+    labels, tags and profiles on every resource (a pulled page carries its source's labels on
+    each), and validating them is most of the work for a small resource. Meta is a datatype whose
+    validity does not depend on its siblings, so a meta seen in a valid resource is valid in any;
+    an unseen one is validated with the resource, so errors keep their full paths."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict) or not meta:
+        model.model_validate(resource)
+        return
+    try:
+        key = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        model.model_validate(resource)
+        return
+    if key in _valid_metas:
+        model.model_validate({k: v for k, v in resource.items() if k != "meta"})
+        return
+    model.model_validate(resource)
+    if len(_valid_metas) >= VALID_METAS_KEPT:
+        _valid_metas.clear()  # bounded: per-resource metas (versionId, lastUpdated) never repeat
+    _valid_metas[key] = None
+
+
 def validate_resource(
     resource: Any, expected_type: str | None = None, *, stored: bool = False, max_elements: int = MAX_RESOURCE_ELEMENTS
 ) -> str:
@@ -310,7 +339,7 @@ def validate_resource(
         if problem:
             raise Unprocessable(issues=[Issue("invariant", problem, expression=(location,))])
     try:
-        model.model_validate(resource)
+        _validate_model(model, resource)
     except (ValidationError, ValueError, TypeError) as error:
         raise Unprocessable(issues=issues_from_model_error(error, resource_type)) from None
 

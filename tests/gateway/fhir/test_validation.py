@@ -90,3 +90,41 @@ def test_unknown_and_non_r4_types_are_refused(resource_type: str) -> None:
 )
 def test_reference_kinds(reference: str, kind: str) -> None:
     assert classify_reference(reference) == kind
+
+
+LABELLED_META = {
+    "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
+                 {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
+    "tag": [{"system": "https://crisis-fhir-gateway.org/fhir/CodeSystem/data-class", "code": "CONTACT"}],
+}  # fmt: skip
+
+
+def test_a_meta_seen_valid_still_lets_the_rest_of_the_next_resource_be_checked() -> None:
+    """Metas are validated once per distinct shape (a pulled page repeats its labels on every
+    resource); everything beside the meta is still validated every time."""
+    first = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": "Patient/1"},
+        "meta": LABELLED_META,
+    }
+    assert validate_resource(first) == "CareTeam"
+    with pytest.raises(Unprocessable) as error:
+        validate_resource({**first, "status": "open"})
+    assert _issues(error) == [("code-invalid", ("CareTeam.status",))]
+    with pytest.raises(Unprocessable) as error:
+        validate_resource({**first, "subject": {"reference": "Patient/1", "display": 7}})
+    assert ("CareTeam.subject.display",) in [expression for _, expression in _issues(error)]
+
+
+def test_an_invalid_meta_is_reported_with_its_path_even_beside_valid_ones() -> None:
+    good = {"resourceType": "Condition", "subject": {"reference": "Patient/1"}, "meta": LABELLED_META}
+    assert validate_resource(good) == "Condition"
+    broken = {
+        **LABELLED_META,
+        "security": [*LABELLED_META["security"], {"system": "urn:x", "code": "R", "colour": "red"}],
+    }
+    for _ in range(2):  # refused every time: an invalid meta is never remembered as valid
+        with pytest.raises(Unprocessable) as error:
+            validate_resource({**good, "meta": broken})
+        assert ("Condition.meta.security[2].colour",) in [expression for _, expression in _issues(error)]
