@@ -256,7 +256,9 @@ class ConsentRelease:
             by_patient.setdefault(interaction.resource_id, [])
         recipient = self._recipient(request.requester, repository)
         purpose = self._purpose(request, operation)
-        named = [p for p in by_patient if p]
+        # Backend clients are decided by the own-records rule, by each item's source alone: their
+        # pages (a source's sync, a Bulk export) need no patient's consents, so none are read.
+        named = [p for p in by_patient if p] if not recipient.system else []
         try:
             contexts = self.inputs.contexts(repository, named, read, purpose == BTG) if named else {}
         except Exception as failure:  # consents or orders cannot be read: routine requests fail closed
