@@ -103,6 +103,10 @@ class Labelling:
         for reference in propagation_targets(content):
             self._carry(reference, carried, written, repository, now)
 
+    def reads(self, content: dict[str, Any]) -> list[str]:
+        """What `after_write` reads: the items labels propagate to, and a Provenance's targets."""
+        return [*propagation_targets(content), *provenance_targets(content, self.programs())]
+
     def _carry(self, reference: str, labels: frozenset[str], written: Any, repository: Repository, now: Any) -> None:
         target_type, _, target_id = reference.partition("/")
         if not target_id or (target_type, target_id) == (written.type, written.id):

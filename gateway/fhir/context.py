@@ -143,6 +143,10 @@ class WriteHook(Protocol):
     def after_write(self, request: FhirRequest, written: Any, repository: Any, now: Any) -> None:
         """Follow-up writes in the same unit of work (e.g. label propagation)."""
 
+    def reads(self, content: dict[str, Any]) -> list[str]:
+        """The references (Type/id) that `after_write` may read for this content: a transaction
+        loads those of all its entries in one query before the first entry runs."""
+
 
 class WriteAsIs:
     def before_write(self, request: FhirRequest, content: dict[str, Any], current: Any) -> dict[str, Any]:
@@ -150,6 +154,9 @@ class WriteAsIs:
 
     def after_write(self, request: FhirRequest, written: Any, repository: Any, now: Any) -> None:
         return None
+
+    def reads(self, content: dict[str, Any]) -> list[str]:
+        return []
 
 
 class AuditSink(Protocol):

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from gateway.fhir.context import EngineConfig, FhirRequest, FhirResponse
+from gateway.fhir.context import EngineConfig, FhirRequest, FhirResponse, WriteHook
 from gateway.fhir.dates import instant, utc_now
 from gateway.fhir.errors import BadRequest, FhirError, PayloadTooLarge, PreconditionFailed, operation_outcome
 from gateway.fhir.ids import new_id
@@ -37,6 +37,7 @@ class Engine(Protocol):
 
     config: EngineConfig
     store: Store
+    writes: WriteHook
 
     def dispatch(self, request: FhirRequest, repository: Repository, now: datetime) -> FhirResponse: ...
 
@@ -208,6 +209,7 @@ def execute_transaction(
     with engine.store.unit_of_work(True) as (repository, now):
         _resolve_identities(engine, repository, entries)
         _rewrite_references(engine, repository, entries)
+        _load_what_hooks_read(engine, repository, entries)
         responses: dict[int, FhirResponse] = {}
         for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
             try:
@@ -218,6 +220,21 @@ def execute_transaction(
             repository.flush()
             before_commit(repository, now)
     return [responses[entry.index] for entry in entries]
+
+
+def _load_what_hooks_read(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
+    """The resources the write hook will read after the entries' writes (the Encounters and
+    episodes labels propagate to), loaded in one query rather than one read per entry: a page
+    of a source's MedicationStatements names as many Encounters."""
+    wanted: list[tuple[str, str]] = []
+    for entry in entries:
+        if entry.request.method in ("POST", "PUT") and isinstance(entry.request.body, dict):
+            for reference in engine.writes.reads(entry.request.body):
+                kind, _, identity = reference.partition("/")
+                if identity and "/" not in identity:
+                    wanted.append((kind, identity))
+    if wanted:
+        repository.existing(wanted)
 
 
 def _named_identity(entry: Entry) -> tuple[str, str] | None:

@@ -72,3 +72,41 @@ def test_labels_survive_updates_and_reimport_creates_no_version(smart: Harness) 
     stored = read(smart, "Condition/oud-2")
     assert stored["meta"]["versionId"] == "2"
     assert {"42CFRPart2", "R", "NORDSCLCD", "SUD", "OPIOIDUD"} <= codes(stored)
+
+
+def test_labels_reach_encounters_stored_earlier_read_in_one_query_per_bundle(smart: Harness) -> None:
+    """A source's page of diagnoses names Encounters it sent in an earlier page: the labels reach
+    them, and the transaction loads them together (as many reads for two diagnoses as for one)."""
+    from sqlalchemy import event
+
+    encounters = [{"resourceType": "Encounter", "id": f"visit-{n}", "status": "finished",
+                   "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                   "subject": {"reference": "Patient/pat-1"}} for n in range(4)]  # fmt: skip
+
+    def diagnosis(n: int) -> dict[str, Any]:
+        return {"resourceType": "Condition", "id": f"oud-visit-{n}", "subject": {"reference": "Patient/pat-1"},
+                "code": {"coding": [{"system": ICD10, "code": "F11.20"}]},
+                "encounter": {"reference": f"Encounter/visit-{n}"}}  # fmt: skip
+
+    smart.push("otp-ehr-3", *encounters, part2=False)
+    assert not {"42CFRPart2", "SUD"} & codes(read(smart, "Encounter/visit-0"))
+    database = smart.app.extensions["database"]
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    smart.push("otp-ehr-3", diagnosis(0), part2=False)  # the client's token and caches, warm
+    event.listen(database, "before_cursor_execute", count)
+    try:
+        smart.push("otp-ehr-3", diagnosis(1), part2=False)
+        for_one = len(selects)
+        selects.clear()
+        smart.push("otp-ehr-3", diagnosis(2), diagnosis(3), part2=False)
+        for_two = len(selects)
+    finally:
+        event.remove(database, "before_cursor_execute", count)
+    for n in range(4):
+        assert {"SUD", "OPIOIDUD"} <= codes(read(smart, f"Encounter/visit-{n}"))
+    assert for_two == for_one
