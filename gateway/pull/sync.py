@@ -27,6 +27,7 @@ from gateway.store.database import writing
 from gateway.store.schema import pull_cursor
 
 PAGE = 1000  # the most a gateway answers (max_page_size); fewer round trips
+AHEAD = 4  # pages fetched ahead of the import: a slow page at the source is waited for once, not at every page
 
 
 @dataclass
@@ -70,10 +71,10 @@ def sync_source(engine: Engine, sources: Sources, source: Source, client: Source
 def _pages(
     source: Source, client: SourceClient, cursors: dict[str, str | None]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every page of every type, in order, fetched one page ahead by a thread of its own: the
-    source's time and the import's overlap (across types too). An error is raised where the
+    """Every page of every type, in order, fetched up to AHEAD pages ahead by a thread of its own:
+    the source's time and the import's overlap (across types too). An error is raised where the
     page it spoiled would have been."""
-    ahead: Queue[tuple[str, dict[str, Any]] | BaseException | None] = Queue(maxsize=1)
+    ahead: Queue[tuple[str, dict[str, Any]] | BaseException | None] = Queue(maxsize=AHEAD)
     stop = threading.Event()
 
     def fetch() -> None:
