@@ -18,6 +18,12 @@ from gateway.fhir.search_parameters import SEARCH_PARAMETERS, SearchParameter
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
                      "search-type")  # fmt: skip
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+SYSTEM_OPERATIONS = (
+    {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export",
+     "documentation": "Bulk Data export (system level, Prefer: respond-async; _type, _since) for Backend Services "
+                      "clients: each resource goes out through its own search, released and audited page by page."},
+)  # fmt: skip
 
 
 def _search_param(param: SearchParameter) -> dict[str, Any]:
@@ -88,6 +94,7 @@ def capability_statement(base_url: str, security: dict[str, Any] | None = None) 
         rest["security"] = security
     rest["resource"] = list(_rest_resources())
     rest["interaction"] = [{"code": code} for code in SYSTEM_INTERACTIONS]
+    rest["operation"] = [dict(o) for o in SYSTEM_OPERATIONS]
     return {
         "resourceType": "CapabilityStatement",
         "id": "gateway",
@@ -99,6 +106,7 @@ def capability_statement(base_url: str, security: dict[str, Any] | None = None) 
         "date": "2026-11-26",
         "publisher": "crisis-fhir-gateway contributors",
         "kind": "instance",
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
         "software": {"name": "crisis-fhir-gateway", "version": __version__},
         "implementation": {"description": "Crisis-response FHIR gateway", "url": base_url},
         "fhirVersion": "4.0.1",

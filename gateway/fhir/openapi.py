@@ -144,6 +144,14 @@ def openapi_from_capability(capability: dict[str, Any]) -> dict[str, Any]:
     if "history-system" in system:
         paths["/_history"] = {"get": _operation("historySystem", "Every version of every resource",
                                                 {"200": _answer("a history Bundle", "Bundle")}, parameters=PAGING)}  # fmt: skip
+    if any(o.get("name") == "export" for o in rest.get("operation", [])):
+        paths["/$export"] = {"get": _operation(
+            "bulkExport", "Bulk Data export (system level); answers 202 with Content-Location to poll",
+            {"202": {"description": "accepted: poll the Content-Location"}},
+            parameters=[_query("_type", "resource types, comma-separated"),
+                        _query("_since", "only resources changed at or after this instant"),
+                        {"name": "Prefer", "in": "header", "required": True, "description": "respond-async",
+                         "schema": {"type": "string"}}])}  # fmt: skip
     for resource in rest.get("resource", []):
         paths.update(_type_paths(resource))
     document: dict[str, Any] = {

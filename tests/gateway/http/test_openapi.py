@@ -32,6 +32,9 @@ def test_every_type_interaction_and_operation_of_the_statement_is_described(clie
         assert {p["name"] for p in resource["searchParam"]} <= searched
     assert "get" in paths["/Patient/{id}/$responder-brief"] and "post" in paths["/Patient/$responder-match"]
     assert "post" in paths["/"] and "get" in paths["/metadata"] and "get" in paths["/_history"]
+    assert [o["name"] for o in capability["rest"][0]["operation"]] == ["export"]  # Bulk Data, system level
+    assert capability["instantiates"] == ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]
+    assert {p["name"] for p in paths["/$export"]["get"]["parameters"]} == {"_type", "_since", "Prefer"}
     assert "MedicinalProduct" not in json.dumps(paths)
     ids = [op["operationId"] for path in paths.values() for key, op in path.items() if key != "parameters"]
     assert len(ids) == len(set(ids)) > 1000  # unique, as generators need

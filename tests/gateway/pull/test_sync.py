@@ -370,6 +370,32 @@ def test_the_gateway_exports_in_bulk_only_what_the_client_may_have(pull: Pull) -
     assert requests.get(status, headers=auth, timeout=10).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("params", "expression"),
+    [({"_type": "Condition,Spaceship"}, "_type"), ({"_since": "last tuesday"}, None), ({"_type": ",,"}, None)],
+)
+def test_a_bad_export_request_is_refused_with_an_outcome_and_leaves_no_job(
+    pull: Pull, params: dict[str, str], expression: str | None
+) -> None:
+    import requests
+
+    from gateway.http.bulk import EXPORTS
+
+    harness = pull.ehr
+    token = harness.backend_token(harness._backends["eastside-otp-ehr"], "system/*.cruds")
+    before = set(EXPORTS.iterdir()) if EXPORTS.exists() else set()
+    answer = requests.get(f"{harness.base}/$export", params=params, timeout=30,
+                          headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"})  # fmt: skip
+    if params.get("_type") == ",,":  # no type named: the default types, an export like any other
+        assert answer.status_code == 202
+        requests.delete(answer.headers["Content-Location"], headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        return
+    assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome"
+    if expression:
+        assert answer.json()["issue"][0]["expression"] == [expression]
+    assert (set(EXPORTS.iterdir()) if EXPORTS.exists() else set()) == before
+
+
 def test_a_synthea_record_sent_to_the_ehr_is_pulled_whole_with_bulk_status_polled(
     faulty: tuple[Pull, FaultyProxy],
 ) -> None:
