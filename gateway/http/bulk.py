@@ -9,7 +9,8 @@ certified FHIR server, for Backend Services clients:
 - DELETE /fhir/$export-status/<job>  removes the job and its files.
 
 Only the client that asked may read a job. The job runs when it is asked for (the status is
-complete at the first poll); files live under `var/exports/<job>/`.
+complete at the first poll); files live under `var/exports/<job>/` and are removed a day after
+(`Expires` on the status answer), at the next kick-off.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,7 @@ from gateway.settings import PROJECT_ROOT
 
 EXPORTS = PROJECT_ROOT / "var" / "exports"
 JOB = re.compile(r"^[0-9a-f]{32}$")
+KEPT_SECONDS = 24 * 3600  # an export's files: long enough to download, not a second copy of the record kept for good
 DEFAULT_TYPES = ("Patient", "EpisodeOfCare", "CareTeam", "Condition", "MedicationStatement", "CarePlan", "Flag",
                  "Encounter", "Observation", "Consent")  # fmt: skip
 
@@ -49,6 +52,7 @@ def kick_off(engine: Engine, requester: Requester, base_url: str, types: str | N
     unknown = [t for t in chosen if t not in RESOURCE_TYPES]
     if unknown:
         raise BadRequest(f"_type names types this server does not have: {', '.join(unknown)}", expression="_type")
+    remove_expired()
     job = uuid.uuid4().hex
     folder = EXPORTS / job
     folder.mkdir(parents=True)
@@ -96,6 +100,24 @@ def _released(engine: Engine, requester: Requester, resource_type: str, since: s
         params = parse_qsl(urlsplit(following).query) if following else None
 
 
+def remove_expired(now: float | None = None) -> list[str]:
+    """Remove the jobs kept longer than KEPT_SECONDS; their ids."""
+    if not EXPORTS.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - KEPT_SECONDS
+    removed = []
+    for folder in EXPORTS.iterdir():
+        if JOB.match(folder.name) and folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def expires(job: str) -> float:
+    """When the job's files go (seconds since the epoch)."""
+    return (EXPORTS / job).stat().st_mtime + KEPT_SECONDS
+
+
 def manifest(requester: Requester, job: str) -> dict[str, Any]:
     found = _job(requester, job)
     document: dict[str, Any] = json.loads((found / "manifest.json").read_text())
@@ -116,7 +138,7 @@ def delete(requester: Requester, job: str) -> None:
 
 def _job(requester: Requester, job: str) -> Path:
     folder = EXPORTS / job
-    if not JOB.match(job) or not (folder / "manifest.json").is_file():
+    if not JOB.match(job) or not (folder / "manifest.json").is_file() or expires(job) < time.time():
         raise NotFound("no such export")
     if json.loads((folder / "manifest.json").read_text()).get("owner") != requester.client_id:
         raise NotFound("no such export")  # another client's export is not known to this one

@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC
-from email.utils import format_datetime
+from email.utils import format_datetime, formatdate
 from typing import Any
 
 import orjson
@@ -165,8 +165,9 @@ def bulk_status(job: str) -> Response:
     if request.method == "DELETE":
         bulk.delete(requester, job)
         return Response(status=202)
-    return Response(orjson.dumps(bulk.manifest(requester, job)), mimetype="application/json",
-                    headers={"Cache-Control": "no-store"})  # fmt: skip
+    found = bulk.manifest(requester, job)
+    return Response(orjson.dumps(found), mimetype="application/json",
+                    headers={"Cache-Control": "no-store", "Expires": formatdate(bulk.expires(job), usegmt=True)})  # fmt: skip
 
 
 @fhir_api.get("/$export-file/<job>/<name>")

@@ -370,20 +370,43 @@ def test_the_gateway_exports_in_bulk_only_what_the_client_may_have(pull: Pull) -
     assert requests.get(status, headers=auth, timeout=10).status_code == 404
 
 
+def test_an_export_is_gone_a_day_after(pull: Pull, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    import requests
+
+    from gateway.http import bulk
+
+    monkeypatch.setattr(bulk, "EXPORTS", tmp_path)  # apart from the jobs of a suite running beside this one
+    harness = pull.ehr
+    auth = {"Authorization": f"Bearer {harness.backend_token(harness._backends['eastside-otp-ehr'], 'system/*.cruds')}"}
+    kicked = requests.get(f"{harness.base}/$export", params={"_type": "Condition"}, timeout=30,
+                          headers={**auth, "Prefer": "respond-async"})  # fmt: skip
+    status = kicked.headers["Content-Location"]
+    answer = requests.get(status, headers=auth, timeout=10)
+    assert answer.status_code == 200 and "GMT" in answer.headers["Expires"]
+    job = status.rsplit("/", 1)[1]
+    a_day_ago = time.time() - bulk.KEPT_SECONDS - 60
+    os.utime(bulk.EXPORTS / job, (a_day_ago, a_day_ago))
+    assert requests.get(status, headers=auth, timeout=10).status_code == 404  # expired: gone at once
+    assert job in bulk.remove_expired() and not (bulk.EXPORTS / job).exists()
+
+
 @pytest.mark.parametrize(
     ("params", "expression"),
     [({"_type": "Condition,Spaceship"}, "_type"), ({"_since": "last tuesday"}, None), ({"_type": ",,"}, None)],
 )
 def test_a_bad_export_request_is_refused_with_an_outcome_and_leaves_no_job(
-    pull: Pull, params: dict[str, str], expression: str | None
+    pull: Pull, params: dict[str, str], expression: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import requests
 
-    from gateway.http.bulk import EXPORTS
+    from gateway.http import bulk
 
+    monkeypatch.setattr(bulk, "EXPORTS", tmp_path)  # apart from the jobs of a suite running beside this one
     harness = pull.ehr
     token = harness.backend_token(harness._backends["eastside-otp-ehr"], "system/*.cruds")
-    before = set(EXPORTS.iterdir()) if EXPORTS.exists() else set()
+    before = set(tmp_path.iterdir())
     answer = requests.get(f"{harness.base}/$export", params=params, timeout=30,
                           headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"})  # fmt: skip
     if params.get("_type") == ",,":  # no type named: the default types, an export like any other
@@ -393,7 +416,7 @@ def test_a_bad_export_request_is_refused_with_an_outcome_and_leaves_no_job(
     assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome"
     if expression:
         assert answer.json()["issue"][0]["expression"] == [expression]
-    assert (set(EXPORTS.iterdir()) if EXPORTS.exists() else set()) == before
+    assert set(tmp_path.iterdir()) == before
 
 
 def test_a_synthea_record_sent_to_the_ehr_is_pulled_whole_with_bulk_status_polled(
