@@ -4,6 +4,7 @@ gateway (the `smart` harness), exactly as an operator would register it."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -81,6 +82,8 @@ def _serve_app(smart: Harness, tmp_path: Path) -> Iterator[ResponderApp]:  # noq
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# A brief page (after the confirm page, which names the person too).
+BRIEF_URL = re.compile(r"/person/[^/?#]+$")
 VIEWPORTS = {"phone": {"width": 360, "height": 800}, "desktop": {"width": 1280, "height": 800}}
 
 

@@ -8,7 +8,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.gateway.auth.harness import PASSWORD, Harness
 from tests.pages import serious_violations, watch_csp
-from tests.smart_app.conftest import VIEWPORTS, ResponderApp, shot
+from tests.smart_app.conftest import BRIEF_URL, VIEWPORTS, ResponderApp, shot
 from tests.smart_app.test_sign_in import CARE
 
 
@@ -56,5 +56,6 @@ def test_the_core_path_works_without_javascript(smart: Harness, responder_app: R
     page.get_by_label("About how old").fill("38")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("button", name="This is the person: open the brief").click()
+    page.wait_for_url(BRIEF_URL)
     assert page.get_by_role("heading", level=1).inner_text() == "Maria Rivera"
     context.close()
