@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -50,6 +51,7 @@ from gateway.fhir.errors import (
     not_known,
     operation_outcome,
 )
+from gateway.fhir.everything import patient_record
 from gateway.fhir.ids import new_id
 from gateway.fhir.models import RESOURCE_TYPES, unsupported_type
 from gateway.fhir.operations import Operation, find_operation
@@ -67,6 +69,8 @@ from gateway.fhir.transaction import run_batch, run_transaction
 from gateway.fhir.validation import ID_PATTERN, validate_resource
 
 log = logging.getLogger(__name__)
+# One thread: read-aheads are a head start, never a second load on the store beside the requests.
+_READ_AHEAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
 
 _ETAG = re.compile(r'^(W/)?"(?P<version>[0-9]+)"$')
 
@@ -262,6 +266,23 @@ class Engine:
                 self._record(request, interaction, response.status, None, repository, now)
                 responses.append(response)
         return responses
+
+    def read_ahead(self, patient_id: str) -> Future[int]:
+        """Read a person's record now, in the background, and keep nothing of it: a dispatch
+        launch's brief is asked for a minute later, and by then the rows are in the store's
+        caches (PostgreSQL's buffers, the operating system's pages), not on disk. Nothing is
+        decided, held or sent here: the brief reads the record again when it is asked for, and
+        the consent engine decides then, on what is on file then (a consent revoked in between
+        stops the release). The future gives the number of resources read, for tests."""
+        return _READ_AHEAD.submit(self._read_record, patient_id)
+
+    def _read_record(self, patient_id: str) -> int:
+        try:
+            with self.store.unit_of_work(False) as (repository, _):
+                return len(patient_record(repository, self.config.base_url, patient_id))
+        except Exception:  # a read-ahead that fails costs the brief nothing but its head start
+            log.warning("read-ahead of a record failed", exc_info=True)
+            return 0
 
     def may_know_patient(self, requester: Requester, patient_id: str, purpose: str | None = None) -> bool:
         """Is Patient/{patient_id} stored, and may the requester learn so (the release hooks'

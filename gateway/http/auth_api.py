@@ -522,6 +522,9 @@ def launch() -> Response:
         incident=optional["incident"],
         purpose=purpose,
     )
+    # The link is opened on the way to the call and the brief asked for then: the person's
+    # record is read ahead now, kept by the store's caches only (decided when it is asked for).
+    current_app.extensions["fhir_engine"].read_ahead(patient)
     url = app_launch_url(app_client.launch_url, settings.base_url, launch_id)
     return _json({"launch": launch_id, "iss": settings.base_url, "launch_url": url, "expires_in": 300}, 201, NO_STORE)
 

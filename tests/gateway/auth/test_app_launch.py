@@ -208,6 +208,45 @@ def test_ehr_launch_from_dispatch(smart: Harness) -> None:
     assert again.params.get("error") == "invalid_request"
 
 
+def test_a_dispatch_launch_reads_the_persons_record_ahead_and_discloses_nothing_by_it(smart: Harness) -> None:
+    """Creating the launch reads the person's record in the background (the store's caches hold
+    it when the link is opened); it is a read like the brief's own, not a disclosure: no audit
+    record names anyone it went to."""
+    import time
+
+    from sqlalchemy import event, func, select
+
+    from gateway.store.schema import audit_event
+
+    database = smart.app.extensions["database"]
+    compartment_reads: list[str] = []
+
+    def spy(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
+        if "search_reference" in statement and "patient_id" in statement and "pat-2" in str(parameters):
+            compartment_reads.append(statement)
+
+    dispatch = smart.add_backend("county-cad-2", scope="system/Patient.rs", purpose="dispatch")
+    cad_token = smart.backend_token(dispatch, "system/Patient.rs")
+    with database.connect() as connection:
+        audited_before = connection.execute(select(func.count()).select_from(audit_event)).scalar_one()
+    event.listen(database, "before_cursor_execute", spy)
+    try:
+        created = requests.post(f"{smart.root}/launch", json={"client_id": "responder-app", "patient": "pat-2"},
+                                headers={"Authorization": f"Bearer {cad_token}"}, timeout=10)  # fmt: skip
+        assert created.status_code == 201, created.text
+        deadline = time.monotonic() + 5
+        while not compartment_reads and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        event.remove(database, "before_cursor_execute", spy)
+    assert compartment_reads, "the launch did not read the person's record ahead"
+    time.sleep(0.1)  # the read-ahead's unit of work ends
+    with database.connect() as connection:
+        rows = connection.execute(select(audit_event.c.patient, audit_event.c.recipient, audit_event.c.outcome)
+                                  .order_by(audit_event.c.seq).offset(audited_before)).all()  # fmt: skip
+    assert not [row for row in rows if "pat-2" in str(row.patient)], rows  # nothing about the person went anywhere
+
+
 def test_launch_needs_a_dispatch_or_ehr_backend_token(smart: Harness) -> None:
     access = smart.app_token()["access_token"]
     response = requests.post(
