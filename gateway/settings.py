@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Pull from the sources (`gateway source`) on their schedules, inside `gateway serve`'s workers.
     pull_scheduler: bool = True
+    # A dispatch launch reads the person's record into the store's caches (docs/app.md).
+    launch_read_ahead: bool = True
     pull_tick_seconds: float = Field(30.0, ge=0.2, le=3600)  # how often each worker looks for due sources
     # Set by `gateway serve --demo` (never in production): demo-only pages such as /demo/dispatch.
     demo: bool = False

@@ -524,7 +524,8 @@ def launch() -> Response:
     )
     # The link is opened on the way to the call and the brief asked for then: the person's
     # record is read ahead now, kept by the store's caches only (decided when it is asked for).
-    current_app.extensions["fhir_engine"].read_ahead(patient)
+    if settings.launch_read_ahead:
+        current_app.extensions["fhir_engine"].read_ahead(patient)
     url = app_launch_url(app_client.launch_url, settings.base_url, launch_id)
     return _json({"launch": launch_id, "iss": settings.base_url, "launch_url": url, "expires_in": 300}, 201, NO_STORE)
 
