@@ -10,6 +10,7 @@ retried resource by resource so that one bad line does not hide the good ones.
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,10 +32,24 @@ CHUNK = 250
 _KINDS = ("created", "updated", "unchanged", "failed")
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A refused entry described by where it was, what it was and which elements were at fault,
+    never by what it held: pull sources' statuses show it to operators, who may not see records."""
+
+    where: str  # e.g. "eastside-otp Patient (entries 0-0)"
+    reference: str | None  # the entry's Type/id, when it names one
+    problems: tuple[str, ...]  # e.g. "code-invalid at Patient.gender"
+
+    def __str__(self) -> str:
+        return f"{self.where}{f' {self.reference}' if self.reference else ''}: {'; '.join(self.problems)}"
+
+
 @dataclass
 class ImportSummary:
     counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # with the diagnostics: for the operator's own import
+    refusals: list[Refusal] = field(default_factory=list)  # the same, without values
 
     def record(self, resource_type: str, change: str) -> None:
         self.counts[resource_type][change] += 1
@@ -135,6 +150,10 @@ class Importer:
                 f"{issue.diagnostics} ({', '.join(issue.expression)})" for issue in error.issues[:3]
             )
             self.summary.failures.append(f"{label}: {diagnostics}")
+            reference = _entry_reference(entries[0]) if len(entries) == 1 else None
+            self.summary.refusals.append(Refusal(label, reference, tuple(
+                f"{issue.code} at {_element(where, reference)}" for issue in error.issues[:3]
+                for where in (issue.expression or ("?",))[:1])))  # fmt: skip
             for entry in entries:
                 self.summary.record(_entry_type(entry), "failed")
             self._advance(len(entries))
@@ -153,6 +172,22 @@ class Importer:
     def _advance(self, count: int) -> None:
         if self.bar is not None:
             self.bar.update(count)
+
+
+def _entry_reference(entry: dict[str, Any]) -> str | None:
+    resource = entry.get("resource")
+    if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+        return f"{_entry_type(entry)}/{resource['id']}"
+    url = str((entry.get("request") or {}).get("url") or "")
+    return url if re.fullmatch(r"[A-Za-z]+/[A-Za-z0-9\-.]{1,64}", url) else None
+
+
+def _element(expression: str, reference: str | None) -> str:
+    """`Bundle.entry[0].resource.gender` as `Patient.gender`: the element, not the Bundle around it."""
+    found = re.fullmatch(r"Bundle\.entry\[\d+\]\.resource\.?(.*)", expression)
+    if found is None or reference is None:
+        return expression
+    return ".".join(p for p in (reference.split("/")[0], found.group(1)) if p)
 
 
 def _entry_type(entry: dict[str, Any]) -> str:

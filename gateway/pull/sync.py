@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.fhir.context import Requester
 from gateway.fhir.engine import Engine
-from gateway.importer import Importer, ImportSummary, upsert_entry
+from gateway.importer import Importer, ImportSummary, Refusal, upsert_entry
 from gateway.pull.client import PullError, SourceClient
 from gateway.pull.sources import Source, Sources
 from gateway.store.database import writing
@@ -38,7 +38,9 @@ class SyncResult:
 
     @property
     def refused(self) -> list[str]:
-        return list(self.summary.failures)
+        """What the source sent that was refused, without any value it held (the status is the
+        operators')."""
+        return [str(r) for r in self.summary.refusals]
 
 
 def sync_source(engine: Engine, sources: Sources, source: Source, client: SourceClient, now: datetime) -> SyncResult:
@@ -196,7 +198,8 @@ def bulk_load(engine: Engine, sources: Sources, source: Source, client: SourceCl
                 try:
                     resource = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    result.summary.failures.append(f"{source.source_id} {resource_type}: a line that is not JSON")
+                    result.summary.refusals.append(Refusal(f"{source.source_id} {resource_type} (bulk)", None,
+                                                           ("structure at a line that is not JSON",)))  # fmt: skip
                     continue
                 if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
                     chunk.append(upsert_entry(_as_received(resource)))

@@ -5,6 +5,7 @@ rewritten to go through it, as a real reverse proxy would."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterable, Iterator
@@ -60,6 +61,11 @@ class FaultyProxy:
         body = answer.content.replace(self.target.encode(), self.base.encode())
         if fault == "malformed":
             body = body[: len(body) // 2]  # a page that is not JSON, delivered whole
+        if fault == "invalid":  # a well-formed page with one resource no FHIR server should hold
+            page = json.loads(body)
+            first = page["entry"][0]["resource"]
+            first["gender"] = "Martian (told the nurse on 2026-12-01)"
+            body = json.dumps(page).encode()
         if fault == "cut":
             start_response("200 OK", [("Content-Type", "application/fhir+json"), ("Content-Length", str(len(body)))])
             return self._cut(body)

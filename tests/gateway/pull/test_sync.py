@@ -231,6 +231,23 @@ def test_a_run_that_fails_mid_sync_resumes_with_nothing_lost_and_nothing_twice(
     assert len(versions(pull, "Condition")) == 250
 
 
+def test_a_resource_that_fails_validation_is_reported_on_the_source_without_its_values(
+    faulty: tuple[Pull, FaultyProxy],
+) -> None:
+    """The rest of the page goes in; the refused resource is named on the source's status by its
+    reference and the element at fault, never by what it holds (operators see the status, and
+    what a record holds leaves the gateway only through the consent engine)."""
+    pull, proxy = faulty
+    proxy.plan = ["invalid"]  # the first page (Patients): the first one's gender is no code
+    result = pull.run()
+    assert result.error is None
+    assert sorted(versions(pull, "Patient")) == ["p1", "p2"] and len(versions(pull, "Condition")) == 3
+    shown = pull.sources.get("eastside-otp")
+    assert shown is not None and len(shown.refused) == 1, shown.refused
+    assert "Patient/p0" in shown.refused[0] and "Patient.gender" in shown.refused[0]
+    assert "Martian" not in json.dumps(shown.refused) and "nurse" not in json.dumps(shown.refused)
+
+
 def test_one_worker_leads_and_pulls_what_is_due_and_another_takes_over_when_it_dies(pull: Pull) -> None:
     from datetime import timedelta
 
