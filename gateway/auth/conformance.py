@@ -32,7 +32,8 @@ def conformance_report(database: Engine, client_id: str, limit: int = 50) -> dic
         "pushes": [
             {"at": at.isoformat() + "Z", "request": (body or {}).get("request"), "status": (body or {}).get("status"),
              "accepted": outcome not in ("REFUSED", "ERROR"),
-             "reason": ((body or {}).get("refusal") or {}).get("reason")}
+             "reason": ((body or {}).get("refusal") or {}).get("reason"),
+             "problems": ((body or {}).get("refusal") or {}).get("problems") or []}
             for at, outcome, body in pushes
         ],
         "written": [

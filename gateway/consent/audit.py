@@ -201,6 +201,14 @@ def clipped(text: str, size: int) -> str:
 PURPOSE_COLUMN = 40  # audit_event.purpose: a client's odd value is kept whole in the body's request line
 
 
+def refusal_problems(error: Exception | None) -> list[str]:
+    """A refusal's issues as code and element (`code-invalid at Bundle.entry[0].resource.gender`),
+    without the diagnostics, which may quote what the request held: for readers who may see
+    that a request was refused and why, not what it carried (operators)."""
+    issues = getattr(error, "issues", None) or []
+    return [f"{i.code} at {', '.join(i.expression) or 'the request'}" for i in issues[:5]]
+
+
 def audit_record(
     requested: Requested, entries: Iterable[Any], status: int, error: Exception | None, now: datetime
 ) -> AuditRecord:
@@ -236,7 +244,8 @@ def audit_record(
         "patients": patients,
         "decisions": [decision_body(r) for r in releases],
         "alerts": [{"code": a.code, "detail": a.detail} for a in alerts],
-        "refusal": {"status": status, "reason": str(error)} if outcome in ("ERROR", "REFUSED") else None,
+        "refusal": {"status": status, "reason": str(error), "problems": refusal_problems(error)}
+        if outcome in ("ERROR", "REFUSED") else None,
         "sent": sent,
         "emergency": next((decision_body(r)["emergency_record"] for r in releases if r.emergency_record), None),
     }  # fmt: skip

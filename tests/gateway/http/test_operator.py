@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import requests
 from playwright.sync_api import Browser
 
 from gateway.pull.sources import Sources
@@ -42,10 +43,22 @@ def test_operators_see_each_sources_status_and_others_do_not(smart_server: LiveS
         assert serious_violations(page) == []
         harness.push("eastside-otp-ehr", {"resourceType": "Patient", "id": "o-1", "name": [{"family": "Ito"}]},
                      part2=True, organization="Organization/eastside-otp")  # fmt: skip
+        # A refused push quotes the value at fault to the integrator, never to the operators.
+        token = harness.backend_token(harness._backends["eastside-otp-ehr"])
+        bad = {"resourceType": "Patient", "id": "o-2", "gender": "Zanzibar"}
+        answer = requests.put(f"{harness.base}/Patient/o-2", json=bad, timeout=10,
+                              headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})  # fmt: skip
+        assert answer.status_code == 422
+        own = requests.get(f"{harness.root}/auth/conformance", headers={"Authorization": f"Bearer {token}"},
+                           timeout=10).json()  # fmt: skip
+        assert "Zanzibar" in own["pushes"][0]["reason"] and own["pushes"][0]["problems"] == [
+            "code-invalid at Patient.gender"
+        ]
         page.goto(f"{harness.root}/operator/clients/eastside-otp-ehr/conformance")
         page.get_by_role("heading", name="What was written, with the labels applied").wait_for()
         written = page.inner_text("main")
         assert "Patient\t1 (PUT)" in written and "Part 2" in written and "o-1" not in written  # by type, no ids
+        assert "code-invalid at Patient.gender" in written and "Zanzibar" not in page.content()
         assert serious_violations(page) == []
     assert refused == []
     context.close()
