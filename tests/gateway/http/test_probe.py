@@ -253,7 +253,7 @@ def test_refused_requests_with_control_characters_or_long_values_are_audited(sma
         last = connection.execute(select(audit_event.c.body).order_by(audit_event.c.seq.desc()).limit(1)).scalar_one()
     recorded = json.dumps(last)
     assert "\\u00" not in recorded, recorded  # no control character, escaped or not
-    assert path.count("%00") == recorded.count("%00")
+    assert path.count("%00") == str(last["request"]).count("%00")  # the request line as asked, encoded once
 
 
 def test_a_long_or_odd_purpose_of_use_is_refused_and_audited(smart: Harness) -> None:
