@@ -287,7 +287,12 @@ def test_gateway_serve_pulls_on_schedule_with_one_of_its_workers(pull: Pull, tmp
            "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": "2", "GATEWAY_PULL_TICK_SECONDS": "0.3"}  # fmt: skip
     with _gateway_serve(env, probe=f"http://127.0.0.1:{port}/healthz"):
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(pull.stored("Condition")) < 3:
+
+        def done() -> bool:  # the last page in, and the run recorded after it
+            shown = pull.sources.get("eastside-otp")
+            return len(pull.stored("Condition")) == 3 and shown is not None and shown.last_success_at is not None
+
+        while time.monotonic() < deadline and not done():
             time.sleep(0.2)
     assert sorted(pull.stored("Condition")) == ["c0", "c1", "c2"]
     assert set(versions(pull, "Patient").values()) == {1}  # two workers, one puller: each written once
