@@ -113,16 +113,16 @@ def remove_expired(now: float | None = None) -> list[str]:
     return removed
 
 
-def expires(job: str) -> float:
-    """When the job's files go (seconds since the epoch)."""
-    return (EXPORTS / job).stat().st_mtime + KEPT_SECONDS
-
-
-def manifest(requester: Requester, job: str) -> dict[str, Any]:
-    found = _job(requester, job)
-    document: dict[str, Any] = json.loads((found / "manifest.json").read_text())
+def manifest(requester: Requester, job: str) -> tuple[dict[str, Any], float]:
+    """The job's manifest, and when its files go (seconds since the epoch)."""
+    folder = _job(requester, job)
+    try:
+        document: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+        until = folder.stat().st_mtime + KEPT_SECONDS
+    except FileNotFoundError:  # deleted or expired since it was found
+        raise NotFound("no such export") from None
     document.pop("owner", None)
-    return document
+    return document, until
 
 
 def file(requester: Requester, job: str, name: str) -> Path:
@@ -133,13 +133,18 @@ def file(requester: Requester, job: str, name: str) -> Path:
 
 
 def delete(requester: Requester, job: str) -> None:
-    shutil.rmtree(_job(requester, job))
+    shutil.rmtree(_job(requester, job), ignore_errors=True)  # a delete racing another ends the same
 
 
 def _job(requester: Requester, job: str) -> Path:
     folder = EXPORTS / job
-    if not JOB.match(job) or not (folder / "manifest.json").is_file() or expires(job) < time.time():
+    if not JOB.match(job):
         raise NotFound("no such export")
-    if json.loads((folder / "manifest.json").read_text()).get("owner") != requester.client_id:
+    try:
+        expired = folder.stat().st_mtime + KEPT_SECONDS < time.time()
+        owner = json.loads((folder / "manifest.json").read_text()).get("owner")
+    except FileNotFoundError:  # never made, still being written, deleted or expired
+        raise NotFound("no such export") from None
+    if expired or owner != requester.client_id:
         raise NotFound("no such export")  # another client's export is not known to this one
     return folder

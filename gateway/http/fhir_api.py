@@ -165,9 +165,9 @@ def bulk_status(job: str) -> Response:
     if request.method == "DELETE":
         bulk.delete(requester, job)
         return Response(status=202)
-    found = bulk.manifest(requester, job)
+    found, until = bulk.manifest(requester, job)
     return Response(orjson.dumps(found), mimetype="application/json",
-                    headers={"Cache-Control": "no-store", "Expires": formatdate(bulk.expires(job), usegmt=True)})  # fmt: skip
+                    headers={"Cache-Control": "no-store", "Expires": formatdate(until, usegmt=True)})  # fmt: skip
 
 
 @fhir_api.get("/$export-file/<job>/<name>")
