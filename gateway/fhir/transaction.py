@@ -209,7 +209,6 @@ def execute_transaction(
     with engine.store.unit_of_work(True) as (repository, now):
         _resolve_identities(engine, repository, entries)
         _rewrite_references(engine, repository, entries)
-        _load_what_hooks_read(engine, repository, entries)
         responses: dict[int, FhirResponse] = {}
         for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
             try:
@@ -222,19 +221,20 @@ def execute_transaction(
     return [responses[entry.index] for entry in entries]
 
 
-def _load_what_hooks_read(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
+def _what_hooks_read(engine: Engine, entries: list[Entry]) -> list[tuple[str, str]]:
     """The resources the write hook will read after the entries' writes (the Encounters and
-    episodes labels propagate to), loaded in one query rather than one read per entry: a page
-    of a source's MedicationStatements names as many Encounters."""
+    episodes labels propagate to), to be loaded with the entries' own identities rather than one
+    read per entry: a page of a source's MedicationStatements names as many Encounters. Only
+    literal references: a urn:uuid one is a create of this Bundle, a conditional one is read
+    when it is resolved."""
     wanted: list[tuple[str, str]] = []
     for entry in entries:
         if entry.request.method in ("POST", "PUT") and isinstance(entry.request.body, dict):
             for reference in engine.writes.reads(entry.request.body):
                 kind, _, identity = reference.partition("/")
-                if identity and "/" not in identity:
+                if kind.isalpha() and identity and "/" not in identity and "?" not in identity:
                     wanted.append((kind, identity))
-    if wanted:
-        repository.existing(wanted)
+    return wanted
 
 
 def _named_identity(entry: Entry) -> tuple[str, str] | None:
@@ -246,15 +246,16 @@ def _named_identity(entry: Entry) -> tuple[str, str] | None:
 def _resolve_identities(engine: Engine, repository: Repository, entries: list[Entry]) -> None:
     """Give each write entry the identity it will have, before any entry runs."""
     claimed: dict[str, int] = {}
-    # One query for every identity the entries name (PUT/PATCH/DELETE Type/id, and the ids that
-    # urn:uuid creates would like to keep): the reads by id that follow then cost nothing.
+    # One query for every identity the entries name (PUT/PATCH/DELETE Type/id, the ids that
+    # urn:uuid creates would like to keep, what the write hook will read): the reads by id that
+    # follow then cost nothing.
     named = [key for entry in entries if (key := _named_identity(entry)) is not None]
     placeholders = [
         (entry.request.path.strip("/"), entry.full_url.removeprefix("urn:uuid:").lower())
         for entry in entries
         if entry.request.method == "POST" and entry.full_url and entry.full_url.startswith("urn:uuid:")
     ]
-    taken = repository.existing(named + placeholders)
+    taken = repository.existing(named + placeholders + _what_hooks_read(engine, entries))
     for entry in entries:
         request = entry.request
         parts = [part for part in request.path.split("/") if part]
